@@ -1,0 +1,147 @@
+/**
+ * The site configuration of one edge box (YAML). Strict objects everywhere: an unknown key is an
+ * error (a typo such as `fsp: 2` must not silently fall back to a default).
+ */
+import { z } from 'zod';
+import { Id } from '../../protocol/messages.js';
+import { VIOLATION_KINDS } from '../../protocol/violations.js';
+
+const HHMM = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time "HH:MM" (24 h)');
+const Day = z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
+/** Normalised point: x and y in 0..1 of the frame, so zones survive a change of resolution. */
+const Point = z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]);
+
+export const ZoneSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(64),
+  /** food = where food is prepared or stored (animals there are always an alarm); raw / cooked for colour-coded areas. */
+  kind: z.enum(['food', 'raw', 'cooked', 'general']).default('general'),
+  points: z.array(Point).min(3, 'expected at least 3 [x, y] points (0..1 of the frame)'),
+});
+
+export const CameraSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(128),
+  url: z.string().regex(/^(rtsp|rtsps|file):\/\/.+/, 'expected an rtsp://, rtsps:// or file:// URL'),
+  /** Detection frames per second taken from the stream. */
+  fps: z.number().positive().max(30).default(2),
+  /** Decode keyframes only (cheapest); the effective rate is then at most one frame per GOP. */
+  keyframesOnly: z.boolean().default(false),
+  /** Width of the frames ffmpeg hands to Node; height follows the stream's aspect ratio. */
+  frameWidth: z.number().int().min(160).max(1920).default(640),
+  zones: z.array(ZoneSchema).default([]),
+  enabled: z.boolean().default(true),
+});
+
+export const ModelRefSchema = z.strictObject({
+  /** Manifest name in the models directory, e.g. `rfb640_masked_face` (models/<name>.model.yaml). */
+  manifest: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a manifest name such as "yolox_nano"'),
+  /** Overrides the manifest's default score threshold. */
+  minScore: z.number().min(0).max(1).optional(),
+  /** Only keep these canonical labels from this model (default: all it maps). */
+  labels: z.array(z.string().min(1)).optional(),
+});
+
+export const ScheduleSchema = z.enum(['always', 'service', 'closed']);
+
+export const RuleSchema = z.strictObject({
+  id: Id,
+  kind: z.enum(VIOLATION_KINDS),
+  /** Labels whose presence is the violation (e.g. face = bare face → no_mask). */
+  labels: z.array(z.string().min(1)).min(1),
+  /** Violation only when the subject lacks one of these labels overlapping it (e.g. head without chef_hat). */
+  unless: z.array(z.string().min(1)).default([]),
+  /** Violation only when one of these labels is also seen within the same zone (mixed boards). */
+  with: z.array(z.string().min(1)).default([]),
+  /** Restrict to zones of these ids or kinds; empty = whole frame. */
+  zones: z.array(z.string().min(1)).default([]),
+  schedule: ScheduleSchema.default('always'),
+  /** Additionally active in any schedule when inside zones of kind food (rodents). */
+  alwaysInFoodZones: z.boolean().default(false),
+  minScore: z.number().min(0).max(1).default(0.5),
+  minDurationSec: z.number().min(0).max(3600).default(3),
+  cooldownSec: z.number().min(0).max(86400).default(30),
+  severity: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(2),
+  experimental: z.boolean().default(false),
+  enabled: z.boolean().default(true),
+});
+
+export const SiteConfigSchema = z.strictObject({
+  site: z.strictObject({
+    id: Id,
+    name: z.string().min(1).max(128),
+    timezone: z.string().default('Asia/Shanghai'),
+  }),
+  /** When the kitchen is operating; outside these hours it is "closed" (night). */
+  serviceHours: z
+    .array(z.strictObject({ days: z.array(Day).min(1).default(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']), from: HHMM, to: HHMM }))
+    .default([{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: '06:00', to: '20:00' }]),
+  models: z
+    .strictObject({
+      /** Where installed model files live (`npm run models` puts them there). */
+      dir: z.string().default('var/models'),
+      /** Where manifests live. */
+      manifests: z.string().default('models'),
+      pack: z.array(ModelRefSchema).min(1),
+      /** Intra-op threads per inference session. */
+      threads: z.number().int().min(1).max(64).default(2),
+    })
+    .prefault({ pack: [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }] }),
+  cameras: z.array(CameraSchema).min(1, 'expected at least one camera'),
+  /** Replaces the built-in rule set when given (by rule id: same id overrides, new id adds). */
+  rules: z.array(RuleSchema).default([]),
+  uplink: z
+    .strictObject({
+      url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\/.+/, 'expected an mqtt://, mqtts://, ws:// or wss:// URL'),
+      /** Names of environment variables holding the credentials (never the secrets themselves). */
+      usernameEnv: z.string().default('BK_MQTT_USERNAME'),
+      passwordEnv: z.string().default('BK_MQTT_PASSWORD'),
+      topicPrefix: z.string().regex(/^[A-Za-z0-9_/-]+$/).default('bk/v1'),
+      /** CA file for mqtts:// with a private CA. */
+      caFile: z.string().optional(),
+      statsIntervalSec: z.number().positive().default(60),
+    })
+    .optional(),
+  storage: z
+    .strictObject({
+      dir: z.string().default('var/agent'),
+      evidence: z
+        .strictObject({
+          maxAgeDays: z.number().positive().default(30),
+          maxTotalMB: z.number().positive().default(2048),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  voice: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Central's Ed25519 public key: a PEM file path. */
+      centralPublicKeyFile: z.string().optional(),
+      sink: z
+        .discriminatedUnion('type', [
+          z.strictObject({ type: z.literal('file'), dir: z.string() }),
+          z.strictObject({ type: z.literal('command'), command: z.array(z.string()).min(1) }),
+          z.strictObject({ type: z.literal('alsa'), device: z.string().default('default') }),
+        ])
+        .default({ type: 'alsa', device: 'default' }),
+      /** Accept commands issued at most this long ago (replay window). */
+      maxAgeSec: z.number().positive().default(120),
+      /** Automatic reminder played by the box itself when it raises a violation. */
+      autoReminder: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          text: z.string().default('请佩戴好帽子和口罩'),
+          minIntervalSec: z.number().nonnegative().default(120),
+          kinds: z.array(z.enum(VIOLATION_KINDS)).default(['no_hat', 'no_mask', 'smoking']),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+});
+
+export type SiteConfig = z.infer<typeof SiteConfigSchema>;
+export type CameraConfig = z.infer<typeof CameraSchema>;
+export type ZoneConfig = z.infer<typeof ZoneSchema>;
+export type RuleConfig = z.infer<typeof RuleSchema>;
+export type ModelRef = z.infer<typeof ModelRefSchema>;
