@@ -1,0 +1,1 @@
+export { Tracker, type TrackInput, type Tracked, type TrackerOptions, type TrackSnapshot } from './tracker.js';
