@@ -1,0 +1,75 @@
+/** Load and cross-check central's YAML config; errors name the file, the path and the value. */
+import path from 'node:path';
+import { ConfigError, readYaml, validate } from '../../agent/config/load.js';
+import { CentralConfigSchema, type CentralConfig, type OrgConfig } from './schema.js';
+
+export { ConfigError };
+
+/** Referential checks the schema cannot express (unknown ids, duplicates, role fields). */
+export function checkOrg(org: OrgConfig): string[] {
+  const problems: string[] = [];
+  const dup = (list: { id: string }[], where: string) => {
+    const seen = new Set<string>();
+    list.forEach((x, i) => {
+      if (seen.has(x.id)) problems.push(`org.${where}[${i}].id: duplicate id "${x.id}"`);
+      seen.add(x.id);
+    });
+    return seen;
+  };
+  const districts = dup(org.districts, 'districts');
+  const schools = dup(org.schools, 'schools');
+  const sites = dup(org.sites, 'sites');
+  dup(org.users, 'users');
+  const usernames = new Set<string>();
+  org.schools.forEach((s, i) => {
+    if (!districts.has(s.districtId)) problems.push(`org.schools[${i}].districtId: no district "${s.districtId}"`);
+  });
+  org.sites.forEach((s, i) => {
+    if (!schools.has(s.schoolId)) problems.push(`org.sites[${i}].schoolId: no school "${s.schoolId}"`);
+    const cams = new Set<string>();
+    s.cameras.forEach((c, j) => {
+      if (cams.has(c.id)) problems.push(`org.sites[${i}].cameras[${j}].id: duplicate camera id "${c.id}"`);
+      cams.add(c.id);
+    });
+  });
+  org.users.forEach((u, i) => {
+    const at = `org.users[${i}]`;
+    if (usernames.has(u.username)) problems.push(`${at}.username: duplicate username "${u.username}"`);
+    usernames.add(u.username);
+    if (sites.has(u.id) || sites.has(u.username)) problems.push(`${at}: id/username "${u.username}" collides with a site id (both log in to the broker)`);
+    if (u.role === 'canteen_manager') {
+      if (!u.siteIds?.length) problems.push(`${at}.siteIds: a canteen_manager needs at least one site id`);
+      u.siteIds?.forEach((s, j) => { if (!sites.has(s)) problems.push(`${at}.siteIds[${j}]: no site "${s}"`); });
+    }
+    if (u.role === 'vice_principal') {
+      if (!u.schoolId) problems.push(`${at}.schoolId: a vice_principal needs a schoolId`);
+      else if (!schools.has(u.schoolId)) problems.push(`${at}.schoolId: no school "${u.schoolId}"`);
+    }
+    if (u.role === 'inspector') {
+      if (!u.districtId) problems.push(`${at}.districtId: an inspector needs a districtId`);
+      else if (!districts.has(u.districtId)) problems.push(`${at}.districtId: no district "${u.districtId}"`);
+    }
+  });
+  return problems;
+}
+
+/** Validate parsed data as a central config (tests build configs in code and pass them here). */
+export function parseCentralConfig(data: unknown, file = '(inline config)'): CentralConfig {
+  const cfg = validate(CentralConfigSchema, data, file);
+  const problems = checkOrg(cfg.org);
+  if (problems.length) throw new ConfigError(file, problems);
+  return cfg;
+}
+
+/**
+ * Load a config file. Relative paths in it (dataDir, tls, caFile) resolve against the current
+ * directory, as the agent's site config does (so `var/central` means the same to both).
+ */
+export function loadCentralConfig(file: string): CentralConfig {
+  const cfg = parseCentralConfig(readYaml(file), file);
+  const abs = (p: string) => path.resolve(p);
+  cfg.dataDir = abs(cfg.dataDir);
+  if (cfg.broker.mode === 'embedded' && cfg.broker.tls) cfg.broker.tls = { cert: abs(cfg.broker.tls.cert), key: abs(cfg.broker.tls.key) };
+  if (cfg.broker.mode === 'external' && cfg.broker.caFile) cfg.broker.caFile = abs(cfg.broker.caFile);
+  return cfg;
+}

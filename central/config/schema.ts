@@ -1,0 +1,176 @@
+/**
+ * Central's configuration (YAML). Strict objects everywhere: an unknown key is an error, so a typo
+ * never silently falls back to a default.
+ */
+import { z } from 'zod';
+import { Id } from '../../protocol/messages.js';
+import { VIOLATION_KINDS } from '../../protocol/violations.js';
+
+const Host = z.string().min(1).max(255);
+const Port = z.number().int().min(0).max(65535);
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name');
+/** `scrypt$N$r$p$salt$hash` (central's own, see `hash-password`) or Mosquitto's `$7$…` (PBKDF2-SHA512). */
+export const PasswordHash = z
+  .string()
+  .regex(/^(scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+|\$7\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+)$/,
+    'expected a password hash "scrypt$N$r$p$salt$hash" or "$7$…" (make one with: npm run central -- hash-password)');
+
+export const HttpSchema = z.strictObject({
+  host: Host.default('127.0.0.1'),
+  port: Port.default(8080),
+  /** Base URL recipients open (snapshot links in alerts and webhooks). */
+  publicUrl: z.url().default('http://127.0.0.1:8080'),
+});
+
+export const BrokerSchema = z.discriminatedUnion('mode', [
+  z.strictObject({
+    mode: z.literal('embedded'),
+    host: Host.default('127.0.0.1'),
+    port: Port.default(1883),
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    /** Largest MQTT packet the embedded broker accepts from anyone (bytes). */
+    maxPacketBytes: z.number().int().positive().default(6_000_000),
+  }),
+  z.strictObject({
+    mode: z.literal('external'),
+    url: z.string().regex(/^(mqtt|mqtts|ws|wss):\/\/.+/, 'expected an mqtt://, mqtts://, ws:// or wss:// URL'),
+    usernameEnv: EnvName,
+    passwordEnv: EnvName,
+    caFile: z.string().min(1).optional(),
+    /** Shared-subscription group: several central instances split the sites' messages. */
+    sharedGroup: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a group name of letters, digits, "_" or "-"').default('central'),
+  }),
+]);
+
+export const WebhookSchema = z.strictObject({
+  type: z.enum(['wecom', 'dingtalk']),
+  url: z.url(),
+  /** DingTalk "加签" secret, read from this environment variable. */
+  secretEnv: EnvName.optional(),
+});
+
+export const DistrictSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(128),
+  webhooks: z.array(WebhookSchema).default([]),
+});
+export const SchoolSchema = z.strictObject({ id: Id, name: z.string().min(1).max(128), districtId: Id });
+export const CameraSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(128),
+  /** RTSP URL the dashboard's live view pulls (via the HTTP layer); never sent to browsers. */
+  liveUrl: z.string().regex(/^(rtsp|rtsps):\/\/.+/, 'expected an rtsp:// or rtsps:// URL').optional(),
+});
+/** Voice reminder played automatically at the site when an event of this kind arrives: kind → preset id. */
+export const AutoReminderSchema = z.partialRecord(z.enum(VIOLATION_KINDS), Id);
+export const SiteSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(128),
+  schoolId: Id,
+  /** The edge agent logs in to the broker as username = site id with this password. */
+  mqttPasswordHash: PasswordHash.optional(),
+  cameras: z.array(CameraSchema).default([]),
+  autoReminder: AutoReminderSchema.optional(),
+});
+export const ROLES = ['canteen_manager', 'vice_principal', 'inspector', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+export const UserSchema = z.strictObject({
+  id: Id,
+  username: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/, 'expected a username of letters, digits, "_", ".", "@" or "-"'),
+  name: z.string().min(1).max(128),
+  role: z.enum(ROLES),
+  /** canteen_manager: the sites managed. */
+  siteIds: z.array(Id).optional(),
+  /** vice_principal: the school in charge. */
+  schoolId: Id.optional(),
+  /** inspector: the district supervised. */
+  districtId: Id.optional(),
+  passwordHash: PasswordHash,
+  /** Lets the user's phone app read `<prefix>/user/<id>/#` from the broker. */
+  mqttPasswordHash: PasswordHash.optional(),
+  lang: z.enum(['zh', 'en']).default('zh'),
+});
+
+export const OrgSchema = z.strictObject({
+  districts: z.array(DistrictSchema).default([]),
+  schools: z.array(SchoolSchema).default([]),
+  sites: z.array(SiteSchema).default([]),
+  users: z.array(UserSchema).default([]),
+});
+
+const Minutes = z.number().positive().max(60 * 24 * 30);
+export const TierSchema = z.strictObject({
+  /** all: manager, vice-principal and inspectors at once; escalate: manager first, then up. */
+  mode: z.enum(['all', 'escalate']),
+  /** escalate: minutes unacknowledged before the vice-principal is alerted (fractions allowed). */
+  viceAfterMin: Minutes.default(30),
+  /** escalate: further minutes unacknowledged before the district inspectors are alerted. */
+  inspectorAfterMin: Minutes.default(60),
+  /** Rectification deadline, hours after the event was raised. */
+  rectifyWithinHours: z.number().positive().max(24 * 365),
+  /** When the district's robot webhooks get the alert: at once, when the inspectors are reached, or never. */
+  webhook: z.enum(['immediate', 'on_inspector', 'never']),
+});
+export const RoutingSchema = z.strictObject({
+  tier1: TierSchema.default({ mode: 'all', viceAfterMin: 30, inspectorAfterMin: 60, rectifyWithinHours: 24, webhook: 'immediate' }),
+  tier2: TierSchema.default({ mode: 'escalate', viceAfterMin: 30, inspectorAfterMin: 60, rectifyWithinHours: 72, webhook: 'on_inspector' }),
+  tier3: TierSchema.default({ mode: 'escalate', viceAfterMin: 240, inspectorAfterMin: 1440, rectifyWithinHours: 168, webhook: 'on_inspector' }),
+  /** How often the escalation timer looks for overdue steps (seconds). */
+  checkIntervalSec: z.number().positive().max(3600).default(5),
+});
+
+export const NotifySchema = z.strictObject({
+  /** Robot webhooks accept 20 messages a minute: a token bucket per webhook URL. */
+  webhookRateLimit: z.strictObject({
+    max: z.number().int().positive().default(20),
+    windowSec: z.number().positive().default(60),
+  }).default({ max: 20, windowSec: 60 }),
+  /** Most alerts folded into one robot message when the queue backs up. */
+  maxBatch: z.number().int().min(1).max(50).default(10),
+  retry: z.strictObject({
+    baseMs: z.number().int().positive().default(2000),
+    maxMs: z.number().int().positive().default(600_000),
+  }).default({ baseMs: 2000, maxMs: 600_000 }),
+  webhookTimeoutMs: z.number().int().positive().default(10_000),
+});
+
+export const VoicePresetSchema = z.strictObject({ id: Id, text: z.string().min(1).max(500) });
+export const DEFAULT_PRESETS = [
+  { id: 'hat-mask', text: '请佩戴好帽子和口罩' },
+  { id: 'no-smoking', text: '请勿在后厨吸烟' },
+  { id: 'hygiene', text: '请注意操作台卫生' },
+];
+export const VoiceSchema = z.strictObject({
+  presets: z.array(VoicePresetSchema).default(DEFAULT_PRESETS),
+});
+
+export const IngestSchema = z.strictObject({
+  /** JSON messages larger than this are refused (bytes). */
+  maxJsonBytes: z.number().int().positive().default(1_000_000),
+  /** Snapshot JPEGs larger than this are refused (bytes). */
+  maxSnapshotBytes: z.number().int().positive().default(5_000_000),
+});
+
+export const CentralConfigSchema = z.strictObject({
+  http: HttpSchema.default({ host: '127.0.0.1', port: 8080, publicUrl: 'http://127.0.0.1:8080' }),
+  broker: BrokerSchema,
+  dataDir: z.string().min(1),
+  topicPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'expected a topic prefix such as "bk/v1" (no wildcards)').default('bk/v1'),
+  org: OrgSchema,
+  routing: RoutingSchema.default(RoutingSchema.parse({})),
+  notify: NotifySchema.default(NotifySchema.parse({})),
+  voice: VoiceSchema.default({ presets: DEFAULT_PRESETS }),
+  ingest: IngestSchema.default({ maxJsonBytes: 1_000_000, maxSnapshotBytes: 5_000_000 }),
+});
+
+export type CentralConfig = z.infer<typeof CentralConfigSchema>;
+/** What a config file may omit (defaults filled in by the schema). */
+export type CentralConfigInput = z.input<typeof CentralConfigSchema>;
+export type OrgConfig = z.infer<typeof OrgSchema>;
+export type DistrictConfig = z.infer<typeof DistrictSchema>;
+export type SchoolConfig = z.infer<typeof SchoolSchema>;
+export type SiteConfig = z.infer<typeof SiteSchema>;
+export type CameraConfig = z.infer<typeof CameraSchema>;
+export type UserConfig = z.infer<typeof UserSchema>;
+export type TierConfig = z.infer<typeof TierSchema>;
+export type WebhookConfig = z.infer<typeof WebhookSchema>;

@@ -1,0 +1,60 @@
+/**
+ * The facade the HTTP layer (central/http/) uses. Stable: change only in backwards-compatible ways.
+ *
+ *   const central = await startCentral(config);
+ *   const user = central.store.userByUsername('zhang');            // with passwordHash
+ *   if (user && await verifyPassword(password, user.passwordHash)) …
+ *   const scope = central.scopeOf(user);                            // per request (org may change)
+ *   central.store.events(scope, { siteId, limit: 50 });
+ *   central.bus.on('alert', (n) => …);                              // SSE
+ *   await central.voice.send(user, { siteId, type: 'preset', presetId: 'hat-mask' });
+ *   await central.stop();
+ */
+import type { CentralConfig } from './config/schema.js';
+import type { Bus } from './bus.js';
+import type { CentralStore, Scope, UserRecord, VoiceRecord } from './store/types.js';
+import type { VoiceRequest } from './voice/types.js';
+
+export type { CentralConfig } from './config/schema.js';
+export { loadCentralConfig, parseCentralConfig, ConfigError } from './config/load.js';
+export type { AlertNotice, BusEvents } from './bus.js';
+export { Bus } from './bus.js';
+export * from './store/types.js';
+export { hashPassword, verifyPassword } from './auth/password.js';
+export type { VoiceRequest } from './voice/types.js';
+
+export interface Central {
+  readonly config: CentralConfig;
+  readonly store: CentralStore;
+  readonly bus: Bus;
+  /** What this user may see; compute per request (the org is editable). */
+  scopeOf(user: UserRecord): Scope;
+  siteInScope(scope: Scope, siteId: string): boolean;
+  /**
+   * Absolute path of a stored snapshot JPEG, or null when no event (in `scope`, if given) references
+   * it or the bytes have not arrived.
+   */
+  snapshotFile(sha256: string, scope?: Scope): string | null;
+  voice: {
+    presets(): { id: string; text: string }[];
+    /** Authorise, sign, publish (QoS 1), record and audit-log. Throws CoreError. */
+    send(user: UserRecord, request: VoiceRequest, meta?: { ip?: string }): Promise<VoiceRecord>;
+    /** Central's Ed25519 public key (PEM) the agents verify commands with. */
+    publicKeyPem: string;
+  };
+  /** The broker address sites and phone apps connect to (embedded: actual bound port). */
+  brokerUrl: string;
+  /** Counters for tests and health checks. */
+  metrics(): CentralMetrics;
+  stop(): Promise<void>;
+}
+
+export interface CentralMetrics {
+  messages: number;
+  rejected: number;
+  duplicates: number;
+  events: number;
+  snapshots: number;
+}
+
+export { startCentral } from './central.js';

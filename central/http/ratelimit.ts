@@ -1,0 +1,74 @@
+/**
+ * Login throttling. Failures are counted per (username, IP) and per IP alone: 5 failures for one
+ * username from one address (or 50 from one address across usernames) within the window lock that
+ * key for `lockMs`. A locked key answers 429 even with the right password, so guessing stops.
+ */
+export interface LoginLimiterOptions {
+  maxPerUser?: number;
+  maxPerIp?: number;
+  windowMs?: number;
+  lockMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  failures: number;
+  firstAt: number;
+  lockedUntil: number;
+}
+
+export class LoginLimiter {
+  private readonly entries = new Map<string, Entry>();
+  private readonly maxPerUser: number;
+  private readonly maxPerIp: number;
+  private readonly windowMs: number;
+  private readonly lockMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: LoginLimiterOptions = {}) {
+    this.maxPerUser = opts.maxPerUser ?? 5;
+    this.maxPerIp = opts.maxPerIp ?? 50;
+    this.windowMs = opts.windowMs ?? 15 * 60_000;
+    this.lockMs = opts.lockMs ?? 15 * 60_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private keys(username: string, ip: string): Array<[string, number]> {
+    return [
+      [`u:${username.toLowerCase()}|${ip}`, this.maxPerUser],
+      [`ip:${ip}`, this.maxPerIp],
+    ];
+  }
+
+  /** Seconds until the lock lifts, or 0 when a try is allowed. */
+  retryAfterSec(username: string, ip: string): number {
+    const t = this.now();
+    let wait = 0;
+    for (const [k] of this.keys(username, ip)) {
+      const e = this.entries.get(k);
+      if (e && e.lockedUntil > t) wait = Math.max(wait, Math.ceil((e.lockedUntil - t) / 1000));
+    }
+    return wait;
+  }
+
+  fail(username: string, ip: string): void {
+    const t = this.now();
+    for (const [k, max] of this.keys(username, ip)) {
+      let e = this.entries.get(k);
+      if (!e || t - e.firstAt > this.windowMs) e = { failures: 0, firstAt: t, lockedUntil: 0 };
+      e.failures += 1;
+      if (e.failures >= max) e.lockedUntil = t + this.lockMs;
+      this.entries.set(k, e);
+    }
+    if (this.entries.size > 100_000) this.prune();
+  }
+
+  succeed(username: string, ip: string): void {
+    this.entries.delete(`u:${username.toLowerCase()}|${ip}`);
+  }
+
+  private prune(): void {
+    const t = this.now();
+    for (const [k, e] of this.entries) if (e.lockedUntil < t && t - e.firstAt > this.windowMs) this.entries.delete(k);
+  }
+}
