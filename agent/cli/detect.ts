@@ -1,0 +1,170 @@
+/**
+ * Run the model pack on still images.
+ *   npm run detect -- [--json] [--annotate DIR] [--config site.yaml] <images or folders>
+ */
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { labelText } from '../../protocol/labels.js';
+import { isImageFile, loadImage } from '../detect/image.js';
+import { ModelPack, modelsSection } from '../detect/pack.js';
+import type { Detection, RgbImage } from '../detect/types.js';
+
+const HELP = `Detect objects in still images with the model pack.
+
+Usage: npm run detect -- [options] <image or folder> ...
+
+  <image or folder>   JPEG / PNG / WebP ... files, or folders of them (not recursive)
+  --json              one JSON object per image per line:
+                      {"file","width","height","detections":[{"label","score","box":[x1,y1,x2,y2]}],"violations":[]}
+                      (boxes in source-image pixels)
+  --annotate DIR      also write <DIR>/<name>.jpg with boxes and labels drawn
+  --config FILE       site config whose models section gives the pack
+                      (default: rfb640_masked_face + yolox_nano from models/, files in var/models)
+  -h, --help          this text
+
+Model files are installed by \`npm run models\`. Exit status 1 if any image failed.`;
+
+export interface ImageResult {
+  file: string;
+  width: number;
+  height: number;
+  detections: { label: string; score: number; box: [number, number, number, number] }[];
+  violations: unknown[];
+}
+
+const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
+
+export function toResult(file: string, img: RgbImage, dets: Detection[]): ImageResult {
+  return {
+    file,
+    width: img.width,
+    height: img.height,
+    detections: dets.map((d) => ({ label: d.label, score: round(d.score, 4), box: d.box.map((v) => round(v, 1)) as [number, number, number, number] })),
+    violations: [],
+  };
+}
+
+/** Expand folders into their image files (sorted); files are kept as given. */
+export function expandInputs(inputs: string[]): string[] {
+  const out: string[] = [];
+  for (const p of inputs) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      throw new Error(`${p}: no such file or folder`);
+    }
+    if (st.isDirectory()) {
+      const files = readdirSync(p).filter(isImageFile).sort();
+      if (files.length === 0) throw new Error(`${p}: folder has no image files`);
+      out.push(...files.map((f) => path.join(p, f)));
+    } else out.push(p);
+  }
+  return out;
+}
+
+const COLOURS: Record<string, string> = {
+  face: '#ff3030',
+  masked_face: '#30c030',
+  person: '#3080ff',
+  cigarette: '#ff8000',
+  rodent: '#c000c0',
+  cat: '#c000c0',
+  dog: '#c000c0',
+  knife: '#ffd000',
+};
+
+const xml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** JPEG of the image with boxes and labels drawn (an SVG overlay). */
+export async function annotate(img: RgbImage, dets: readonly Detection[]): Promise<Buffer> {
+  const stroke = Math.max(2, Math.round(Math.min(img.width, img.height) / 250));
+  const font = Math.max(12, Math.round(Math.min(img.width, img.height) / 40));
+  const parts = dets.map((d) => {
+    const [x1, y1, x2, y2] = d.box;
+    const c = COLOURS[d.label] ?? '#00c0c0';
+    const text = `${labelText(d.label)} ${d.score.toFixed(2)}`;
+    const tw = Math.ceil([...text].reduce((w, ch) => w + (ch.charCodeAt(0) > 0x2e80 ? 1 : 0.6), 0) * font + 6);
+    const ty = y1 - font - 4 >= 0 ? y1 - font - 4 : y1;
+    return (
+      `<rect x="${x1}" y="${y1}" width="${x2 - x1}" height="${y2 - y1}" fill="none" stroke="${c}" stroke-width="${stroke}"/>` +
+      `<rect x="${x1}" y="${ty}" width="${tw}" height="${font + 4}" fill="${c}"/>` +
+      `<text x="${x1 + 3}" y="${ty + font}" font-size="${font}" font-family="WenQuanYi Micro Hei, sans-serif" fill="#ffffff">${xml(text)}</text>`
+    );
+  });
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${img.width}" height="${img.height}">${parts.join('')}</svg>`;
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .jpeg({ quality: 85 })
+    .toBuffer();
+}
+
+function table(r: ImageResult): string {
+  const lines = [`${r.file}  ${r.width}x${r.height}  ${r.detections.length} detection${r.detections.length === 1 ? '' : 's'}`];
+  for (const d of r.detections)
+    lines.push(`  ${d.label.padEnd(12)} ${d.score.toFixed(3)}  [${d.box.map((v) => v.toFixed(1).padStart(7)).join(' ')}]`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        json: { type: 'boolean', default: false },
+        annotate: { type: 'string' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    process.stderr.write(`detect: ${(err as Error).message}\n\n${HELP}\n`);
+    process.exit(2);
+  }
+  const { values: a, positionals } = parsed;
+  if (a.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  if (positionals.length === 0) {
+    process.stderr.write(`detect: no images given\n\n${HELP}\n`);
+    process.exit(2);
+  }
+  let files: string[];
+  let pack: ModelPack;
+  try {
+    files = expandInputs(positionals);
+    pack = await ModelPack.fromConfig(modelsSection(a.config));
+  } catch (err) {
+    process.stderr.write(`detect: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (a.annotate) mkdirSync(a.annotate, { recursive: true });
+  const written = new Set<string>();
+  let failed = 0;
+  for (const file of files) {
+    try {
+      const img = await loadImage(file);
+      const dets = await pack.detect(img);
+      const r = toResult(file, img, dets);
+      process.stdout.write(`${a.json ? JSON.stringify(r) : table(r)}\n`);
+      if (a.annotate) {
+        const base = path.basename(file, path.extname(file));
+        let out = path.join(a.annotate, `${base}.jpg`);
+        for (let i = 2; written.has(out); i++) out = path.join(a.annotate, `${base}-${i}.jpg`);
+        written.add(out);
+        writeFileSync(out, await annotate(img, dets));
+      }
+    } catch (err) {
+      failed++;
+      process.stderr.write(`detect: ${(err as Error).message}\n`);
+    }
+  }
+  await pack.close();
+  if (failed) process.exit(1);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) await main();
