@@ -1,0 +1,10 @@
+export {
+  Uplink,
+  UplinkConfigError,
+  readCredentials,
+  uplinkOptionsFromConfig,
+  type UplinkOptions,
+  type UplinkPhase,
+  type UplinkState,
+  type VoiceCommandHandler,
+} from './uplink.js';
