@@ -62,6 +62,14 @@ export class SessionStore {
     return s;
   }
 
+  /** Is the session behind this key still valid? Does not count as activity. */
+  alive(key: string): boolean {
+    const s = this.sessions.get(key);
+    if (!s) return false;
+    const t = this.now();
+    return t - s.lastSeenAt <= this.idleMs && t - s.createdAt <= this.absoluteMs;
+  }
+
   destroy(session: Session): void {
     this.sessions.delete(session.key);
   }
