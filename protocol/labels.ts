@@ -2,6 +2,8 @@
 export const LABELS = [
   'person', 'face', 'masked_face', 'head', 'chef_hat', 'cigarette',
   'rodent', 'cat', 'dog', 'knife', 'cutting_board',
+  // Colour-coded tools (生熟分开): custom kitchen models that tell raw from cooked emit these.
+  'raw_board', 'raw_knife', 'cooked_board', 'cooked_knife',
 ] as const;
 export type CanonicalLabel = (typeof LABELS)[number];
 
@@ -17,6 +19,10 @@ export const LABEL_TEXT: Record<CanonicalLabel, { zh: string; en: string }> = {
   dog: { zh: '狗', en: 'dog' },
   knife: { zh: '刀具', en: 'knife' },
   cutting_board: { zh: '案板', en: 'cutting board' },
+  raw_board: { zh: '生食案板', en: 'raw-food board' },
+  raw_knife: { zh: '生食刀具', en: 'raw-food knife' },
+  cooked_board: { zh: '熟食案板', en: 'cooked-food board' },
+  cooked_knife: { zh: '熟食刀具', en: 'cooked-food knife' },
 };
 
 /** Extensible: a model may emit labels beyond the list; they keep their own name as text. */
