@@ -1,0 +1,139 @@
+/**
+ * The edge agent as one object: config → model pack, one camera ingest per camera, the pipeline,
+ * the outbox and uplink, voice. `agent/main.ts` is its command line; tests and the benchmark start it
+ * in-process.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { childLog } from '../common/log.js';
+import { PROTOCOL_VERSION, type CameraStatus, type VoiceStatus } from '../protocol/messages.js';
+import { CameraSource, type CameraStatusInfo } from './camera/index.js';
+import type { SiteConfig } from './config/schema.js';
+import { ModelPack } from './detect/index.js';
+import { EvidenceStore } from './evidence/index.js';
+import { Outbox } from './outbox/index.js';
+import { Pipeline, type Detector } from './pipeline.js';
+import type { MotionGateOptions } from './gate/motion.js';
+import { Uplink, uplinkOptionsFromConfig } from './uplink/index.js';
+import { VoiceService } from './voice/index.js';
+
+const log = childLog({ module: 'agent' });
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  /** Replace the model pack (tests, benchmark). */
+  detector?: Detector & { close?(): Promise<void> };
+  motion?: MotionGateOptions | false;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class Agent {
+  private constructor(
+    readonly config: SiteConfig,
+    readonly pipeline: Pipeline,
+    readonly cameras: CameraSource[],
+    readonly outbox: Outbox,
+    readonly evidence: EvidenceStore,
+    readonly uplink: Uplink | null,
+    readonly voice: VoiceService | null,
+    private readonly detector: Detector & { close?(): Promise<void> },
+    private readonly timers: NodeJS.Timeout[],
+  ) {}
+
+  static async start(config: SiteConfig, opts: AgentOptions = {}): Promise<Agent> {
+    const env = opts.env ?? process.env;
+    const detector = opts.detector ?? (await ModelPack.fromConfig(config.models));
+    const storageDir = path.resolve(config.storage.dir);
+    const outbox = Outbox.open({ dir: storageDir });
+    const evidence = new EvidenceStore({ dir: storageDir, ...config.storage.evidence, timezone: config.site.timezone });
+    await evidence.init();
+
+    const uplink = config.uplink ? new Uplink({ ...uplinkOptionsFromConfig(config, outbox, env), agentVersion: AGENT_VERSION }) : null;
+    let voice: VoiceService | null = null;
+    if (config.voice.enabled) {
+      voice = VoiceService.fromConfig(config, outbox);
+      if (uplink) {
+        const v = voice;
+        uplink.onVoiceCommand((payload) => v.handle(payload) as Promise<VoiceStatus | null>);
+      }
+    }
+
+    const pipeline = new Pipeline({ config, detector, evidence, outbox, motion: opts.motion });
+    pipeline.on('event', (e) => {
+      uplink?.notify();
+      voice?.remind(e.kind, e.cameraId);
+    });
+
+    const cameras = config.cameras.filter((c) => c.enabled).map((cfg) => {
+      const cam = new CameraSource(cfg);
+      cam.on('frame', (f) => pipeline.offer(f));
+      cam.on('status', (s) => uplink?.publishCameraStatus(cameraStatusMessage(config, cfg.id, cfg.name, s)));
+      return cam;
+    });
+
+    const timers: NodeJS.Timeout[] = [];
+    if (uplink && config.uplink) {
+      const statsEvery = config.uplink.statsIntervalSec * 1000;
+      let last = pipeline.totals();
+      timers.push(
+        setInterval(() => {
+          const now = pipeline.totals();
+          uplink.publishStats({
+            v: PROTOCOL_VERSION,
+            siteId: config.site.id,
+            ts: Date.now(),
+            uptimeSec: Math.round(now.uptimeSec),
+            inferencesPerSec: (now.inferences - last.inferences) / Math.max(1e-3, now.uptimeSec - last.uptimeSec),
+            framesProcessed: now.framesProcessed,
+            framesDropped: now.framesDropped,
+            outboxPending: outbox.pending(),
+            eventsRaised: now.eventsRaised,
+          });
+          last = now;
+        }, statsEvery).unref(),
+      );
+      uplink.start();
+    }
+
+    pipeline.start();
+    for (const c of cameras) c.start();
+    log.info({ site: config.site.id, cameras: cameras.length, uplink: config.uplink?.url ?? null }, 'agent started');
+    return new Agent(config, pipeline, cameras, outbox, evidence, uplink, voice, detector, timers);
+  }
+
+  /** Clean shutdown: cameras, pipeline (finishing events in progress), uplink (offline status), stores. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await Promise.allSettled(this.cameras.map((c) => c.stop()));
+    await this.pipeline.stop();
+    await this.uplink?.stop();
+    await this.voice?.close();
+    this.evidence.close();
+    this.outbox.close();
+    await this.detector.close?.();
+    log.info('agent stopped');
+  }
+}
+
+function cameraStatusMessage(config: SiteConfig, cameraId: string, name: string, s: CameraStatusInfo): CameraStatus {
+  return {
+    v: PROTOCOL_VERSION,
+    siteId: config.site.id,
+    cameraId,
+    name,
+    state: s.state,
+    lastFrameAt: s.lastFrameAt,
+    fps: Math.round(s.fps * 100) / 100,
+    error: s.error ? s.error.slice(0, 500) : null,
+    ts: Date.now(),
+  };
+}
+
+/** The central public key a voice config points to, read once (clear error when missing). */
+export function readPublicKey(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`voice.centralPublicKeyFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The corridor: camera frames → detect → track → rules → evidence → outbox.
+ *
+ * Stages never call each other; this file does the wiring. Scheduling keeps one "latest frame"
+ * slot per camera: a frame that arrives while the previous one of the same camera still waits is
+ * replaced and counted as dropped, and cameras are served round-robin. Memory is therefore bounded
+ * (one pending frame per camera) and drops are spread fairly when detection is the bottleneck.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { childLog } from '../common/log.js';
+import { PROTOCOL_VERSION, type EventMessage } from '../protocol/messages.js';
+import type { CameraConfig, SiteConfig } from './config/schema.js';
+import type { Detection, RgbImage } from './detect/types.js';
+import { MotionGate, type MotionGateOptions } from './gate/motion.js';
+import { Tracker } from './track/index.js';
+import { RuleEngine, rulesForSite, type Violation } from './rules/index.js';
+import { annotate, encodeJpeg, type EvidenceStore } from './evidence/index.js';
+import { eventOutboxMessages, type Outbox } from './outbox/index.js';
+
+const log = childLog({ module: 'pipeline' });
+
+/** What the pipeline needs from a frame (agent/camera emits these). */
+export interface PipelineFrame {
+  cameraId: string;
+  capturedAt: number;
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+/** What the pipeline needs from detection (agent/detect's ModelPack fits). */
+export interface Detector {
+  detect(img: RgbImage): Promise<Detection[]>;
+}
+
+export interface PipelineOptions {
+  config: SiteConfig;
+  detector: Detector;
+  evidence: EvidenceStore;
+  outbox: Outbox;
+  /** Motion gating; `false` runs detection on every frame. */
+  motion?: MotionGateOptions | false;
+  /** Clock for the rules (ms); frames carry their own capture time. */
+  now?: () => number;
+}
+
+export interface CameraCounters {
+  framesIn: number;
+  framesDropped: number;
+  framesSkippedStill: number;
+  framesProcessed: number;
+  eventsRaised: number;
+}
+
+interface CameraLane {
+  cfg: CameraConfig;
+  pending: PipelineFrame | null;
+  tracker: Tracker;
+  rules: RuleEngine;
+  gate: MotionGate | null;
+  counters: CameraCounters;
+}
+
+export interface PipelineEvents {
+  event: [EventMessage];
+  error: [Error];
+}
+
+export class Pipeline extends EventEmitter<PipelineEvents> {
+  private readonly lanes = new Map<string, CameraLane>();
+  private readonly order: string[] = [];
+  private next = 0;
+  private running = false;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private readonly inflightEvidence = new Set<Promise<void>>();
+  private inferences = 0;
+  private inferenceMs = 0;
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly opts: PipelineOptions) {
+    super();
+    const { config } = opts;
+    const rules = rulesForSite(config.rules);
+    for (const cam of config.cameras.filter((c) => c.enabled)) {
+      this.lanes.set(cam.id, {
+        cfg: cam,
+        pending: null,
+        tracker: new Tracker(),
+        rules: new RuleEngine({ rules, zones: cam.zones, serviceHours: config.serviceHours, timezone: config.site.timezone, cameraId: cam.id }),
+        gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
+        counters: { framesIn: 0, framesDropped: 0, framesSkippedStill: 0, framesProcessed: 0, eventsRaised: 0 },
+      });
+      this.order.push(cam.id);
+    }
+  }
+
+  /** Hand over a frame; never blocks. A frame still waiting for this camera is replaced (dropped). */
+  offer(frame: PipelineFrame): void {
+    const lane = this.lanes.get(frame.cameraId);
+    if (!lane) return;
+    lane.counters.framesIn++;
+    if (lane.pending) lane.counters.framesDropped++;
+    lane.pending = frame;
+    this.wake?.();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stop taking frames, finish the frame in progress and every event being written. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await Promise.allSettled([...this.inflightEvidence]);
+  }
+
+  counters(): Record<string, CameraCounters> {
+    return Object.fromEntries([...this.lanes].map(([id, l]) => [id, { ...l.counters }]));
+  }
+
+  totals(): CameraCounters & { inferences: number; inferenceMs: number; uptimeSec: number } {
+    const t: CameraCounters = { framesIn: 0, framesDropped: 0, framesSkippedStill: 0, framesProcessed: 0, eventsRaised: 0 };
+    for (const l of this.lanes.values()) for (const k of Object.keys(t) as (keyof CameraCounters)[]) t[k] += l.counters[k];
+    return { ...t, inferences: this.inferences, inferenceMs: this.inferenceMs, uptimeSec: (Date.now() - this.startedAt) / 1000 };
+  }
+
+  private takeNext(): [CameraLane, PipelineFrame] | null {
+    for (let i = 0; i < this.order.length; i++) {
+      const id = this.order[(this.next + i) % this.order.length]!;
+      const lane = this.lanes.get(id)!;
+      if (lane.pending) {
+        this.next = (this.next + i + 1) % this.order.length;
+        const f = lane.pending;
+        lane.pending = null;
+        return [lane, f];
+      }
+    }
+    return null;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const job = this.takeNext();
+      if (!job) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = null;
+        continue;
+      }
+      try {
+        await this.process(job[0], job[1]);
+      } catch (err) {
+        // One bad frame must never stop the corridor.
+        log.error({ err, camera: job[0].cfg.id }, 'frame processing failed');
+        this.emit('error', err as Error);
+      }
+    }
+  }
+
+  private async process(lane: CameraLane, frame: PipelineFrame): Promise<void> {
+    const ts = frame.capturedAt;
+    if (lane.gate && !lane.gate.shouldDetect(frame, ts)) {
+      lane.counters.framesSkippedStill++;
+      // A still scene keeps its tracks and episodes alive: the last detections stand for this frame.
+      this.judge(lane, frame, lane.gate.lastDetections as Detection[], ts);
+      return;
+    }
+    const t0 = performance.now();
+    const detections = await this.opts.detector.detect(frame);
+    this.inferenceMs += performance.now() - t0;
+    this.inferences++;
+    lane.counters.framesProcessed++;
+    lane.gate?.remember(detections);
+    this.judge(lane, frame, detections, ts);
+  }
+
+  private judge(lane: CameraLane, frame: PipelineFrame, detections: readonly Detection[], ts: number): void {
+    const tracked = lane.tracker.update(detections, ts);
+    const violations = lane.rules.evaluate(tracked, this.opts.now?.() ?? ts, frame);
+    if (violations.length === 0) return;
+    // Evidence is encoded off the detection loop; the frame is copied because camera buffers are reused.
+    const copy: PipelineFrame = { ...frame, data: Buffer.from(frame.data) };
+    for (const v of violations) {
+      lane.counters.eventsRaised++;
+      const p = this.raise(lane, copy, tracked, v).finally(() => this.inflightEvidence.delete(p));
+      this.inflightEvidence.add(p);
+    }
+  }
+
+  /** Evidence, then the outbox (one transaction). Failures degrade the evidence, never drop the event. */
+  private async raise(lane: CameraLane, frame: PipelineFrame, detections: readonly (Detection & { trackId: number })[], v: Violation): Promise<void> {
+    const { config } = this.opts;
+    const id = randomUUID();
+    const info = {
+      cameraName: lane.cfg.name,
+      siteName: config.site.name,
+      time: frame.capturedAt,
+      kind: v.kind,
+      timezone: config.site.timezone,
+      violation: { label: v.label, score: v.score, box: v.box, trackId: v.trackId },
+    };
+    const clean = await encodeJpeg(frame);
+    let annotated: Buffer;
+    try {
+      annotated = await annotate(frame, detections, info);
+    } catch (err) {
+      log.error({ err, eventId: id }, 'annotation failed; sending the clean frame as the annotated snapshot');
+      annotated = clean;
+    }
+    const saved = await this.opts.evidence.save(id, frame.capturedAt, { annotated, clean });
+    if (saved.error) log.error({ err: saved.error, eventId: id }, 'evidence not kept on disk; the event still goes out with its snapshots');
+    const event: EventMessage = {
+      v: PROTOCOL_VERSION,
+      id,
+      siteId: config.site.id,
+      cameraId: lane.cfg.id,
+      cameraName: lane.cfg.name,
+      kind: v.kind,
+      severity: v.severity,
+      ruleId: v.ruleId,
+      trackId: v.trackId,
+      label: v.label,
+      score: round(v.score, 4),
+      box: v.box.map((x) => round(x, 1)) as EventMessage['box'],
+      zone: v.zone,
+      startedAt: Math.round(v.startedAt),
+      capturedAt: Math.round(frame.capturedAt),
+      raisedAt: Date.now(),
+      durationSec: round(v.durationSec, 2),
+      frame: { width: frame.width, height: frame.height },
+      detections: detections.slice(0, 200).map((d) => ({ label: d.label, score: round(d.score, 4), box: d.box.map((x) => round(x, 1)) as EventMessage['box'], trackId: d.trackId })),
+      snapshots: {
+        annotated: { sha256: saved.annotated.sha256, bytes: saved.annotated.bytes },
+        clean: { sha256: saved.clean.sha256, bytes: saved.clean.bytes },
+      },
+      ...(v.experimental ? { experimental: true } : {}),
+    };
+    this.opts.outbox.enqueue(eventOutboxMessages({ event, annotatedJpeg: annotated, cleanJpeg: clean, topicPrefix: config.uplink?.topicPrefix }));
+    log.info({ eventId: id, camera: lane.cfg.id, kind: v.kind, trackId: v.trackId, severity: v.severity }, 'violation raised');
+    this.emit('event', event);
+  }
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
