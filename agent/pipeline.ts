@@ -117,6 +117,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.running = false;
     this.wake?.();
     await this.loop;
+    for (const lane of this.lanes.values()) {
+      if (lane.pending) lane.counters.framesDropped++;
+      lane.pending = null;
+    }
     await Promise.allSettled([...this.inflightEvidence]);
   }
 

@@ -1,0 +1,120 @@
+/**
+ * The corridor on real parts without a camera: real models, real evidence files, a real SQLite
+ * outbox. Frames are offered with synthetic capture times at 2 fps so persistence and cooldown can
+ * be checked in a second of wall time.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SiteConfigSchema, type SiteConfig } from '../../agent/config/schema.js';
+import { ModelPack } from '../../agent/detect/index.js';
+import { EvidenceStore } from '../../agent/evidence/index.js';
+import { Outbox } from '../../agent/outbox/index.js';
+import { Pipeline, type PipelineFrame } from '../../agent/pipeline.js';
+import { EventMessage } from '../../protocol/messages.js';
+
+const BARE_FACE = path.resolve(__dirname, '../../../shared/data/masks/images/11-photo.jpg');
+
+describe('pipeline', () => {
+  let dir: string;
+  let pack: ModelPack;
+  let frame: Omit<PipelineFrame, 'capturedAt'>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'bk-pipeline-'));
+    pack = await ModelPack.load({ pack: [{ manifest: 'rfb640_masked_face' }], threads: 1 });
+    const { data, info } = await sharp(BARE_FACE).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    frame = { cameraId: 'cam1', width: info.width, height: info.height, data };
+  });
+  afterAll(async () => {
+    await pack.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function config(): SiteConfig {
+    return SiteConfigSchema.parse({
+      site: { id: 'site-a', name: '测试食堂' },
+      serviceHours: [{ from: '00:00', to: '23:59' }],
+      models: { pack: [{ manifest: 'rfb640_masked_face' }] },
+      cameras: [{ id: 'cam1', name: '后厨', url: 'rtsp://127.0.0.1/x' }],
+      storage: { dir },
+    });
+  }
+
+  it('raises one no_mask event per episode, with snapshots, after the persistence time', async () => {
+    const cfg = config();
+    const outbox = Outbox.open({ dir });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    await evidence.init();
+    const pipeline = new Pipeline({ config: cfg, detector: pack, evidence, outbox, motion: false });
+    const events: EventMessage[] = [];
+    pipeline.on('event', (e) => events.push(e));
+    pipeline.start();
+    const t0 = Date.now();
+    // 20 s of a bare face at 2 fps: persistence 3 s, cooldown 30 s → exactly one event.
+    for (let i = 0; i < 40; i++) {
+      pipeline.offer({ ...frame, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 60)); // let the loop take it (no drops)
+    }
+    await pipeline.stop();
+    expect(events).toHaveLength(1);
+    const e = EventMessage.parse(events[0]);
+    expect(e.kind).toBe('no_mask');
+    expect(e.startedAt).toBeGreaterThanOrEqual(t0);
+    expect(e.capturedAt - e.startedAt).toBeGreaterThanOrEqual(3000);
+    // The outbox holds both snapshots then the event, whose hashes name the snapshots.
+    const rows = outbox.peek(10);
+    expect(rows.map((r) => r.topic)).toEqual([
+      `bk/v1/site/site-a/snapshot/${e.id}/annotated`,
+      `bk/v1/site/site-a/snapshot/${e.id}/clean`,
+      'bk/v1/site/site-a/event',
+    ]);
+    const meta = await sharp(rows[0]!.payload).metadata();
+    expect(meta.format).toBe('jpeg');
+    expect(meta.width).toBe(frame.width);
+    expect(rows[0]!.payload.length).toBe(e.snapshots.annotated.bytes);
+    const counters = pipeline.counters().cam1!;
+    expect(counters.framesProcessed + counters.framesDropped).toBe(40);
+    outbox.close();
+    evidence.close();
+  });
+
+  it('keeps at most one pending frame per camera and counts the rest as dropped', async () => {
+    const outbox = Outbox.open({ dir, fileName: 'drops.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const pipeline = new Pipeline({ config: config(), detector: pack, evidence, outbox, motion: false });
+    pipeline.start();
+    const t0 = Date.now();
+    for (let i = 0; i < 50; i++) pipeline.offer({ ...frame, capturedAt: t0 + i * 10 }); // a burst, no waiting
+    await pipeline.stop();
+    const c = pipeline.counters().cam1!;
+    expect(c.framesIn).toBe(50);
+    expect(c.framesProcessed).toBeLessThanOrEqual(2);
+    expect(c.framesDropped).toBe(50 - c.framesProcessed);
+    outbox.close();
+  });
+
+  it('skips detection on a still scene but re-checks it periodically', async () => {
+    const outbox = Outbox.open({ dir, fileName: 'gate.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const pipeline = new Pipeline({ config: config(), detector: pack, evidence, outbox, motion: { recheckMs: 5000 } });
+    const events: EventMessage[] = [];
+    pipeline.on('event', (e) => events.push(e));
+    pipeline.start();
+    const t0 = Date.now();
+    for (let i = 0; i < 40; i++) {
+      pipeline.offer({ ...frame, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await pipeline.stop();
+    const c = pipeline.counters().cam1!;
+    // 20 s of one picture: detected at t=0, 5, 10, 15 s; every other frame skipped.
+    expect(c.framesProcessed).toBe(4);
+    expect(c.framesSkippedStill).toBe(36);
+    // The worker standing still is still caught (the last detections stand for skipped frames).
+    expect(events.map((e) => e.kind)).toEqual(['no_mask']);
+    outbox.close();
+  });
+});
