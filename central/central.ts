@@ -1,8 +1,116 @@
-/** Wires config → store → broker → ingest → route → notify → voice. */
-import type { Central } from './core.js';
+/** Wires config → store → broker → (mqtt.js client) → ingest → route → notify, and voice. */
+import { childLog } from '../common/log.js';
+import { Bus } from './bus.js';
+import { connectCentralMqtt, type CentralMqtt } from './broker/client.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
 import type { CentralConfig } from './config/schema.js';
+import type { Central, CentralMetrics } from './core.js';
+import { Ingest } from './ingest/ingest.js';
+import { Notifier } from './notify/notifier.js';
+import type { postWebhook } from './notify/webhook.js';
+import { Router } from './route/route.js';
+import { openDb } from './store/db.js';
+import { Store } from './store/store.js';
+import { VoiceService } from './voice/voice.js';
 
-export async function startCentral(config: CentralConfig): Promise<Central> {
-  void config;
-  throw new Error('startCentral: not implemented yet');
+const log = childLog({ mod: 'central' });
+
+/** Internals tests may look at (not part of the HTTP facade). */
+export interface CentralInternals extends Central {
+  internals: { store: Store; ingest: Ingest; router: Router; notifier: Notifier; voice: VoiceService; mqtt: CentralMqtt; broker: EmbeddedBroker | null };
+}
+
+export async function startCentral(config: CentralConfig, opts: { post?: typeof postWebhook } = {}): Promise<CentralInternals> {
+  const db = openDb(config.dataDir);
+  const store = new Store(db, config.dataDir);
+  const cleanup: (() => Promise<void> | void)[] = [() => { db.close(); }];
+  try {
+    store.syncOrg(config.org);
+    const bus = new Bus();
+    store.onEventChanged = (e) => bus.emit('event', e);
+    let broker: EmbeddedBroker | null = null;
+    let url: string, username: string, password: string, caFile: string | undefined, sharedGroup: string | undefined;
+    if (config.broker.mode === 'embedded') {
+      broker = await startEmbeddedBroker({
+        host: config.broker.host, port: config.broker.port, tls: config.broker.tls, prefix: config.topicPrefix,
+        maxPacketBytes: config.broker.maxPacketBytes,
+        credentials: { siteHash: (id) => store.siteMqttHash(id), user: (name) => store.userForMqtt(name) },
+      });
+      const b = broker;
+      cleanup.unshift(() => b.close());
+      url = broker.url;
+      ({ username, password } = broker.centralCredentials);
+    } else {
+      url = config.broker.url;
+      const u = process.env[config.broker.usernameEnv], p = process.env[config.broker.passwordEnv];
+      if (!u) throw new Error(`broker.usernameEnv: environment variable ${config.broker.usernameEnv} is not set`);
+      if (!p) throw new Error(`broker.passwordEnv: environment variable ${config.broker.passwordEnv} is not set`);
+      username = u; password = p; caFile = config.broker.caFile; sharedGroup = config.broker.sharedGroup;
+    }
+
+    let ingest: Ingest | null = null;
+    const pending: [string, Buffer][] = [];
+    const mqtt = await connectCentralMqtt({
+      url, username, password, caFile, sharedGroup, prefix: config.topicPrefix,
+      onMessage: (topic, payload) => (ingest ? ingest.handle(topic, payload) : pending.push([topic, payload])),
+    });
+    cleanup.unshift(() => mqtt.close());
+    const publish = (topic: string, payload: string) => mqtt.publish(topic, payload, { qos: 1 });
+
+    const notifier = new Notifier({ store, bus, config, publish, post: opts.post });
+    const router = new Router({ store, notifier, config });
+    const voice = new VoiceService({ store, bus, config, publish });
+    ingest = new Ingest({
+      store, bus, prefix: config.topicPrefix,
+      maxJsonBytes: config.ingest.maxJsonBytes, maxSnapshotBytes: config.ingest.maxSnapshotBytes,
+      insertOpts: (m) => router.insertOpts(m),
+      onNewEvent: (id) => {
+        router.onNewEvent(id);
+        const e = store.eventById(id);
+        const preset = e && store.siteContext(e.siteId)?.site.autoReminder?.[e.kind];
+        if (e && preset) {
+          voice.issue('central', { siteId: e.siteId, cameraId: store.cameraExists(e.siteId, e.cameraId) ? e.cameraId : null, type: 'preset', presetId: preset })
+            .catch((err: Error) => log.warn({ eventId: id, err: err.message }, 'auto reminder not sent'));
+        }
+      },
+    });
+    for (const [t, p] of pending.splice(0)) ingest.handle(t, p);
+    notifier.start();
+    router.start();
+    cleanup.unshift(() => { router.stop(); notifier.stop(); });
+
+    let stopped = false;
+    const ing = ingest;
+    const central: CentralInternals = {
+      config,
+      store,
+      bus,
+      brokerUrl: url,
+      scopeOf: (user) => store.scopeOf(user),
+      siteInScope: (scope, siteId) => store.siteInScope(scope, siteId),
+      snapshotFile: (sha, scope) => store.snapshotFile(sha, scope),
+      voice: {
+        presets: () => voice.presets(),
+        send: (user, req, meta) => voice.send(user, req, meta),
+        publicKeyPem: voice.publicKeyPem,
+      },
+      metrics: (): CentralMetrics => {
+        const { messages, rejected, duplicates, events, snapshots } = ing.counters;
+        return { messages, rejected, duplicates, events, snapshots };
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const f of cleanup) await f();
+        bus.removeAllListeners();
+        log.info('central stopped');
+      },
+      internals: { store, ingest, router, notifier, voice, mqtt, broker },
+    };
+    log.info({ broker: url, dataDir: config.dataDir, sites: config.org.sites.length, users: config.org.users.length }, 'central started');
+    return central;
+  } catch (err) {
+    for (const f of cleanup) { try { await f(); } catch { /* already failing */ } }
+    throw err;
+  }
 }

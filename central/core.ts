@@ -58,3 +58,4 @@ export interface CentralMetrics {
 }
 
 export { startCentral } from './central.js';
+export type { CentralInternals } from './central.js';

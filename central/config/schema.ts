@@ -155,6 +155,8 @@ export const CentralConfigSchema = z.strictObject({
   http: HttpSchema.default({ host: '127.0.0.1', port: 8080, publicUrl: 'http://127.0.0.1:8080' }),
   broker: BrokerSchema,
   dataDir: z.string().min(1),
+  /** Time zone of the times written in alert texts. */
+  timezone: z.string().min(1).refine((tz) => { try { new Intl.DateTimeFormat('en', { timeZone: tz }); return true; } catch { return false; } }, 'expected an IANA time zone such as "Asia/Shanghai"').default('Asia/Shanghai'),
   topicPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'expected a topic prefix such as "bk/v1" (no wildcards)').default('bk/v1'),
   org: OrgSchema,
   routing: RoutingSchema.default(RoutingSchema.parse({})),

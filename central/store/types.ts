@@ -258,9 +258,9 @@ export interface CentralStore {
   // events
   events(scope: Scope, filter?: EventFilter): EventView[];
   event(scope: Scope, eventId: string): EventDetail | null;
-  acknowledge(user: UserRecord, eventId: string, note?: string): EventView;
-  rectify(user: UserRecord, eventId: string, input: RectifyInput): EventView;
-  review(user: UserRecord, eventId: string, decision: 'close' | 'reopen', note?: string): EventView;
+  acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): EventView;
+  rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): EventView;
+  review(user: UserRecord, eventId: string, decision: "close" | "reopen", note?: string, meta?: { ip?: string }): EventView;
   overdue(scope: Scope): EventView[];
   stats(scope: Scope, range: { from?: number; to?: number }): StatsView;
   /** Absolute path and mime of a rectification photo in scope, or null. */

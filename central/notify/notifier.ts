@@ -1,0 +1,214 @@
+/**
+ * Delivery of alerts on every channel, each recorded per recipient and channel in `deliveries`
+ * (pending → sent, or retrying with exponential back-off; rows survive restarts and are resumed):
+ *  - dashboard: bus 'alert' (the HTTP layer's SSE), marked sent at once;
+ *  - mqtt: RecipientAlert to `<prefix>/user/<userId>/alert`, QoS 1 (sent = broker PUBACK);
+ *  - wecom / dingtalk: one queue per robot URL, ≤ max messages per window, batching when backed up.
+ */
+import { childLog } from '../../common/log.js';
+import { RecipientAlert } from '../../protocol/messages.js';
+import { topics } from '../../protocol/topics.js';
+import { VIOLATION_TEXT } from '../../protocol/violations.js';
+import type { Bus } from '../bus.js';
+import type { CentralConfig } from '../config/schema.js';
+import type { DeliveryRow, Store } from '../store/store.js';
+import type { DistrictRecord, EventView, UserRecord } from '../store/types.js';
+import { WindowLimiter } from './limiter.js';
+import { alertLines, markdownFor, postWebhook, type AlertText } from './webhook.js';
+
+const log = childLog({ mod: 'central.notify' });
+
+export interface NotifierDeps {
+  store: Store;
+  bus: Bus;
+  config: CentralConfig;
+  publish(topic: string, payload: string): Promise<void>;
+  /** For tests: override how robots are reached. */
+  post?: typeof postWebhook;
+}
+
+interface Queue {
+  type: 'wecom' | 'dingtalk';
+  url: string;
+  limiter: WindowLimiter;
+  ids: number[];
+  busy: boolean;
+  timer: NodeJS.Timeout | null;
+}
+
+export class Notifier {
+  private readonly queues = new Map<string, Queue>();
+  private readonly inFlight = new Set<number>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  /** Robot requests made (for tests / health). */
+  readonly counters = { webhookRequests: 0, webhookAlerts: 0, mqttSent: 0, failures: 0 };
+
+  constructor(private readonly d: NotifierDeps) {}
+
+  private get t() { return topics(this.d.config.topicPrefix); }
+  private snapshotUrl(e: EventView): string {
+    return `${this.d.config.http.publicUrl.replace(/\/$/, '')}/api/snapshots/${e.snapshotSha256}`;
+  }
+  private backoff(attempts: number): number {
+    const { baseMs, maxMs } = this.d.config.notify.retry;
+    const ms = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
+    return Math.round(ms * (1 + Math.random() * 0.2));
+  }
+
+  /** Resume what a previous run left pending and start the retry loop. */
+  start(): void {
+    for (const row of this.d.store.pendingDeliveries(['wecom', 'dingtalk'])) this.enqueue(row);
+    const tick = () => {
+      if (this.stopped) return;
+      this.retryDue();
+      this.retryTimer = setTimeout(tick, Math.min(1000, this.d.config.notify.retry.baseMs));
+    };
+    tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const q of this.queues.values()) if (q.timer) clearTimeout(q.timer);
+  }
+
+  /** Alert these users (dashboard + MQTT) at this escalation level. */
+  alertUsers(event: EventView, users: UserRecord[], level: number): void {
+    if (!users.length) return;
+    const { store } = this.d;
+    for (const u of users) {
+      store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'dashboard', level, status: 'sent' });
+    }
+    this.d.bus.emit('alert', { event, level, recipients: users.map((u) => ({ userId: u.id, role: u.role })) });
+    for (const u of users) {
+      const id = store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'mqtt', target: this.t.userAlert(u.id), level });
+      void this.sendMqtt(id);
+    }
+  }
+
+  /** Queue the district's robot webhooks. */
+  alertDistrict(event: EventView, district: DistrictRecord, level: number): void {
+    for (const w of district.webhooks) {
+      const id = this.d.store.addDelivery({ eventId: event.id, recipientId: district.id, recipientName: district.name, role: 'district', channel: w.type, target: w.url, level });
+      const row = this.d.store.delivery(id);
+      if (row) this.enqueue(row);
+    }
+  }
+
+  private recipientAlert(row: DeliveryRow, e: EventView): RecipientAlert {
+    const { lines, title } = alertLines({ event: e, level: row.level, snapshotUrl: this.snapshotUrl(e) }, this.d.config.timezone);
+    return RecipientAlert.parse({
+      v: 1, eventId: e.id, siteId: e.siteId, siteName: e.siteName, cameraId: e.cameraId, cameraName: e.cameraName,
+      kind: e.kind, severity: e.severity, raisedAt: e.raisedAt, role: row.role, level: row.level,
+      title, text: lines.slice(1, -1).map((l) => l.replace(/^> /, '')).join('\n'),
+      textEn: `${VIOLATION_TEXT[e.kind]?.en ?? e.kind} — ${lines[lines.length - 1]}`, snapshotUrl: this.snapshotUrl(e),
+    });
+  }
+
+  private async sendMqtt(id: number): Promise<void> {
+    if (this.inFlight.has(id) || this.stopped) return;
+    const row = this.d.store.delivery(id);
+    if (!row || row.status === 'sent' || row.status === 'failed') return;
+    const e = this.d.store.eventById(row.event_id);
+    if (!e) return this.d.store.markDelivery(id, 'failed', { error: 'event gone' });
+    this.inFlight.add(id);
+    try {
+      await this.d.publish(this.t.userAlert(row.recipient_id), JSON.stringify(this.recipientAlert(row, e)));
+      if (this.stopped) return;
+      this.d.store.markDelivery(id, 'sent');
+      this.counters.mqttSent++;
+    } catch (err) {
+      if (this.stopped) return;
+      this.counters.failures++;
+      const next = Date.now() + this.backoff(row.attempts + 1);
+      this.d.store.markDelivery(id, 'retrying', { error: (err as Error).message, nextAttemptAt: next });
+      log.warn({ delivery: id, err: (err as Error).message }, 'MQTT alert failed; will retry');
+    } finally {
+      this.inFlight.delete(id);
+    }
+  }
+
+  private retryDue(): void {
+    const now = Date.now();
+    for (const row of this.d.store.pendingDeliveries(['mqtt'])) {
+      if ((row.next_attempt_at ?? 0) <= now && !this.inFlight.has(row.id)) void this.sendMqtt(row.id);
+    }
+  }
+
+  // ----------------------------------------------------------- robots
+  private enqueue(row: DeliveryRow): void {
+    if (!row.target || (row.channel !== 'wecom' && row.channel !== 'dingtalk')) return;
+    const key = `${row.channel} ${row.target}`;
+    let q = this.queues.get(key);
+    if (!q) {
+      const { max, windowSec } = this.d.config.notify.webhookRateLimit;
+      q = { type: row.channel, url: row.target, limiter: new WindowLimiter(max, windowSec * 1000), ids: [], busy: false, timer: null };
+      this.queues.set(key, q);
+    }
+    if (!q.ids.includes(row.id)) q.ids.push(row.id);
+    this.pump(q);
+  }
+
+  private schedule(q: Queue, ms: number): void {
+    if (this.stopped) return;
+    if (q.timer) clearTimeout(q.timer);
+    q.timer = setTimeout(() => { q.timer = null; this.pump(q); }, Math.max(5, ms));
+  }
+
+  private secretFor(q: Queue): { secret?: string; error?: string } {
+    if (q.type !== 'dingtalk') return {};
+    const w = this.d.store.org.list('districts').flatMap((d) => d.webhooks).find((x) => x.type === 'dingtalk' && x.url === q.url);
+    if (!w?.secretEnv) return {};
+    const secret = process.env[w.secretEnv];
+    return secret ? { secret } : { error: `environment variable ${w.secretEnv} (DingTalk secret for ${q.url}) is not set` };
+  }
+
+  private pump(q: Queue): void {
+    if (q.busy || this.stopped || !q.ids.length) return;
+    const now = Date.now();
+    const rows = q.ids.map((id) => this.d.store.delivery(id)).filter((r): r is DeliveryRow => !!r && (r.status === 'pending' || r.status === 'retrying'));
+    q.ids = rows.map((r) => r.id);
+    const ready = rows.filter((r) => (r.next_attempt_at ?? 0) <= now);
+    if (!ready.length) {
+      if (rows.length) this.schedule(q, Math.min(...rows.map((r) => r.next_attempt_at ?? now)) - now);
+      return;
+    }
+    const wait = q.limiter.waitMs(now);
+    if (wait > 0) return this.schedule(q, wait);
+    q.limiter.take(now);
+    const batch = ready.slice(0, this.d.config.notify.maxBatch);
+    q.busy = true;
+    const alerts: AlertText[] = [];
+    for (const r of batch) {
+      const e = this.d.store.eventById(r.event_id);
+      if (e) alerts.push({ event: e, level: r.level, snapshotUrl: this.snapshotUrl(e) });
+    }
+    const { secret, error } = this.secretFor(q);
+    const post = this.d.post ?? postWebhook;
+    this.counters.webhookRequests++;
+    const attempt = error ? Promise.reject(new Error(error)) : post(q.type, q.url, secret, markdownFor(alerts, this.d.config.timezone), this.d.config.notify.webhookTimeoutMs);
+    attempt.then(() => {
+      if (this.stopped) return;
+      this.counters.webhookAlerts += batch.length;
+      for (const r of batch) this.d.store.markDelivery(r.id, 'sent');
+      const done = new Set(batch.map((r) => r.id));
+      q.ids = q.ids.filter((id) => !done.has(id));
+    }, (err: Error) => {
+      if (this.stopped) return;
+      this.counters.failures++;
+      log.warn({ url: q.url, type: q.type, alerts: batch.length, err: err.message }, 'robot webhook failed; will retry');
+      for (const r of batch) this.d.store.markDelivery(r.id, 'retrying', { error: err.message, nextAttemptAt: Date.now() + this.backoff(r.attempts + 1) });
+    }).finally(() => {
+      q.busy = false;
+      this.pump(q);
+    });
+  }
+
+  /** Robot deliveries not yet sent (for tests / health). */
+  webhookBacklog(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.ids.length;
+    return n;
+  }
+}

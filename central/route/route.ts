@@ -1,0 +1,106 @@
+/**
+ * Routing by severity tier. Levels: 0 = canteen manager, 1 = vice-principal, 2 = district inspectors.
+ * Tier mode "all": every level at once (level 0). Mode "escalate": level 0 first; when nobody has
+ * acknowledged after `viceAfterMin` the vice-principal, after `inspectorAfterMin` more the inspectors.
+ * The next escalation time lives in the events table, so a restart keeps the schedule; an
+ * acknowledgement (or rectification) clears it.
+ */
+import { childLog } from '../../common/log.js';
+import type { EventMessage } from '../../protocol/messages.js';
+import type { Severity } from '../../protocol/violations.js';
+import type { CentralConfig, Role, TierConfig } from '../config/schema.js';
+import type { Notifier } from '../notify/notifier.js';
+import type { EventRow, Store } from '../store/store.js';
+import type { EventView } from '../store/types.js';
+
+const log = childLog({ mod: 'central.route' });
+const LEVEL_ROLES: Role[][] = [['canteen_manager'], ['vice_principal'], ['inspector']];
+export const MAX_LEVEL = 2;
+
+export class Router {
+  private timer: NodeJS.Timeout | null = null;
+  readonly counters = { routed: 0, escalations: 0 };
+
+  constructor(private readonly d: { store: Store; notifier: Notifier; config: CentralConfig }) {}
+
+  tier(severity: Severity): TierConfig {
+    const r = this.d.config.routing;
+    return severity === 1 ? r.tier1 : severity === 2 ? r.tier2 : r.tier3;
+  }
+
+  /** Deadline and first escalation time for a new event. */
+  insertOpts(m: EventMessage, now = Date.now()): { receivedAt: number; deadlineAt: number; nextEscalationAt: number | null } {
+    const tier = this.tier(m.severity);
+    return {
+      receivedAt: now,
+      deadlineAt: m.raisedAt + tier.rectifyWithinHours * 3_600_000,
+      nextEscalationAt: tier.mode === 'escalate' ? now + tier.viceAfterMin * 60_000 : null,
+    };
+  }
+
+  /** A new event was stored: alert the first level (or all, for mode "all"). */
+  onNewEvent(eventId: string): void {
+    const { store } = this.d;
+    const e = store.eventById(eventId);
+    if (!e) return;
+    this.counters.routed++;
+    const tier = this.tier(e.severity);
+    if (tier.mode === 'all') {
+      this.alertLevel(e, [0, 1, 2], 0, tier);
+      return;
+    }
+    // Nobody at level 0 (no manager configured): go up now rather than wait for nobody.
+    if (!this.alertLevel(e, [0], 0, tier)) this.escalate(store.eventRow(eventId)!);
+  }
+
+  /** Returns how many users were alerted. */
+  private alertLevel(e: EventView, levels: number[], level: number, tier: TierConfig): number {
+    const { store, notifier } = this.d;
+    const users = store.recipients(e.siteId, levels.flatMap((l) => LEVEL_ROLES[l]!));
+    notifier.alertUsers(e, users, level);
+    const reachesDistrict = levels.includes(MAX_LEVEL);
+    if (tier.webhook === 'immediate' && level === 0 || tier.webhook === 'on_inspector' && reachesDistrict) {
+      const ctx = store.siteContext(e.siteId);
+      if (ctx) notifier.alertDistrict(e, ctx.district, level);
+    }
+    if (!users.length) log.warn({ eventId: e.id, siteId: e.siteId, levels }, 'no recipients configured at this level');
+    return users.length;
+  }
+
+  /** Move one event up a level (guarded so two workers never both escalate it). */
+  private escalate(row: EventRow): void {
+    const { store } = this.d;
+    const tier = this.tier(row.severity);
+    const from = row.escalation_level;
+    if (from >= MAX_LEVEL) { store.setEscalation(row.id, from, from, null); return; }
+    const level = from + 1;
+    const nextAt = level < MAX_LEVEL ? Date.now() + tier.inspectorAfterMin * 60_000 : null;
+    if (!store.setEscalation(row.id, from, level, nextAt)) return;
+    this.counters.escalations++;
+    const e = store.eventById(row.id)!;
+    store.noteEscalation(row.id, level, LEVEL_ROLES[level]!.join(','));
+    log.info({ eventId: row.id, level }, 'event escalated (not acknowledged in time)');
+    const n = this.alertLevel(e, [level], level, tier);
+    if (!n && level < MAX_LEVEL) this.escalate(store.eventRow(row.id)!);
+  }
+
+  /** One pass over events whose escalation time has come. */
+  checkEscalations(now = Date.now()): void {
+    for (const row of this.d.store.dueEscalations(now)) {
+      try { this.escalate(row); } catch (err) { log.error({ eventId: row.id, err: (err as Error).message }, 'escalation failed'); }
+    }
+  }
+
+  start(): void {
+    const every = this.d.config.routing.checkIntervalSec * 1000;
+    const tick = () => {
+      this.checkEscalations();
+      this.timer = setTimeout(tick, every);
+    };
+    this.timer = setTimeout(tick, Math.min(every, 1000));
+  }
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,102 @@
+/** Open central's SQLite database (WAL) and bring its schema up to date. */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export type DB = Database.Database;
+
+/** Each migration runs once, in order, inside a transaction; `schema_version` records the last one. */
+const MIGRATIONS: string[] = [
+  /* 1 */ `
+  CREATE TABLE districts (id TEXT PRIMARY KEY, name TEXT NOT NULL, webhooks TEXT NOT NULL DEFAULT '[]');
+  CREATE TABLE schools (id TEXT PRIMARY KEY, name TEXT NOT NULL, district_id TEXT NOT NULL REFERENCES districts(id));
+  CREATE TABLE sites (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, school_id TEXT NOT NULL REFERENCES schools(id),
+    mqtt_password_hash TEXT, auto_reminder TEXT,
+    online INTEGER NOT NULL DEFAULT 0, last_seen_at INTEGER, status_at INTEGER, agent_version TEXT, stats TEXT
+  );
+  CREATE TABLE cameras (
+    site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE, id TEXT NOT NULL, name TEXT NOT NULL, live_url TEXT,
+    state TEXT NOT NULL DEFAULT 'unknown', last_frame_at INTEGER, fps REAL NOT NULL DEFAULT 0, error TEXT, status_at INTEGER,
+    PRIMARY KEY (site_id, id)
+  );
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, name TEXT NOT NULL, role TEXT NOT NULL,
+    site_ids TEXT NOT NULL DEFAULT '[]', school_id TEXT, district_id TEXT,
+    password_hash TEXT NOT NULL, mqtt_password_hash TEXT, lang TEXT NOT NULL DEFAULT 'zh', disabled INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE events (
+    id TEXT PRIMARY KEY, site_id TEXT NOT NULL, camera_id TEXT NOT NULL, camera_name TEXT NOT NULL,
+    kind TEXT NOT NULL, severity INTEGER NOT NULL, rule_id TEXT NOT NULL, label TEXT NOT NULL, score REAL NOT NULL,
+    box TEXT NOT NULL, zone TEXT, started_at INTEGER NOT NULL, captured_at INTEGER NOT NULL, raised_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL, duration_sec REAL NOT NULL, detections TEXT NOT NULL,
+    snap_annotated TEXT NOT NULL, snap_clean TEXT NOT NULL, experimental INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'open', deadline_at INTEGER NOT NULL, ack_by TEXT, ack_at INTEGER,
+    escalation_level INTEGER NOT NULL DEFAULT 0, next_escalation_at INTEGER, closed_at INTEGER
+  );
+  CREATE INDEX events_site_raised ON events(site_id, raised_at DESC);
+  CREATE INDEX events_raised ON events(raised_at DESC);
+  CREATE INDEX events_escalation ON events(next_escalation_at) WHERE next_escalation_at IS NOT NULL;
+  CREATE INDEX events_snap_a ON events(snap_annotated);
+  CREATE INDEX events_snap_c ON events(snap_clean);
+  CREATE TABLE snapshots (sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL, site_id TEXT NOT NULL, received_at INTEGER NOT NULL);
+  CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL REFERENCES events(id),
+    recipient_id TEXT NOT NULL, recipient_name TEXT NOT NULL, role TEXT NOT NULL, channel TEXT NOT NULL,
+    target TEXT, level INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, next_attempt_at INTEGER, created_at INTEGER NOT NULL, delivered_at INTEGER
+  );
+  CREATE INDEX deliveries_event ON deliveries(event_id);
+  CREATE INDEX deliveries_pending ON deliveries(status) WHERE status IN ('pending', 'retrying');
+  CREATE TABLE acknowledgements (event_id TEXT NOT NULL REFERENCES events(id), by TEXT NOT NULL, at INTEGER NOT NULL, note TEXT);
+  CREATE TABLE rectifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL REFERENCES events(id), by TEXT NOT NULL, at INTEGER NOT NULL,
+    note TEXT NOT NULL, photo_sha256 TEXT, photo_mime TEXT
+  );
+  CREATE INDEX rectifications_event ON rectifications(event_id);
+  CREATE TABLE event_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, action TEXT NOT NULL, by TEXT NOT NULL, at INTEGER NOT NULL, note TEXT
+  );
+  CREATE INDEX event_history_event ON event_history(event_id);
+  CREATE TABLE voice_commands (
+    id TEXT PRIMARY KEY, site_id TEXT NOT NULL, camera_id TEXT, type TEXT NOT NULL, text TEXT, issued_by TEXT NOT NULL,
+    issued_at INTEGER NOT NULL, state TEXT NOT NULL, state_at INTEGER NOT NULL, error TEXT
+  );
+  CREATE INDEX voice_site ON voice_commands(site_id, issued_at DESC);
+  CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, user_id TEXT NOT NULL, action TEXT NOT NULL,
+    target TEXT NOT NULL, detail TEXT, ip TEXT, site_id TEXT, district_id TEXT
+  );
+  CREATE INDEX audit_at ON audit_log(at DESC);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function openDb(dataDir: string): DB {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(path.join(dataDir, 'central.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: DB): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+  const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+  let version = row?.version ?? 0;
+  if (!row) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+  if (version > MIGRATIONS.length) throw new Error(`central.db schema version ${version} is newer than this program (${MIGRATIONS.length})`);
+  while (version < MIGRATIONS.length) {
+    const sql = MIGRATIONS[version]!;
+    db.transaction(() => {
+      db.exec(sql);
+      db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
+    })();
+    version++;
+  }
+  return version;
+}

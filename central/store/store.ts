@@ -1,0 +1,672 @@
+/**
+ * Central's store over SQLite: the query / mutation functions the HTTP layer uses (CentralStore) plus
+ * the internal ones ingest, routing, notification and voice use.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import type { z } from 'zod';
+import type { EventMessage, CameraStatus, SiteStatus, SiteStats } from '../../protocol/messages.js';
+import { VIOLATION_TEXT, type ViolationKind, type Severity } from '../../protocol/violations.js';
+import { formatIssues } from '../../protocol/messages.js';
+import {
+  CameraSchema, DistrictSchema, SchoolSchema, SiteSchema, UserSchema, PasswordHash,
+  type OrgConfig, type Role,
+} from '../config/schema.js';
+import type { DB } from './db.js';
+import {
+  CoreError,
+  type AuditEntry, type AuditInput, type CameraRecord, type CameraView, type CentralStore, type DeliveryChannel,
+  type DeliveryStatus, type DeliveryView, type DistrictRecord, type EventDetail, type EventFilter, type EventStatus,
+  type EventView, type HistoryEntry, type OrgApi, type OrgInput, type OrgKind, type OrgRecords, type RectificationView,
+  type RectifyInput, type SchoolRecord, type Scope, type SiteRecord, type SiteView, type StatsView, type UserRecord,
+  type UserWithSecrets, type VoiceRecord, type VoiceState, type WebhookRecord,
+} from './types.js';
+
+type Row = Record<string, unknown>;
+const now = () => Date.now();
+const j = <T>(s: unknown, fallback: T): T => {
+  if (typeof s !== 'string') return fallback;
+  try { return JSON.parse(s) as T; } catch { return fallback; }
+};
+
+export interface EventRow {
+  id: string; site_id: string; camera_id: string; camera_name: string; kind: ViolationKind; severity: Severity;
+  rule_id: string; label: string; score: number; box: string; zone: string | null; raised_at: number; received_at: number;
+  snap_annotated: string; snap_clean: string; experimental: number; status: EventStatus; deadline_at: number;
+  ack_by: string | null; ack_at: number | null; escalation_level: number; next_escalation_at: number | null;
+  site_name: string | null; snap_received: number;
+}
+
+export interface DeliveryRow {
+  id: number; event_id: string; recipient_id: string; recipient_name: string; role: string; channel: DeliveryChannel;
+  target: string | null; level: number; status: DeliveryStatus; attempts: number; last_error: string | null;
+  next_attempt_at: number | null; created_at: number; delivered_at: number | null;
+}
+
+export interface SiteContext {
+  site: SiteRecord;
+  school: SchoolRecord;
+  district: DistrictRecord;
+}
+
+/** Image bytes a rectification photo may carry. */
+function imageMime(bytes: Buffer): 'image/jpeg' | 'image/png' | null {
+  if (bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'image/jpeg';
+  if (bytes.length > 8 && bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'image/png';
+  return null;
+}
+
+export const isJpeg = (b: Buffer) => b.length > 4 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff && b[b.length - 2] === 0xff && b[b.length - 1] === 0xd9;
+export const sha256Hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function parseOr<T extends z.ZodType>(schema: T, data: unknown, what: string): z.infer<T> {
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    const first = r.error.issues[0];
+    throw new CoreError('invalid', `${what}: ${formatIssues(r.error.issues)}`, first ? first.path.map(String).join('.') : undefined);
+  }
+  return r.data;
+}
+
+export class Store implements CentralStore {
+  readonly org: OrgApi;
+  /** Called after acknowledge / rectify / review (central wires it to bus 'event'). */
+  onEventChanged: ((e: EventView) => void) | null = null;
+  private readonly eventSelect = `SELECT e.*, s.name AS site_name,
+      EXISTS (SELECT 1 FROM snapshots WHERE sha256 = e.snap_annotated) AS snap_received
+    FROM events e LEFT JOIN sites s ON s.id = e.site_id`;
+
+  constructor(
+    readonly db: DB,
+    readonly dataDir: string,
+  ) {
+    this.org = this.makeOrgApi();
+  }
+
+  // ---------------------------------------------------------------- scope
+  scopeOf(user: UserRecord): Scope {
+    const base = { userId: user.id, role: user.role };
+    if (user.disabled) return { ...base, all: false, siteIds: new Set(), districtIds: new Set() };
+    if (user.role === 'admin') {
+      const all = this.db.prepare('SELECT id FROM districts').pluck().all() as string[];
+      return { ...base, all: true, siteIds: new Set(this.db.prepare('SELECT id FROM sites').pluck().all() as string[]), districtIds: new Set(all) };
+    }
+    let rows: { id: string; district_id: string }[] = [];
+    const q = `SELECT si.id, sc.district_id FROM sites si JOIN schools sc ON sc.id = si.school_id`;
+    if (user.role === 'canteen_manager') rows = this.db.prepare(`${q} WHERE si.id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(user.siteIds)) as typeof rows;
+    else if (user.role === 'vice_principal') rows = this.db.prepare(`${q} WHERE si.school_id = ?`).all(user.schoolId ?? '') as typeof rows;
+    else if (user.role === 'inspector') rows = this.db.prepare(`${q} WHERE sc.district_id = ?`).all(user.districtId ?? '') as typeof rows;
+    const districtIds = new Set(rows.map((r) => r.district_id));
+    if (user.role === 'inspector' && user.districtId) districtIds.add(user.districtId);
+    return { ...base, all: false, siteIds: new Set(rows.map((r) => r.id)), districtIds };
+  }
+
+  siteInScope(scope: Scope, siteId: string): boolean {
+    return scope.all ? this.siteExists(siteId) : scope.siteIds.has(siteId);
+  }
+
+  private siteExists(id: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM sites WHERE id = ?').get(id);
+  }
+
+  /** SQL fragment + parameter restricting `col` to the scope's sites. */
+  private scopeSql(scope: Scope, col: string): { sql: string; params: unknown[] } {
+    if (scope.all) return { sql: '1=1', params: [] };
+    return { sql: `${col} IN (SELECT value FROM json_each(?))`, params: [JSON.stringify([...scope.siteIds])] };
+  }
+
+  // ---------------------------------------------------------------- org sync (YAML → DB)
+  syncOrg(org: OrgConfig): void {
+    this.db.transaction(() => {
+      const d = this.db.prepare('INSERT INTO districts (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks');
+      for (const x of org.districts) d.run(x.id, x.name, JSON.stringify(x.webhooks));
+      const s = this.db.prepare('INSERT INTO schools (id, name, district_id) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id');
+      for (const x of org.schools) s.run(x.id, x.name, x.districtId);
+      const si = this.db.prepare(`INSERT INTO sites (id, name, school_id, mqtt_password_hash, auto_reminder) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT(id) DO UPDATE SET name = excluded.name, school_id = excluded.school_id, mqtt_password_hash = excluded.mqtt_password_hash, auto_reminder = excluded.auto_reminder`);
+      const c = this.db.prepare(`INSERT INTO cameras (site_id, id, name, live_url) VALUES (?, ?, ?, ?)
+        ON CONFLICT(site_id, id) DO UPDATE SET name = excluded.name, live_url = excluded.live_url`);
+      for (const x of org.sites) {
+        si.run(x.id, x.name, x.schoolId, x.mqttPasswordHash ?? null, x.autoReminder ? JSON.stringify(x.autoReminder) : null);
+        for (const cam of x.cameras) c.run(x.id, cam.id, cam.name, cam.liveUrl ?? null);
+      }
+      const u = this.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role, site_ids = excluded.site_ids,
+          school_id = excluded.school_id, district_id = excluded.district_id, password_hash = excluded.password_hash,
+          mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang`);
+      for (const x of org.users) {
+        u.run(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null,
+          x.passwordHash, x.mqttPasswordHash ?? null, x.lang);
+      }
+    })();
+  }
+
+  // ---------------------------------------------------------------- users
+  private userFrom(r: Row): UserWithSecrets {
+    return {
+      id: r.id as string, username: r.username as string, name: r.name as string, role: r.role as Role,
+      siteIds: j<string[]>(r.site_ids, []), schoolId: (r.school_id as string) ?? null, districtId: (r.district_id as string) ?? null,
+      lang: (r.lang as 'zh' | 'en') ?? 'zh', disabled: !!r.disabled,
+      passwordHash: r.password_hash as string, mqttPasswordHash: (r.mqtt_password_hash as string) ?? null,
+    };
+  }
+  private publicUser(u: UserWithSecrets): UserRecord {
+    const { passwordHash: _p, mqttPasswordHash: _m, ...rest } = u;
+    return rest;
+  }
+  userByUsername(username: string): UserWithSecrets | null {
+    const r = this.db.prepare('SELECT * FROM users WHERE username = ?').get(username) as Row | undefined;
+    return r ? this.userFrom(r) : null;
+  }
+  user(id: string): UserRecord | null {
+    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    return r ? this.publicUser(this.userFrom(r)) : null;
+  }
+  /** For broker login: by id or username. */
+  userForMqtt(name: string): UserWithSecrets | null {
+    const r = this.db.prepare('SELECT * FROM users WHERE (id = ? OR username = ?) AND disabled = 0').get(name, name) as Row | undefined;
+    return r ? this.userFrom(r) : null;
+  }
+  siteMqttHash(siteId: string): string | null {
+    return (this.db.prepare('SELECT mqtt_password_hash FROM sites WHERE id = ?').pluck().get(siteId) as string | null | undefined) ?? null;
+  }
+  allUsersWithSecrets(): UserWithSecrets[] {
+    return (this.db.prepare('SELECT * FROM users ORDER BY id').all() as Row[]).map((r) => this.userFrom(r));
+  }
+
+  /** Users of these roles responsible for a site (managers of it, vice-principal of its school, inspectors of its district). */
+  recipients(siteId: string, roles: readonly Role[]): UserRecord[] {
+    const ctx = this.siteContext(siteId);
+    if (!ctx) return [];
+    const rows = (this.db.prepare('SELECT * FROM users WHERE disabled = 0 ORDER BY id').all() as Row[]).map((r) => this.publicUser(this.userFrom(r)));
+    return rows.filter((u) => roles.includes(u.role) && (
+      (u.role === 'canteen_manager' && u.siteIds.includes(siteId)) ||
+      (u.role === 'vice_principal' && u.schoolId === ctx.school.id) ||
+      (u.role === 'inspector' && u.districtId === ctx.district.id)));
+  }
+
+  // ---------------------------------------------------------------- sites
+  private siteRecord(r: Row): SiteRecord {
+    return { id: r.id as string, name: r.name as string, schoolId: r.school_id as string, hasMqttPassword: !!r.mqtt_password_hash, autoReminder: j(r.auto_reminder, null) };
+  }
+  siteContext(siteId: string): SiteContext | null {
+    const r = this.db.prepare(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name, d.webhooks
+      FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id WHERE si.id = ?`).get(siteId) as Row | undefined;
+    if (!r) return null;
+    return {
+      site: this.siteRecord(r),
+      school: { id: r.school_id as string, name: r.school_name as string, districtId: r.district_id as string },
+      district: { id: r.district_id as string, name: r.district_name as string, webhooks: j<WebhookRecord[]>(r.webhooks, []) },
+    };
+  }
+  cameraExists(siteId: string, cameraId: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM cameras WHERE site_id = ? AND id = ?').get(siteId, cameraId);
+  }
+  private cameraView(r: Row): CameraView {
+    return { id: r.id as string, name: r.name as string, state: r.state as CameraView['state'], lastFrameAt: (r.last_frame_at as number) ?? null, fps: (r.fps as number) ?? 0, error: (r.error as string) ?? null };
+  }
+  sites(scope: Scope): SiteView[] {
+    const sc = this.scopeSql(scope, 'si.id');
+    const rows = this.db.prepare(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name
+      FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id WHERE ${sc.sql} ORDER BY si.id`).all(...sc.params) as Row[];
+    const cams = this.db.prepare('SELECT * FROM cameras WHERE site_id = ? ORDER BY id');
+    return rows.map((r) => ({
+      id: r.id as string, name: r.name as string, schoolId: r.school_id as string, schoolName: r.school_name as string,
+      districtId: r.district_id as string, districtName: r.district_name as string, online: !!r.online,
+      lastSeenAt: (r.last_seen_at as number) ?? null, agentVersion: (r.agent_version as string) ?? null, stats: j(r.stats, null),
+      cameras: (cams.all(r.id) as Row[]).map((c) => this.cameraView(c)),
+    }));
+  }
+  site(scope: Scope, siteId: string): SiteView | null {
+    if (!this.siteInScope(scope, siteId)) return null;
+    return this.sites(scope).find((s) => s.id === siteId) ?? null;
+  }
+  private siteAll(siteId: string): SiteView | null {
+    return this.sites({ userId: 'central', role: 'admin', all: true, siteIds: new Set(), districtIds: new Set() }).find((s) => s.id === siteId) ?? null;
+  }
+
+  /** Ingest: returns the updated view, or null for an unknown site. */
+  applySiteStatus(m: SiteStatus): SiteView | null {
+    const r = this.db.prepare(`UPDATE sites SET online = ?, status_at = ?, last_seen_at = MAX(COALESCE(last_seen_at, 0), ?), agent_version = COALESCE(?, agent_version)
+      WHERE id = ? AND (status_at IS NULL OR status_at <= ?)`).run(m.online ? 1 : 0, m.ts, now(), m.agentVersion ?? null, m.siteId, m.ts);
+    if (!r.changes) return null;
+    return this.siteAll(m.siteId);
+  }
+  applyStats(m: SiteStats): SiteView | null {
+    const { v: _v, siteId, ...stats } = m;
+    const r = this.db.prepare('UPDATE sites SET stats = ?, last_seen_at = ? WHERE id = ?').run(JSON.stringify(stats), now(), siteId);
+    return r.changes ? this.siteAll(siteId) : null;
+  }
+  /** Upserts the camera (an agent may know cameras central's config does not list). Out-of-order updates are ignored. */
+  applyCameraStatus(m: CameraStatus): (CameraView & { siteId: string }) | null {
+    this.db.prepare(`INSERT INTO cameras (site_id, id, name, state, last_frame_at, fps, error, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(site_id, id) DO UPDATE SET state = excluded.state, last_frame_at = excluded.last_frame_at, fps = excluded.fps,
+        error = excluded.error, status_at = excluded.status_at WHERE cameras.status_at IS NULL OR cameras.status_at <= excluded.status_at`)
+      .run(m.siteId, m.cameraId, m.name || m.cameraId, m.state, m.lastFrameAt, m.fps, m.error, m.ts);
+    this.db.prepare('UPDATE sites SET last_seen_at = ? WHERE id = ?').run(now(), m.siteId);
+    const r = this.db.prepare('SELECT * FROM cameras WHERE site_id = ? AND id = ?').get(m.siteId, m.cameraId) as Row | undefined;
+    return r ? { siteId: m.siteId, ...this.cameraView(r) } : null;
+  }
+
+  // ---------------------------------------------------------------- events
+  eventView(r: EventRow, at = now()): EventView {
+    const snap = (sha: string) => `/api/snapshots/${sha}`;
+    return {
+      id: r.id, siteId: r.site_id, siteName: r.site_name ?? r.site_id, cameraId: r.camera_id, cameraName: r.camera_name,
+      kind: r.kind, kindText: VIOLATION_TEXT[r.kind]?.zh ?? r.kind, kindTextEn: VIOLATION_TEXT[r.kind]?.en ?? r.kind,
+      severity: r.severity, label: r.label, score: r.score, box: j(r.box, [0, 0, 0, 0]), zone: r.zone, raisedAt: r.raised_at,
+      receivedAt: r.received_at, status: r.status, deadlineAt: r.deadline_at,
+      overdue: r.status !== 'rectified' && r.status !== 'closed' && r.deadline_at < at,
+      ackBy: r.ack_by, ackAt: r.ack_at, escalationLevel: r.escalation_level,
+      snapshotUrl: snap(r.snap_annotated), cleanSnapshotUrl: snap(r.snap_clean),
+      snapshotSha256: r.snap_annotated, cleanSnapshotSha256: r.snap_clean, snapshotReceived: !!r.snap_received,
+      experimental: !!r.experimental,
+    };
+  }
+  eventRow(id: string): EventRow | null {
+    return (this.db.prepare(`${this.eventSelect} WHERE e.id = ?`).get(id) as EventRow | undefined) ?? null;
+  }
+  eventById(id: string): EventView | null {
+    const r = this.eventRow(id);
+    return r ? this.eventView(r) : null;
+  }
+
+  /** INSERT OR IGNORE: false when the id was already stored (a duplicate). */
+  insertEvent(m: EventMessage, opts: { receivedAt: number; deadlineAt: number; nextEscalationAt: number | null }): boolean {
+    const r = this.db.prepare(`INSERT OR IGNORE INTO events (id, site_id, camera_id, camera_name, kind, severity, rule_id, label, score, box, zone,
+      started_at, captured_at, raised_at, received_at, duration_sec, detections, snap_annotated, snap_clean, experimental, status, deadline_at,
+      escalation_level, next_escalation_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 0, ?)`)
+      .run(m.id, m.siteId, m.cameraId, m.cameraName, m.kind, m.severity, m.ruleId, m.label, m.score, JSON.stringify(m.box), m.zone,
+        m.startedAt, m.capturedAt, m.raisedAt, opts.receivedAt, m.durationSec, JSON.stringify(m.detections),
+        m.snapshots.annotated.sha256, m.snapshots.clean.sha256, m.experimental ? 1 : 0, opts.deadlineAt, opts.nextEscalationAt);
+    if (r.changes) this.history(m.id, 'raised', 'agent', m.raisedAt, `${m.kind} @ ${m.cameraName || m.cameraId}`);
+    return r.changes > 0;
+  }
+
+  events(scope: Scope, f: EventFilter = {}): EventView[] {
+    const sc = this.scopeSql(scope, 'e.site_id');
+    const where = [sc.sql];
+    const params: unknown[] = [...sc.params];
+    if (f.siteId) { where.push('e.site_id = ?'); params.push(f.siteId); }
+    if (f.kind) { where.push('e.kind = ?'); params.push(f.kind); }
+    if (f.status) { where.push('e.status = ?'); params.push(f.status); }
+    if (f.from != null) { where.push('e.raised_at >= ?'); params.push(f.from); }
+    if (f.to != null) { where.push('e.raised_at < ?'); params.push(f.to); }
+    if (f.before != null) { where.push('e.raised_at < ?'); params.push(f.before); }
+    const limit = Math.max(1, Math.min(500, Math.floor(f.limit ?? 50)));
+    const rows = this.db.prepare(`${this.eventSelect} WHERE ${where.join(' AND ')} ORDER BY e.raised_at DESC, e.id DESC LIMIT ?`).all(...params, limit) as EventRow[];
+    const t = now();
+    return rows.map((r) => this.eventView(r, t));
+  }
+
+  event(scope: Scope, eventId: string): EventDetail | null {
+    const r = this.eventRow(eventId);
+    if (!r || !this.siteInScope(scope, r.site_id)) return null;
+    return {
+      ...this.eventView(r),
+      deliveries: this.deliveries(eventId),
+      rectifications: (this.db.prepare(`SELECT r.*, u.name AS by_name FROM rectifications r LEFT JOIN users u ON u.id = r.by WHERE r.event_id = ? ORDER BY r.id`).all(eventId) as Row[])
+        .map((x): RectificationView => ({
+          id: x.id as number, eventId, by: x.by as string, byName: (x.by_name as string) ?? (x.by as string), at: x.at as number, note: x.note as string,
+          photoSha256: (x.photo_sha256 as string) ?? null, photoMime: (x.photo_mime as string) ?? null,
+          photoUrl: x.photo_sha256 ? `/api/rectifications/${x.id}/photo` : null,
+        })),
+      history: this.db.prepare('SELECT action, by, at, note FROM event_history WHERE event_id = ? ORDER BY id').all(eventId) as HistoryEntry[],
+    };
+  }
+
+  private history(eventId: string, action: string, by: string, at: number, note: string | null = null): void {
+    this.db.prepare('INSERT INTO event_history (event_id, action, by, at, note) VALUES (?, ?, ?, ?, ?)').run(eventId, action, by, at, note);
+  }
+
+  private scopedEvent(user: UserRecord, eventId: string): EventRow {
+    const r = this.eventRow(eventId);
+    if (!r || !this.siteInScope(this.scopeOf(user), r.site_id)) throw new CoreError('not_found', `no event "${eventId}"`);
+    return r;
+  }
+
+  acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): EventView {
+    const t = now();
+    this.db.transaction(() => {
+      const r = this.scopedEvent(user, eventId);
+      if (r.status !== 'open' && r.status !== 'reopened') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only open or reopened events can be acknowledged`);
+      this.db.prepare(`UPDATE events SET status = 'acknowledged', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`).run(user.id, t, eventId);
+      this.db.prepare('INSERT INTO acknowledgements (event_id, by, at, note) VALUES (?, ?, ?, ?)').run(eventId, user.id, t, note ?? null);
+      this.history(eventId, 'acknowledged', user.id, t, note ?? null);
+      this.audit({ userId: user.id, action: 'event.ack', target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
+    })();
+    return this.changed(eventId);
+  }
+
+  rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): EventView {
+    const note = (input.note ?? '').trim();
+    if (!note) throw new CoreError('invalid', 'a rectification needs a note describing what was done', 'note');
+    if (note.length > 2000) throw new CoreError('invalid', 'note: at most 2000 characters', 'note');
+    let photo: { sha: string; mime: string } | null = null;
+    if (input.photo) {
+      const { bytes, mime } = input.photo;
+      if (bytes.length > 5 * 1024 * 1024) throw new CoreError('invalid', `photo too large (${bytes.length} bytes > 5 MB)`, 'photoBase64');
+      const actual = imageMime(bytes);
+      if (!actual) throw new CoreError('invalid', 'photo is neither a JPEG nor a PNG', 'photoBase64');
+      if (actual !== mime) throw new CoreError('invalid', `photo bytes are ${actual}, not ${mime}`, 'photoMime');
+      photo = { sha: sha256Hex(bytes), mime: actual };
+      const file = this.photoPath(photo.sha, actual);
+      if (!existsSync(file)) {
+        mkdirSync(path.dirname(file), { recursive: true });
+        writeFileSync(`${file}.tmp`, bytes);
+        renameSync(`${file}.tmp`, file);
+      }
+    }
+    const t = now();
+    this.db.transaction(() => {
+      const r = this.scopedEvent(user, eventId);
+      if (r.status === 'rectified' || r.status === 'closed') throw new CoreError('conflict', `event "${eventId}" is already ${r.status}`);
+      this.db.prepare(`UPDATE events SET status = 'rectified', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`).run(user.id, t, eventId);
+      this.db.prepare('INSERT INTO rectifications (event_id, by, at, note, photo_sha256, photo_mime) VALUES (?, ?, ?, ?, ?, ?)').run(eventId, user.id, t, note, photo?.sha ?? null, photo?.mime ?? null);
+      this.history(eventId, 'rectified', user.id, t, note);
+      this.audit({ userId: user.id, action: 'event.rectify', target: eventId, detail: photo ? `photo ${photo.sha}` : null, ip: meta?.ip, siteId: r.site_id });
+    })();
+    return this.changed(eventId);
+  }
+
+  review(user: UserRecord, eventId: string, decision: 'close' | 'reopen', note?: string, meta?: { ip?: string }): EventView {
+    if (user.role !== 'inspector' && user.role !== 'admin') {
+      this.scopedEvent(user, eventId); // not_found first: do not reveal existence
+      throw new CoreError('forbidden', 'only inspectors and admins review rectifications');
+    }
+    if (decision !== 'close' && decision !== 'reopen') throw new CoreError('invalid', `decision must be "close" or "reopen" (got ${JSON.stringify(decision)})`, 'decision');
+    const t = now();
+    this.db.transaction(() => {
+      const r = this.scopedEvent(user, eventId);
+      if (decision === 'close' && r.status !== 'rectified') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only rectified events can be closed`);
+      if (decision === 'reopen' && r.status !== 'rectified' && r.status !== 'closed') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only rectified or closed events can be reopened`);
+      if (decision === 'close') this.db.prepare(`UPDATE events SET status = 'closed', closed_at = ? WHERE id = ?`).run(t, eventId);
+      else this.db.prepare(`UPDATE events SET status = 'reopened', closed_at = NULL WHERE id = ?`).run(eventId);
+      this.history(eventId, decision === 'close' ? 'closed' : 'reopened', user.id, t, note ?? null);
+      this.audit({ userId: user.id, action: `event.${decision}`, target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
+    })();
+    return this.changed(eventId);
+  }
+
+  private changed(eventId: string): EventView {
+    const v = this.eventById(eventId)!;
+    this.onEventChanged?.(v);
+    return v;
+  }
+
+  overdue(scope: Scope): EventView[] {
+    const sc = this.scopeSql(scope, 'e.site_id');
+    const t = now();
+    return (this.db.prepare(`${this.eventSelect} WHERE ${sc.sql} AND e.status NOT IN ('rectified', 'closed') AND e.deadline_at < ? ORDER BY e.deadline_at LIMIT 1000`)
+      .all(...sc.params, t) as EventRow[]).map((r) => this.eventView(r, t));
+  }
+
+  stats(scope: Scope, range: { from?: number; to?: number } = {}): StatsView {
+    const sc = this.scopeSql(scope, 'site_id');
+    const from = range.from ?? 0, to = range.to ?? Number.MAX_SAFE_INTEGER;
+    const perDay = this.db.prepare(`SELECT strftime('%Y-%m-%d', raised_at / 1000, 'unixepoch', 'localtime') AS day, site_id AS siteId, kind, COUNT(*) AS count
+      FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? GROUP BY day, site_id, kind ORDER BY day, site_id, kind`).all(...sc.params, from, to) as StatsView['perDay'];
+    const secs = (this.db.prepare(`SELECT (ack_at - raised_at) / 1000.0 FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? AND ack_at IS NOT NULL ORDER BY 1`)
+      .pluck().all(...sc.params, from, to) as number[]).map((s) => Math.max(0, s));
+    const q = (p: number) => (secs.length ? secs[Math.min(secs.length - 1, Math.ceil(p * secs.length) - 1)]! : null);
+    const median = secs.length === 0 ? null : secs.length % 2 ? secs[(secs.length - 1) / 2]! : (secs[secs.length / 2 - 1]! + secs[secs.length / 2]!) / 2;
+    return { perDay, timeToAck: { count: secs.length, medianSec: median, p90Sec: q(0.9) } };
+  }
+
+  // ---------------------------------------------------------------- escalation state
+  dueEscalations(at: number): EventRow[] {
+    return this.db.prepare(`${this.eventSelect} WHERE e.next_escalation_at IS NOT NULL AND e.next_escalation_at <= ? AND e.status IN ('open', 'reopened') ORDER BY e.next_escalation_at LIMIT 200`).all(at) as EventRow[];
+  }
+  /** Only moves forward: false when another worker already escalated this event. */
+  setEscalation(eventId: string, fromLevel: number, level: number, nextAt: number | null): boolean {
+    return this.db.prepare(`UPDATE events SET escalation_level = ?, next_escalation_at = ? WHERE id = ? AND escalation_level = ? AND status IN ('open', 'reopened')`)
+      .run(level, nextAt, eventId, fromLevel).changes > 0;
+  }
+  noteEscalation(eventId: string, level: number, to: string): void {
+    this.history(eventId, 'escalated', 'central', now(), `level ${level}: ${to}`);
+  }
+
+  // ---------------------------------------------------------------- snapshots and photos
+  snapshotPath(sha: string): string {
+    return path.join(this.dataDir, 'snapshots', sha.slice(0, 2), `${sha}.jpg`);
+  }
+  private photoPath(sha: string, mime: string): string {
+    return path.join(this.dataDir, 'photos', sha.slice(0, 2), `${sha}.${mime === 'image/png' ? 'png' : 'jpg'}`);
+  }
+  /** Store bytes by hash (idempotent). Returns true when new. */
+  saveSnapshot(sha: string, bytes: Buffer, siteId: string): boolean {
+    const file = this.snapshotPath(sha);
+    if (!existsSync(file)) {
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(`${file}.tmp`, bytes);
+      renameSync(`${file}.tmp`, file);
+    }
+    return this.db.prepare('INSERT OR IGNORE INTO snapshots (sha256, bytes, site_id, received_at) VALUES (?, ?, ?, ?)').run(sha, bytes.length, siteId, now()).changes > 0;
+  }
+  /** Events (ids) that reference this snapshot. */
+  eventsReferencing(sha: string): string[] {
+    return this.db.prepare('SELECT id FROM events WHERE snap_annotated = ? OR snap_clean = ?').pluck().all(sha, sha) as string[];
+  }
+  snapshotFile(sha: string, scope?: Scope): string | null {
+    if (!/^[a-f0-9]{64}$/.test(sha)) return null;
+    if (!this.db.prepare('SELECT 1 FROM snapshots WHERE sha256 = ?').get(sha)) return null;
+    const sites = this.db.prepare('SELECT DISTINCT site_id FROM events WHERE snap_annotated = ? OR snap_clean = ?').pluck().all(sha, sha) as string[];
+    if (!sites.length) return null;
+    if (scope && !sites.some((s) => this.siteInScope(scope, s))) return null;
+    const file = this.snapshotPath(sha);
+    return existsSync(file) ? file : null;
+  }
+  rectificationPhoto(scope: Scope, id: number): { path: string; mime: string } | null {
+    const r = this.db.prepare('SELECT r.photo_sha256, r.photo_mime, e.site_id FROM rectifications r JOIN events e ON e.id = r.event_id WHERE r.id = ?').get(id) as Row | undefined;
+    if (!r || !r.photo_sha256 || !this.siteInScope(scope, r.site_id as string)) return null;
+    const file = this.photoPath(r.photo_sha256 as string, r.photo_mime as string);
+    return existsSync(file) ? { path: file, mime: r.photo_mime as string } : null;
+  }
+
+  // ---------------------------------------------------------------- deliveries
+  addDelivery(d: { eventId: string; recipientId: string; recipientName: string; role: string; channel: DeliveryChannel; target?: string | null; level: number; status?: DeliveryStatus }): number {
+    const t = now();
+    const st = d.status ?? 'pending';
+    return Number(this.db.prepare(`INSERT INTO deliveries (event_id, recipient_id, recipient_name, role, channel, target, level, status, attempts, created_at, delivered_at, next_attempt_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.eventId, d.recipientId, d.recipientName, d.role, d.channel, d.target ?? null, d.level, st,
+      st === 'sent' ? 1 : 0, t, st === 'sent' ? t : null, st === 'pending' ? t : null).lastInsertRowid);
+  }
+  markDelivery(id: number, status: DeliveryStatus, opts: { error?: string | null; nextAttemptAt?: number | null; attempt?: boolean } = {}): void {
+    const t = now();
+    this.db.prepare(`UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = COALESCE(?, last_error), next_attempt_at = ?,
+      delivered_at = CASE WHEN ? = 'sent' THEN ? ELSE delivered_at END WHERE id = ?`)
+      .run(status, opts.attempt === false ? 0 : 1, opts.error ?? null, opts.nextAttemptAt ?? null, status, t, id);
+  }
+  delivery(id: number): DeliveryRow | null {
+    return (this.db.prepare('SELECT * FROM deliveries WHERE id = ?').get(id) as DeliveryRow | undefined) ?? null;
+  }
+  /** Deliveries still to do (restart continues them). */
+  pendingDeliveries(channels: DeliveryChannel[]): DeliveryRow[] {
+    return this.db.prepare(`SELECT * FROM deliveries WHERE status IN ('pending', 'retrying') AND channel IN (SELECT value FROM json_each(?)) ORDER BY id`).all(JSON.stringify(channels)) as DeliveryRow[];
+  }
+  deliveries(eventId: string): DeliveryView[] {
+    return (this.db.prepare('SELECT * FROM deliveries WHERE event_id = ? ORDER BY id').all(eventId) as DeliveryRow[]).map((d) => ({
+      id: d.id, recipientId: d.recipient_id, recipientName: d.recipient_name, role: d.role as DeliveryView['role'], channel: d.channel,
+      status: d.status, attempts: d.attempts, lastError: d.last_error, deliveredAt: d.delivered_at, level: d.level, createdAt: d.created_at,
+    }));
+  }
+
+  // ---------------------------------------------------------------- audit
+  audit(e: AuditInput): void {
+    const district = e.siteId ? this.siteContext(e.siteId)?.district.id ?? null : null;
+    this.db.prepare('INSERT INTO audit_log (at, user_id, action, target, detail, ip, site_id, district_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(now(), e.userId, e.action, e.target, e.detail ?? null, e.ip ?? null, e.siteId ?? null, district);
+  }
+  auditList(scope: Scope, page: { limit?: number; before?: number } = {}): AuditEntry[] {
+    if (scope.role !== 'admin' && scope.role !== 'inspector') return [];
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (!scope.all) { where.push('(district_id IN (SELECT value FROM json_each(?)) OR user_id = ?)'); params.push(JSON.stringify([...scope.districtIds]), scope.userId); }
+    if (page.before != null) { where.push('at < ?'); params.push(page.before); }
+    const limit = Math.max(1, Math.min(1000, Math.floor(page.limit ?? 100)));
+    return this.db.prepare(`SELECT at, user_id AS userId, action, target, detail, ip FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ?`)
+      .all(...params, limit) as AuditEntry[];
+  }
+
+  // ---------------------------------------------------------------- voice
+  insertVoice(v: VoiceRecord): void {
+    this.db.prepare('INSERT INTO voice_commands (id, site_id, camera_id, type, text, issued_by, issued_at, state, state_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(v.id, v.siteId, v.cameraId, v.type, v.text, v.issuedBy, v.issuedAt, v.state, v.stateAt, v.error);
+  }
+  private voiceFrom(r: Row): VoiceRecord {
+    return { id: r.id as string, siteId: r.site_id as string, cameraId: (r.camera_id as string) ?? null, type: r.type as VoiceRecord['type'], text: (r.text as string) ?? null,
+      issuedBy: r.issued_by as string, issuedAt: r.issued_at as number, state: r.state as VoiceState, stateAt: r.state_at as number, error: (r.error as string) ?? null };
+  }
+  /** null when no command of that id belongs to that site. */
+  updateVoice(id: string, siteId: string, state: VoiceState, at: number, error: string | null): VoiceRecord | null {
+    const r = this.db.prepare('UPDATE voice_commands SET state = ?, state_at = ?, error = ? WHERE id = ? AND site_id = ?').run(state, at, error, id, siteId);
+    if (!r.changes) return null;
+    return this.voiceFrom(this.db.prepare('SELECT * FROM voice_commands WHERE id = ?').get(id) as Row);
+  }
+  voiceCommands(scope: Scope, siteId?: string): VoiceRecord[] {
+    const sc = this.scopeSql(scope, 'site_id');
+    const where = [sc.sql];
+    const params = [...sc.params];
+    if (siteId) { where.push('site_id = ?'); params.push(siteId); }
+    return (this.db.prepare(`SELECT * FROM voice_commands WHERE ${where.join(' AND ')} ORDER BY issued_at DESC LIMIT 200`).all(...params) as Row[]).map((r) => this.voiceFrom(r));
+  }
+
+  // ---------------------------------------------------------------- org CRUD (admin)
+  private makeOrgApi(): OrgApi {
+    const self = this;
+    const requireAdmin = (u: UserRecord) => { if (u.role !== 'admin') throw new CoreError('forbidden', 'only admins edit the organisation'); };
+    const camKey = (id: string) => {
+      const i = id.indexOf('/');
+      if (i < 0) throw new CoreError('invalid', `camera id must be "<siteId>/<cameraId>" (got "${id}")`);
+      return [id.slice(0, i), id.slice(i + 1)] as const;
+    };
+    const listers: { [K in OrgKind]: () => OrgRecords[K][] } = {
+      districts: () => (self.db.prepare('SELECT * FROM districts ORDER BY id').all() as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, webhooks: j(r.webhooks, []) })),
+      schools: () => (self.db.prepare('SELECT id, name, district_id FROM schools ORDER BY id').all() as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, districtId: r.district_id as string })),
+      sites: () => (self.db.prepare('SELECT * FROM sites ORDER BY id').all() as Row[]).map((r) => self.siteRecord(r)),
+      cameras: () => (self.db.prepare('SELECT site_id, id, name, live_url FROM cameras ORDER BY site_id, id').all() as Row[]).map((r) => ({ siteId: r.site_id as string, id: r.id as string, name: r.name as string, liveUrl: (r.live_url as string) ?? null })),
+      users: () => self.allUsersWithSecrets().map((u) => self.publicUser(u)),
+    };
+    const get = <K extends OrgKind>(kind: K, id: string): OrgRecords[K] | null => {
+      if (kind === 'cameras') {
+        const [s, c] = camKey(id);
+        return (listers.cameras().find((x) => x.siteId === s && x.id === c) ?? null) as OrgRecords[K] | null;
+      }
+      return ((listers[kind]() as { id: string }[]).find((x) => x.id === id) ?? null) as OrgRecords[K] | null;
+    };
+    const must = (ok: boolean, msg: string, field: string) => { if (!ok) throw new CoreError('invalid', msg, field); };
+    const write = (kind: OrgKind, input: unknown, existingId: string | null): string => {
+      switch (kind) {
+        case 'districts': {
+          const x = parseOr(DistrictSchema, input, 'district');
+          if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
+          self.db.prepare('INSERT INTO districts (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks').run(x.id, x.name, JSON.stringify(x.webhooks));
+          return x.id;
+        }
+        case 'schools': {
+          const x = parseOr(SchoolSchema, input, 'school');
+          if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
+          must(!!get('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
+          self.db.prepare('INSERT INTO schools (id, name, district_id) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id').run(x.id, x.name, x.districtId);
+          return x.id;
+        }
+        case 'sites': {
+          const raw = { ...(input as Row) };
+          const keepHash = existingId && !('mqttPasswordHash' in raw);
+          if (raw.mqttPasswordHash === null) delete raw.mqttPasswordHash;
+          if (raw.autoReminder === null) delete raw.autoReminder;
+          const x = parseOr(SiteSchema.omit({ cameras: true }), raw, 'site');
+          if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
+          must(!!get('schools', x.schoolId), `no school "${x.schoolId}"`, 'schoolId');
+          if (self.userForMqtt(x.id)) throw new CoreError('invalid', `site id "${x.id}" collides with a user's id or username (both log in to the broker)`, 'id');
+          self.db.prepare(`INSERT INTO sites (id, name, school_id, mqtt_password_hash, auto_reminder) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET name = excluded.name, school_id = excluded.school_id, auto_reminder = excluded.auto_reminder
+            ${keepHash ? '' : ', mqtt_password_hash = excluded.mqtt_password_hash'}`)
+            .run(x.id, x.name, x.schoolId, x.mqttPasswordHash ?? null, x.autoReminder ? JSON.stringify(x.autoReminder) : null);
+          return x.id;
+        }
+        case 'cameras': {
+          const raw = { ...(input as Row) };
+          const siteId = raw.siteId;
+          delete raw.siteId;
+          if (raw.liveUrl === null) delete raw.liveUrl;
+          must(typeof siteId === 'string' && !!get('sites', siteId), `no site ${JSON.stringify(siteId)}`, 'siteId');
+          const x = parseOr(CameraSchema, raw, 'camera');
+          const key = `${siteId as string}/${x.id}`;
+          if (existingId && key !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
+          self.db.prepare(`INSERT INTO cameras (site_id, id, name, live_url) VALUES (?, ?, ?, ?) ON CONFLICT(site_id, id) DO UPDATE SET name = excluded.name, live_url = excluded.live_url`)
+            .run(siteId, x.id, x.name, x.liveUrl ?? null);
+          return key;
+        }
+        case 'users': {
+          const raw = { ...(input as Row) };
+          const old = existingId ? self.allUsersWithSecrets().find((u) => u.id === existingId) : undefined;
+          if (raw.passwordHash === undefined && old) raw.passwordHash = old.passwordHash;
+          if (raw.mqttPasswordHash === undefined && old?.mqttPasswordHash) raw.mqttPasswordHash = old.mqttPasswordHash;
+          for (const k of ['mqttPasswordHash', 'schoolId', 'districtId']) if (raw[k] === null) delete raw[k];
+          const disabled = !!raw.disabled;
+          delete raw.disabled;
+          const x = parseOr(UserSchema, raw, 'user');
+          if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
+          parseOr(PasswordHash, x.passwordHash, 'passwordHash');
+          if (x.role === 'canteen_manager') must(!!x.siteIds?.length && x.siteIds.every((s) => !!get('sites', s)), 'a canteen_manager needs existing siteIds', 'siteIds');
+          if (x.role === 'vice_principal') must(!!x.schoolId && !!get('schools', x.schoolId), 'a vice_principal needs an existing schoolId', 'schoolId');
+          if (x.role === 'inspector') must(!!x.districtId && !!get('districts', x.districtId), 'an inspector needs an existing districtId', 'districtId');
+          if (self.siteExists(x.id) || self.siteExists(x.username)) throw new CoreError('invalid', `"${x.username}" collides with a site id (both log in to the broker)`, 'username');
+          const clash = self.db.prepare('SELECT id FROM users WHERE username = ? AND id != ?').get(x.username, x.id);
+          if (clash) throw new CoreError('conflict', `username "${x.username}" is taken`, 'username');
+          self.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, disabled)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role,
+            site_ids = excluded.site_ids, school_id = excluded.school_id, district_id = excluded.district_id, password_hash = excluded.password_hash,
+            mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, disabled = excluded.disabled`)
+            .run(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null, x.passwordHash, x.mqttPasswordHash ?? null, x.lang, disabled ? 1 : 0);
+          return x.id;
+        }
+      }
+    };
+    return {
+      list: (kind) => listers[kind](),
+      get,
+      create(actor, kind, input) {
+        requireAdmin(actor);
+        return self.db.transaction(() => {
+          const id = kind === 'cameras' ? `${(input as { siteId?: string }).siteId}/${(input as { id?: string }).id}` : (input as { id?: string }).id;
+          if (typeof id === 'string' && get(kind, id)) throw new CoreError('conflict', `${kind} "${id}" exists`, 'id');
+          const key = write(kind, input, null);
+          self.audit({ userId: actor.id, action: `org.${kind}.create`, target: key });
+          return get(kind, key)!;
+        })();
+      },
+      update(actor, kind, id, input) {
+        requireAdmin(actor);
+        return self.db.transaction(() => {
+          if (!get(kind, id)) throw new CoreError('not_found', `no ${kind} "${id}"`);
+          const key = write(kind, input, id);
+          self.audit({ userId: actor.id, action: `org.${kind}.update`, target: key });
+          return get(kind, key)!;
+        })();
+      },
+      remove(actor, kind, id) {
+        requireAdmin(actor);
+        self.db.transaction(() => {
+          if (!get(kind, id)) throw new CoreError('not_found', `no ${kind} "${id}"`);
+          const busy = (sql: string, ...p: unknown[]) => !!self.db.prepare(sql).get(...p);
+          if (kind === 'districts' && busy('SELECT 1 FROM schools WHERE district_id = ?', id)) throw new CoreError('conflict', `district "${id}" still has schools`);
+          if (kind === 'schools' && busy('SELECT 1 FROM sites WHERE school_id = ?', id)) throw new CoreError('conflict', `school "${id}" still has sites`);
+          if (kind === 'sites' && busy('SELECT 1 FROM events WHERE site_id = ?', id)) throw new CoreError('conflict', `site "${id}" has events; keep it (or disable its broker login)`);
+          if (kind === 'users' && id === actor.id) throw new CoreError('conflict', 'you cannot delete yourself');
+          if (kind === 'cameras') {
+            const [s, c] = camKey(id);
+            self.db.prepare('DELETE FROM cameras WHERE site_id = ? AND id = ?').run(s, c);
+          } else {
+            if (kind === 'sites') self.db.prepare('DELETE FROM cameras WHERE site_id = ?').run(id);
+            self.db.prepare(`DELETE FROM ${kind} WHERE id = ?`).run(id);
+          }
+          self.audit({ userId: actor.id, action: `org.${kind}.delete`, target: id });
+        })();
+      },
+    };
+  }
+}
