@@ -143,16 +143,28 @@ describe('Uplink with aedes', () => {
   });
 
   it('wakes on enqueue without waiting for the poll', async () => {
-    const { got } = await centralSubscriber(broker.url);
+    const { client: sub } = await centralSubscriber(broker.url);
     const outbox = openOutbox();
     const up = startUplink(broker.url, outbox, { pollMs: 60_000 });
     await new Promise<void>((r) => up.once('connected', () => r()));
-    const t0 = performance.now();
-    enqueueEvents(outbox, ['hot1'], 1000);
-    await until(() => eventIds(got).includes('hot1'), 2000, 'the hot-path event');
-    const ms = performance.now() - t0;
-    expect(ms).toBeLessThan(500);
-    console.info(`[measure] aedes: enqueue → subscriber latency ${ms.toFixed(1)} ms`);
+    const lat: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const arrived = new Promise<number>((resolve) => {
+        const on = (topic: string, payload: Buffer) => {
+          if (topic.endsWith('/event') && JSON.parse(payload.toString()).id === `hot${i}`) {
+            sub.off('message', on);
+            resolve(performance.now());
+          }
+        };
+        sub.on('message', on);
+      });
+      const t0 = performance.now();
+      enqueueEvents(outbox, [`hot${i}`], 1000);
+      lat.push((await arrived) - t0);
+    }
+    lat.sort((a, b) => a - b);
+    expect(lat[5]).toBeLessThan(200); // the poll is 60 s: only the enqueue wake-up explains this
+    console.info(`[measure] aedes: enqueue → subscriber latency (3 rows per event) median ${lat[5]!.toFixed(1)} ms, max ${lat[9]!.toFixed(1)} ms`);
   });
 
   it('(d) last will: a killed connection leaves retained online:false; reconnect sets online:true', async () => {
