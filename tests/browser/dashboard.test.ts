@@ -1,0 +1,135 @@
+/**
+ * The dashboard in a real headless Chromium: a canteen manager sees a site's alert (published over
+ * MQTT) with its snapshot loaded, gets a new one pushed live, acknowledges it; an inspector sends a
+ * voice warning and sees its status go from sent to played when the site reports back.
+ */
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topics, PROTOCOL_VERSION } from '../../protocol/index.js';
+import { PASSWORD, SITE_PASSWORD, USERS, startFixture, type Fixture } from '../helpers/central.js';
+
+let fx: Fixture;
+let browser: Browser;
+const errors: string[] = [];
+export const SCREENSHOT_DIR = process.env.BK_SCREENSHOT_DIR ?? tmpdir();
+
+async function login(page: Page, username: string) {
+  await page.goto(fx.url + '/');
+  await page.waitForSelector('#login-form');
+  await page.fill('#username', username);
+  await page.fill('#password', PASSWORD);
+  await page.click('#login-submit');
+  await page.waitForSelector('#feed');
+}
+
+beforeAll(async () => {
+  fx = await startFixture();
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await fx?.close();
+});
+
+describe('dashboard', () => {
+  it('manager: alert with snapshot, live push, acknowledge', async () => {
+    const first = await fx.publishEvent('site-a', { kind: 'no_mask', severity: 2 });
+    await fx.publishEvent('site-b', { kind: 'smoking', severity: 1 }); // not in the manager's scope
+    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    await login(page, USERS.mgrA.username);
+
+    const card = page.locator(`.ev[data-id="${first.id}"]`);
+    await card.waitFor();
+    await expect.poll(() => card.locator('img.thumb').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), { timeout: 10_000 }).toBe(640);
+    expect(await card.locator('.kind').textContent()).toBe('未戴口罩');
+    expect(await page.locator('.ev').count()).toBe(1); // site B's event is not shown
+
+    // pushed over SSE while the page is open
+    await expect.poll(() => page.locator('#live-dot.on').count(), { timeout: 10_000 }).toBe(1);
+    const pushed = await fx.publishEvent('site-a', { kind: 'rodent', severity: 1 });
+    const pushedCard = page.locator(`.ev[data-id="${pushed.id}"]`);
+    await pushedCard.waitFor({ timeout: 10_000 });
+    expect(await pushedCard.locator('.kind').textContent()).toBe('老鼠等动物进入');
+    await expect.poll(() => pushedCard.locator('img.thumb').evaluate((img: HTMLImageElement) => img.naturalWidth), { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(await page.locator('.ev').first().getAttribute('data-id')).toBe(pushed.id);
+
+    // thumbnail → large image
+    await card.locator('img.thumb').click();
+    await page.waitForSelector('#overlay-img');
+    await page.click('#overlay');
+
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-feed.png'), fullPage: true });
+
+    // event detail → acknowledge
+    await card.click();
+    await page.waitForSelector('#ack-btn');
+    await expect.poll(() => page.locator('#detail-img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(640);
+    await page.fill('#ack-form input[name=note]', '已提醒员工佩戴口罩');
+    await page.click('#ack-btn');
+    await expect.poll(() => page.locator('h1 .status').textContent(), { timeout: 10_000 }).toBe('已确认');
+    const admin = fx.central.scopeOf(fx.central.store.user(USERS.admin.id)!);
+    expect(fx.central.store.event(admin, first.id)!.status).toBe('acknowledged');
+    expect(await page.locator('#rectify-form').count()).toBe(1);
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-detail.png'), fullPage: true });
+
+    // English toggle changes texts, kind texts come from the protocol
+    await page.click('#lang');
+    await expect.poll(() => page.locator('h1 .status').textContent()).toBe('Acknowledged');
+    await page.click('#lang');
+
+    // phone-sized layout of the feed
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(fx.url + '/#/alerts');
+    await page.locator(`.ev[data-id="${first.id}"]`).waitFor();
+    const w = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(w).toBeLessThanOrEqual(390); // no horizontal scrolling on a phone
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-phone.png') });
+    await context.close();
+  });
+
+  it('inspector: voice warning is sent, then reported played', async () => {
+    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    await login(page, USERS.inspector.username);
+    await page.click('#nav-voice');
+    await page.waitForSelector('#voice-form');
+    await page.selectOption('#v-site', 'site-a');
+    await page.selectOption('#v-type', 'text');
+    await page.fill('#v-text', '请后厨人员立即佩戴口罩');
+    await page.click('#voice-send');
+    const row = page.locator('#voice-table tbody tr').first();
+    await expect.poll(() => row.locator('.voice-state').textContent(), { timeout: 10_000 }).toBe('已发送');
+    expect(await row.textContent()).toContain('请后厨人员立即佩戴口罩');
+    const commandId = (await row.getAttribute('data-id'))!;
+    const stored = fx.central.store.voiceCommands(fx.central.scopeOf(fx.central.store.user(USERS.inspector.id)!), 'site-a');
+    expect(stored.some((v) => v.id === commandId && v.state === 'sent')).toBe(true);
+
+    // the site's agent reports back over MQTT → the row turns "played" through SSE
+    const site = await mqtt.connectAsync(fx.central.brokerUrl, { username: 'site-a', password: SITE_PASSWORD, clientId: `browser-test-site-a-${process.pid}` });
+    await site.publishAsync(topics(fx.central.config.topicPrefix).voiceStatus('site-a'),
+      JSON.stringify({ v: PROTOCOL_VERSION, commandId, siteId: 'site-a', state: 'played', at: Date.now(), error: null }), { qos: 1 });
+    await expect.poll(() => page.locator(`#voice-table tr[data-id="${commandId}"] .voice-state`).textContent(), { timeout: 10_000 }).toBe('已播放');
+    await site.endAsync();
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-voice.png'), fullPage: true });
+
+    // sites page and statistics render
+    await page.click('#nav-sites');
+    await page.waitForSelector('#sites .site');
+    await page.click('#nav-stats');
+    await page.waitForSelector('#stats-table');
+    expect(Number(await page.locator('#stat-total').textContent())).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-stats.png'), fullPage: true });
+    await context.close();
+    expect(errors).toEqual([]);
+  });
+});

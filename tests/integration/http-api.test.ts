@@ -1,0 +1,322 @@
+/**
+ * Central HTTP API against a real central (SQLite store, embedded broker, ingest over MQTT):
+ * authentication, CSRF, role scoping, limits, validation, static files, SSE, audit.
+ */
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient, PASSWORD, USERS, makeJpeg, startFixture, type Fixture } from '../helpers/central.js';
+import type { EventDetail } from '../../central/core.js';
+
+let fx: Fixture;
+let evA: EventDetail;
+let evB: EventDetail;
+
+/** GET with the path sent byte for byte (fetch and URL would normalise `..`). */
+function rawGet(base: string, rawPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: rawPath, method: 'GET', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function as(user: keyof typeof USERS): Promise<ApiClient> {
+  const c = new ApiClient(fx.url);
+  const res = await c.login(USERS[user].username);
+  expect(res.status).toBe(200);
+  return c;
+}
+
+beforeAll(async () => {
+  fx = await startFixture({ http: { sseHeartbeatMs: 300 } });
+  evA = await fx.publishEvent('site-a');
+  evB = await fx.publishEvent('site-b', { kind: 'smoking', severity: 1 });
+});
+afterAll(async () => {
+  await fx?.close();
+});
+
+describe('login and sessions', () => {
+  it('answers 401 to a wrong password and to an unknown user, in the asked language', async () => {
+    const c = new ApiClient(fx.url, 'zh-CN,zh;q=0.9');
+    const r1 = await c.login(USERS.mgrA.username, 'wrong-password');
+    expect(r1.status).toBe(401);
+    const b1 = (await r1.json()) as { error: string; message: string };
+    expect(b1.error).toBe('bad_credentials');
+    expect(b1.message).toContain('用户名或密码错误');
+    const r2 = await new ApiClient(fx.url).login('nobody', 'x');
+    expect(r2.status).toBe(401);
+    expect(((await r2.json()) as { message: string }).message).toMatch(/wrong username or password/i);
+  });
+
+  it('sets an HttpOnly SameSite=Strict session cookie with a 32-byte random id, and a CSRF token', async () => {
+    const c = new ApiClient(fx.url);
+    const res = await c.login(USERS.mgrA.username);
+    expect(res.status).toBe(200);
+    const cookie = res.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/^bk_session=[A-Za-z0-9_-]{43};/);
+    expect(cookie).toContain('HttpOnly');
+    expect(cookie).toContain('SameSite=Strict');
+    expect(cookie).not.toContain('Secure'); // plain HTTP in this test
+    const body = (await res.json()) as { user: { id: string; role: string }; csrfToken: string };
+    expect(body.user).toMatchObject({ id: USERS.mgrA.id, role: 'canteen_manager' });
+    expect(body.csrfToken.length).toBeGreaterThanOrEqual(32);
+    expect(JSON.stringify(body)).not.toMatch(/passwordHash|scrypt/);
+    const me = await c.json('GET', '/api/me');
+    expect(me.status).toBe(200);
+    expect(me.body.csrfToken).toBe(body.csrfToken);
+  });
+
+  it('refuses the API without a session, and after logout', async () => {
+    expect((await fetch(`${fx.url}/api/events`)).status).toBe(401);
+    expect((await fetch(`${fx.url}/api/sites`, { headers: { Cookie: 'bk_session=forged' } })).status).toBe(401);
+    const c = await as('vpA');
+    expect((await c.json('GET', '/api/sites')).status).toBe(200);
+    expect((await c.json('POST', '/api/logout')).status).toBe(200);
+    expect((await c.json('GET', '/api/sites')).status).toBe(401);
+  });
+
+  it('sends security headers on API and static answers', async () => {
+    for (const p of ['/', '/api/me', '/app.js']) {
+      const res = await fetch(fx.url + p);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect(csp).toContain("default-src 'self'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+  });
+});
+
+describe('CSRF', () => {
+  it('refuses a state change without the token, with a wrong one, or from a foreign origin', async () => {
+    const c = await as('mgrA');
+    const ev = await fx.publishEvent('site-a');
+    const path = `/api/events/${ev.id}/ack`;
+    const noToken = await c.req('POST', path, {}, { 'X-CSRF-Token': '' });
+    expect(noToken.status).toBe(403);
+    expect(((await noToken.json()) as { error: string }).error).toBe('csrf');
+    expect((await c.req('POST', path, {}, { 'X-CSRF-Token': 'x'.repeat(43) })).status).toBe(403);
+    expect((await c.req('POST', path, {}, { Origin: 'https://evil.example' })).status).toBe(403);
+    // nothing changed
+    expect((await c.json('GET', `/api/events/${ev.id}`)).body.status).toBe('open');
+    const ok = await c.json('POST', path, { note: '已提醒' });
+    expect(ok.status).toBe(200);
+    expect(ok.body.status).toBe('acknowledged');
+  });
+});
+
+describe('role scoping', () => {
+  it("a manager of site A sees only A's events and gets 404 for B's", async () => {
+    const a = await as('mgrA');
+    const list = await a.json('GET', '/api/events');
+    expect(list.status).toBe(200);
+    const sites = new Set((list.body.events as { siteId: string }[]).map((e) => e.siteId));
+    expect([...sites]).toEqual(['site-a']);
+    expect((await a.json('GET', '/api/events?siteId=site-b')).status).toBe(404);
+    expect((await a.json('GET', `/api/events/${evB.id}`)).status).toBe(404);
+    expect((await a.json('POST', `/api/events/${evB.id}/ack`, {})).status).toBe(404);
+    const sitesList = await a.json('GET', '/api/sites');
+    expect((sitesList.body as { id: string }[]).map((s) => s.id)).toEqual(['site-a']);
+    // the other manager sees B's event, and not A's
+    const b = await as('mgrB');
+    expect((await b.json('GET', `/api/events/${evB.id}`)).status).toBe(200);
+    expect((await b.json('GET', `/api/events/${evA.id}`)).status).toBe(404);
+  });
+
+  it("serves a snapshot only to users whose scope holds an event referencing it", async () => {
+    const a = await as('mgrA');
+    const own = await a.req('GET', evA.snapshotUrl);
+    expect(own.status).toBe(200);
+    expect(own.headers.get('content-type')).toBe('image/jpeg');
+    const bytes = Buffer.from(await own.arrayBuffer());
+    expect(bytes[0]).toBe(0xff);
+    expect(bytes[1]).toBe(0xd8);
+    expect((await a.req('GET', evB.snapshotUrl)).status).toBe(404);
+    expect((await a.req('GET', evB.cleanSnapshotUrl)).status).toBe(404);
+    expect((await a.req('GET', `/api/snapshots/${'0'.repeat(64)}`)).status).toBe(404);
+    expect((await a.req('GET', '/api/snapshots/..%2f..%2fetc%2fpasswd')).status).toBe(404);
+    const insp = await as('inspector'); // district d-east holds both sites
+    expect((await insp.req('GET', evB.snapshotUrl)).status).toBe(200);
+    const insp2 = await as('inspector2'); // d-west holds neither
+    expect((await insp2.req('GET', evA.snapshotUrl)).status).toBe(404);
+  });
+
+  it('voice: managers only to their own site, vice-principals not at all, inspectors in their district', async () => {
+    const a = await as('mgrA');
+    expect((await a.json('POST', '/api/voice', { siteId: 'site-b', type: 'preset', presetId: 'hat-mask' })).status).toBe(404);
+    const sent = await a.json('POST', '/api/voice', { siteId: 'site-a', type: 'preset', presetId: 'hat-mask' });
+    expect(sent.status).toBe(200);
+    expect(sent.body.state).toBe('sent');
+    const vp = await as('vpA');
+    expect((await vp.json('POST', '/api/voice', { siteId: 'site-a', type: 'text', text: '请戴口罩' })).status).toBe(403);
+    const insp = await as('inspector');
+    const t = await insp.json('POST', '/api/voice', { siteId: 'site-b', cameraId: 'cam-b1', type: 'text', text: '请勿吸烟' });
+    expect(t.status).toBe(200);
+    const insp2 = await as('inspector2');
+    expect((await insp2.json('POST', '/api/voice', { siteId: 'site-a', type: 'text', text: 'x' })).status).toBe(404);
+    const listA = await a.json('GET', '/api/voice');
+    expect((listA.body as { siteId: string }[]).every((v) => v.siteId === 'site-a')).toBe(true);
+    expect((listA.body as { id: string }[]).some((v) => v.id === sent.body.id)).toBe(true);
+    expect((await a.json('GET', '/api/voice?siteId=site-b')).status).toBe(404);
+  });
+
+  it('live view of another site is 404; a camera without a live URL is 409', async () => {
+    const a = await as('mgrA');
+    expect((await a.json('POST', '/api/live/site-b/cam-b1')).status).toBe(404);
+    expect((await a.json('POST', '/api/live/site-a/no-such-cam')).status).toBe(404);
+    expect((await a.json('POST', '/api/live/site-a/cam-cold')).status).toBe(409);
+  });
+
+  it('review is for inspectors; the whole loop ack → rectify (photo) → close works', async () => {
+    const ev = await fx.publishEvent('site-a', { kind: 'rodent', severity: 1 });
+    const a = await as('mgrA');
+    const photo = await makeJpeg(64, 48);
+    const rect = await a.json('POST', `/api/events/${ev.id}/rectify`, { note: '已封堵鼠洞', photoBase64: photo.toString('base64'), photoMime: 'image/jpeg' });
+    expect(rect.status).toBe(200);
+    expect(rect.body.status).toBe('rectified');
+    expect((await a.json('POST', `/api/events/${ev.id}/review`, { decision: 'close' })).status).toBe(403);
+    const detail = await a.json('GET', `/api/events/${ev.id}`);
+    const photoUrl = detail.body.rectifications[0].photoUrl as string;
+    expect((await a.req('GET', photoUrl)).status).toBe(200);
+    expect((await (await as('mgrB')).req('GET', photoUrl)).status).toBe(404);
+    const insp = await as('inspector');
+    const closed = await insp.json('POST', `/api/events/${ev.id}/review`, { decision: 'close', note: '复核通过' });
+    expect(closed.status).toBe(200);
+    expect(closed.body.status).toBe('closed');
+    // a wrong photo type is refused naming the field
+    const ev2 = await fx.publishEvent('site-a');
+    const bad = await a.json('POST', `/api/events/${ev2.id}/rectify`, { note: 'x', photoBase64: Buffer.from('not an image at all').toString('base64'), photoMime: 'image/png' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.field).toMatch(/^photo/);
+  });
+
+  it('org edits and the audit log are for admins (inspectors: audit of their district)', async () => {
+    const a = await as('mgrA');
+    expect((await a.json('GET', '/api/org/users')).status).toBe(403);
+    expect((await a.json('GET', '/api/audit')).status).toBe(403);
+    const admin = await as('admin');
+    const users = await admin.json('GET', '/api/org/users');
+    expect(users.status).toBe(200);
+    expect(JSON.stringify(users.body)).not.toMatch(/scrypt\$/);
+    const cam = await admin.json('POST', '/api/org/cameras', { siteId: 'site-c', id: 'cam-c2', name: '面点间' });
+    expect(cam.status).toBe(201);
+    expect((await admin.json('GET', '/api/org/cameras/site-c/cam-c2')).status).toBe(200);
+    const audit = await admin.json('GET', '/api/audit?limit=500');
+    expect(audit.status).toBe(200);
+    const actions = new Set((audit.body as { action: string }[]).map((x) => x.action));
+    for (const a2 of ['login', 'login_failed', 'live_view']) expect(actions.has(a2), a2).toBe(true);
+    expect([...actions].some((x) => /ack/.test(x))).toBe(true);
+    expect([...actions].some((x) => /voice/.test(x))).toBe(true);
+    expect([...actions].some((x) => /org/.test(x))).toBe(true);
+    const logins = (audit.body as { action: string; ip: string | null }[]).filter((x) => x.action === 'login');
+    expect(logins[0]!.ip).toMatch(/127\.0\.0\.1/);
+  });
+});
+
+describe('bodies, queries and limits', () => {
+  it('413 for a body over 64 KB, and for a rectification over the photo limit', async () => {
+    const a = await as('mgrA');
+    const big = await a.req('POST', `/api/events/${evA.id}/ack`, { note: 'x'.repeat(70 * 1024) });
+    expect(big.status).toBe(413);
+    const huge = await a.req('POST', `/api/events/${evA.id}/rectify`, { note: 'x', photoBase64: 'A'.repeat(8 * 1024 * 1024), photoMime: 'image/jpeg' });
+    expect(huge.status).toBe(413);
+    // the server is still fine afterwards
+    expect((await a.json('GET', '/api/me')).status).toBe(200);
+  });
+
+  it('400 for bad JSON, naming the field for schema errors', async () => {
+    const a = await as('inspector');
+    const bad = await a.req('POST', `/api/events/${evA.id}/review`, '{"decision": ');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toBe('bad_json');
+    const r1 = await a.json('POST', `/api/events/${evA.id}/review`, { decision: 'maybe' });
+    expect(r1.status).toBe(400);
+    expect(r1.body).toMatchObject({ error: 'invalid', field: 'decision' });
+    const r2 = await a.json('POST', '/api/voice', { siteId: 'site-a', type: 'text' });
+    expect(r2.status).toBe(400);
+    expect(r2.body.field).toBe('text');
+    const r3 = await a.json('POST', '/api/voice', { siteId: 'site-a', type: 'preset', presetId: 'hat-mask', extra: 1 });
+    expect(r3.status).toBe(400);
+    const r4 = await a.json('GET', '/api/events?limit=9999');
+    expect(r4.status).toBe(400);
+    expect(r4.body.field).toBe('limit');
+    const r5 = await a.json('GET', '/api/events?kind=cooking');
+    expect(r5.body.field).toBe('kind');
+    const r6 = await a.req('POST', '/api/login', 'username=a&password=b', { 'Content-Type': 'application/x-www-form-urlencoded' });
+    expect(r6.status).toBe(415);
+  });
+});
+
+describe('static files', () => {
+  it('serves the dashboard and the protocol texts', async () => {
+    const index = await fetch(`${fx.url}/`);
+    expect(index.status).toBe(200);
+    expect(await index.text()).toContain('<script type="module" src="/app.js">');
+    const proto = await (await fetch(`${fx.url}/api/protocol.js`)).text();
+    expect(proto).toContain('未戴厨师帽');
+  });
+
+  it('refuses path traversal, plain, encoded and double-encoded', async () => {
+    const attempts = [
+      '/../package.json', '/../../etc/passwd', '/..%2fpackage.json', '/..%2F..%2Fpackage.json', '/%2e%2e/%2e%2e/package.json',
+      '/%2e%2e%2f%2e%2e%2fpackage.json', '/..%252f..%252fpackage.json', '/%252e%252e%252fpackage.json', '/..%5c..%5cpackage.json',
+      '/public/..%2f..%2fserver.ts', '/..%2fserver.ts', '/%2e%2e/server.ts', '/index.html%00.js', '/./../server.ts',
+    ];
+    for (const p of attempts) {
+      const r = await rawGet(fx.url, p);
+      expect([400, 404], p).toContain(r.status);
+      expect(r.body, p).not.toContain('bright-kitchen');
+      expect(r.body, p).not.toContain('startHttp');
+      expect(r.body, p).not.toContain('root:');
+    }
+    expect((await rawGet(fx.url, '/style.css')).status).toBe(200);
+  });
+});
+
+describe('server-sent events', () => {
+  it("streams in-scope alerts and heartbeats, and nothing of other sites", async () => {
+    const a = await as('mgrA');
+    const res = await a.req('GET', '/api/stream');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    const readUntil = async (pred: () => boolean, ms: number) => {
+      const deadline = Date.now() + ms;
+      while (!pred() && Date.now() < deadline) {
+        const r = await Promise.race([reader.read(), new Promise<null>((r2) => setTimeout(() => r2(null), deadline - Date.now()))]);
+        if (!r || r.done) break;
+        text += Buffer.from(r.value).toString('utf8');
+      }
+    };
+    await readUntil(() => text.includes(': connected'), 2000);
+    const evOther = await fx.publishEvent('site-b');
+    const evOwn = await fx.publishEvent('site-a', { kind: 'no_hat' });
+    await readUntil(() => text.includes(evOwn.id) && text.includes(': ping'), 5000);
+    expect(text).toContain(evOwn.id);
+    expect(text).toMatch(/event: (alert|event)\ndata: /);
+    expect(text).toContain(': ping');
+    expect(text).not.toContain(evOther.id);
+    await reader.cancel();
+  });
+});
+
+describe('rate limiting', () => {
+  it('locks a username+address after 5 failures: 429 even with the right password', async () => {
+    const c = new ApiClient(fx.url);
+    for (let i = 0; i < 4; i++) expect((await c.login(USERS.inspector2.username, `bad-${i}`)).status).toBe(401);
+    const fifth = await c.login(USERS.inspector2.username, 'bad-5');
+    expect(fifth.status).toBe(429);
+    const right = await c.login(USERS.inspector2.username, PASSWORD);
+    expect(right.status).toBe(429);
+    expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(800);
+    // another user from the same address is not locked
+    expect((await new ApiClient(fx.url).login(USERS.admin.username)).status).toBe(200);
+  });
+});
