@@ -69,8 +69,8 @@ export async function runEval(opts: {
       if (g.label === undefined || g.difficult) ignored[g.raw] = (ignored[g.raw] ?? 0) + 1;
       else objects[g.label] = (objects[g.label] ?? 0) + 1;
     }
-  const labels = new Set(Object.keys(objects));
-  if (labels.size === 0) throw new Error(`${ds.root}: no labelled objects after the class map (ignored classes: ${Object.keys(ignored).join(', ') || 'none'})`);
+  const labels = new Set([...Object.keys(objects), ...ds.map.values()]);
+  if (Object.keys(objects).length === 0) throw new Error(`${ds.root}: no labelled objects after the class map (ignored classes: ${Object.keys(ignored).join(', ') || 'none'})`);
 
   // Only the models that can produce an evaluated label.
   const section = modelsSection(opts.config);

@@ -28,6 +28,8 @@ export interface Dataset {
   format: 'voc' | 'yolo';
   root: string;
   samples: Sample[];
+  /** The class map in use (dataset class → label). */
+  map: Map<string, string>;
 }
 
 /** "with_mask=masked_face,without_mask=face" → Map. */
@@ -86,7 +88,7 @@ function readVoc(root: string, map: Map<string, string>): Dataset {
     if (!existsSync(image)) throw new Error(`${file}: image ${image} (from <filename>) not found`);
     samples.push({ image, gt, normalised: false });
   }
-  return { format: 'voc', root, samples };
+  return { format: 'voc', root, samples, map };
 }
 
 function readYolo(root: string, map: Map<string, string>, split: string | undefined): Dataset {
@@ -122,7 +124,7 @@ function readYolo(root: string, map: Map<string, string>, split: string | undefi
     }
     samples.push({ image, gt, normalised: true });
   }
-  return { format: 'yolo', root, samples };
+  return { format: 'yolo', root, samples, map };
 }
 
 export interface ReadDatasetOptions {

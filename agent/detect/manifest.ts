@@ -35,8 +35,8 @@ const ResizeSchema = z.discriminatedUnion('mode', [
 
 export const InputSpecSchema = z.strictObject({
   name: z.string().min(1),
-  width: z.number().int().min(8).max(4096),
-  height: z.number().int().min(8).max(4096),
+  width: z.number().int().min(1).max(4096),
+  height: z.number().int().min(1).max(4096),
   layout: z.literal('NCHW'),
   /** Channel order of the tensor. */
   colorOrder: z.enum(['RGB', 'BGR']),
@@ -84,10 +84,12 @@ export const ManifestSchema = z
     /** The model's own class names by index (documentation, and a check of the output width). */
     classNames: z.array(z.string().min(1)).optional(),
     /** Model class index → canonical label. Classes not listed are dropped. */
-    classes: z.record(z.string().regex(/^\d+$/, 'expected a class index (0, 1, ...)'), Canonical),
+    classes: z.record(z.string(), Canonical),
   })
   .superRefine((m, ctx) => {
     if (Object.keys(m.classes).length === 0) ctx.addIssue({ code: 'custom', path: ['classes'], message: 'expected at least one mapped class' });
+    for (const k of Object.keys(m.classes))
+      if (!/^\d+$/.test(k)) ctx.addIssue({ code: 'custom', path: ['classes', k], message: `expected a class index (0, 1, ...) as key, got "${k}"` });
     if (m.classNames) {
       for (const k of Object.keys(m.classes)) {
         if (Number(k) >= m.classNames.length)
@@ -143,7 +145,7 @@ export function modelFilePath(m: LoadedManifest, modelsDir: string): string {
 
 /** Class map as a dense array: index → canonical label or undefined. */
 export function classTable(m: ModelManifest): (string | undefined)[] {
-  const keys = Object.keys(m.classes).map(Number);
+  const keys = Object.keys(m.classes).map(Number).filter(Number.isInteger);
   const t: (string | undefined)[] = new Array(Math.max(...keys) + 1).fill(undefined);
   for (const [k, v] of Object.entries(m.classes)) t[Number(k)] = v;
   return t;

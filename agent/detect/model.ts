@@ -151,9 +151,12 @@ export class Model {
     return { tensor: this.inputTensor, placement };
   }
 
-  /** Run the bare model on a prepared tensor (no pre- or post-processing): the inference-only rate. */
-  runBare(tensor: ort.Tensor = this.inputTensor): Promise<Outputs> {
-    return this.serial(() => this.runSession(tensor));
+  /**
+   * Run the bare model on a prepared tensor (no pre- or post-processing): the inference-only rate.
+   * Fetches the decoder's outputs unless `outputNames` names others.
+   */
+  runBare(tensor: ort.Tensor = this.inputTensor, outputNames: readonly string[] = this.outputNames): Promise<Outputs> {
+    return this.serial(() => this.runSession(tensor, outputNames));
   }
 
   /** Decode raw outputs of a run for an image placed as `placement`. */
@@ -176,8 +179,8 @@ export class Model {
     return dets;
   }
 
-  private async runSession(tensor: ort.Tensor): Promise<Outputs> {
-    const res = await this.session.run({ [this.manifest.input.name]: tensor }, this.outputNames);
+  private async runSession(tensor: ort.Tensor, outputNames: readonly string[] = this.outputNames): Promise<Outputs> {
+    const res = await this.session.run({ [this.manifest.input.name]: tensor }, outputNames);
     const outs: Outputs = {};
     for (const [k, v] of Object.entries(res)) {
       if (v.type !== 'float32') throw new Error(`model ${this.name}: output "${k}" is ${v.type}, expected float32`);
