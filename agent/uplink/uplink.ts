@@ -358,6 +358,16 @@ export class Uplink extends EventEmitter {
     const was = this.connected;
     this.connected = false;
     this.connectedSince = null;
+    // rows that died in flight: count the attempt (a row that keeps killing the connection shows up
+    // as the head row with a growing `attempts` and this lastError)
+    if (this.inflight.size > 0 && !this.outbox.isClosed) {
+      const reason = `connection closed before PUBACK${this.lastError ? ` (${this.lastError})` : ''}`;
+      try {
+        for (const id of this.inflight) this.outbox.recordAttempt(id, reason);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cannot record publish attempts');
+      }
+    }
     this.inflight.clear();
     this.cursor = 0;
     this.flushAcks();

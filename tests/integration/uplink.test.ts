@@ -136,7 +136,12 @@ describe('Uplink with aedes', () => {
     expect(outbox.pending()).toBe(90); // nothing acknowledged, nothing deleted
     expect(eventIds(got)).toEqual([]);
     hold = false;
+    const down = new Promise<void>((r) => up.once('disconnected', () => r()));
     broker.dropClient('agent-site1'); // the held publishes die with the connection
+    await down;
+    const head = outbox.peek(17);
+    expect(head.slice(0, 16).every((r) => r.attempts === 1 && /connection closed before PUBACK/.test(r.lastError ?? ''))).toBe(true);
+    expect(head[16]!.attempts).toBe(0);
     await until(() => outbox.pending() === 0, 10_000, 'the outbox to drain after reconnect');
     await until(() => eventIds(got).length === 30, 5000, 'all 30 events');
     expect(new Set(eventIds(got)).size).toBe(30);
