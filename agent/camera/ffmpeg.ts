@@ -1,0 +1,118 @@
+/**
+ * The ffmpeg command line of one camera ingest, and the reading of ffmpeg's stderr into a short,
+ * readable reason. Pure functions: unit-tested without a camera.
+ */
+import { fileURLToPath } from 'node:url';
+import type { CameraIngestConfig } from './types.js';
+
+export interface IngestCommand {
+  /** What follows `-i`. */
+  input: string;
+  inputOptions: string[];
+  /** The video filter chain (select at the detection rate, scale, pixel format). */
+  filter: string;
+  outputOptions: string[];
+  /** Output format and codec: image2pipe of PPM (RGB24 with a tiny per-frame size header). */
+  format: 'image2pipe';
+  codec: 'ppm';
+}
+
+/** Removes `user:password@` from URLs inside any text (logs, errors, status). */
+export function redactUrl(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+}
+
+/**
+ * Keeps the first frame of every 1/fps time slot. Unlike the `fps` filter this never duplicates a
+ * frame when the input is slower than the target (keyframes-only decoding, a camera at 1 fps), so
+ * the detector is never fed copies; with faster input it yields exactly `fps` frames per second.
+ */
+export function selectFilter(fps: number): string {
+  const r = Number(fps.toPrecision(6));
+  return `select='isnan(prev_selected_t)+gte(floor(t*${r})-floor(prev_selected_t*${r}),1)'`;
+}
+
+export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
+  const inputOptions: string[] = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'warning'];
+  let input = cfg.url;
+  if (cfg.url.startsWith('file://')) {
+    input = fileURLToPath(cfg.url);
+    // Demo/test input: play at native rate, forever.
+    inputOptions.push('-re', '-stream_loop', '-1');
+  } else {
+    inputOptions.push(
+      '-rtsp_transport', 'tcp',
+      '-allowed_media_types', 'video',
+      // Socket I/O timeout (µs): connect and read. The CameraSource watchdog covers what this does not.
+      '-timeout', '5000000',
+      '-fflags', 'nobuffer+discardcorrupt',
+      '-flags', 'low_delay',
+      '-analyzeduration', '0',
+      '-probesize', '32',
+    );
+  }
+  // Decoder: one thread (no frame-threading delay; 4-16 cameras share a small box).
+  inputOptions.push('-threads', '1');
+  if (cfg.keyframesOnly) inputOptions.push('-skip_frame', 'nokey');
+
+  const filter = [
+    selectFilter(cfg.fps),
+    // Height from the display aspect ratio (handles non-square pixels), rounded down to even.
+    `scale=w=${cfg.frameWidth}:h=trunc(ow/dar/2)*2:flags=bilinear`,
+    'setsar=1',
+    'format=rgb24',
+  ].join(',');
+
+  const outputOptions = [
+    '-map', '0:v:0',
+    '-an', '-sn', '-dn',
+    '-filter_threads', '1',
+    // Hand every selected frame over as it comes: no duplication, no dropping by ffmpeg's muxer.
+    '-fps_mode', 'passthrough',
+    '-enc_time_base', '-1',
+    '-flush_packets', '1',
+  ];
+  return { input, inputOptions, filter, outputOptions, format: 'image2pipe', codec: 'ppm' };
+}
+
+const RULES: Array<[RegExp, string | ((m: RegExpMatchArray) => string)]> = [
+  [/401 unauthorized/i, 'unauthorized (RTSP 401): wrong or missing credentials'],
+  [/403 forbidden/i, 'forbidden (RTSP 403)'],
+  [/404 not found/i, 'stream path not found (RTSP 404)'],
+  [/503 service unavailable/i, 'camera server unavailable (RTSP 503): no media on that path yet'],
+  [/method (\w+) failed: (\d{3}[^\r\n]*)/i, (m) => `RTSP ${m[1]} failed: ${m[2]!.trim()}`],
+  [/connection refused/i, 'connection refused'],
+  [/failed to resolve hostname|name or service not known|temporary failure in name resolution/i, 'host name could not be resolved'],
+  [/no route to host/i, 'no route to host'],
+  [/network is unreachable/i, 'network unreachable'],
+  [/timed out/i, 'connection timed out'],
+  [/connection reset by peer|broken pipe/i, 'connection closed by the camera'],
+  [/no such file or directory/i, 'file not found'],
+  [/permission denied/i, 'permission denied'],
+  [/could not find codec parameters|unable to find a suitable output format/i, 'could not detect the video stream format'],
+  [/matches no streams|does not contain any stream/i, 'no video stream in the source'],
+  [/invalid data found when processing input/i, 'invalid data: not a playable video stream'],
+];
+
+/** The most specific known reason in ffmpeg's stderr lines (oldest first), newest lines first; null if none. */
+export function knownFfmpegReason(stderr: readonly string[]): string | null {
+  const lines = stderr.map((l) => l.trim()).filter(Boolean);
+  for (const [re, out] of RULES) {
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const m = lines[i]!.match(re);
+      if (m) return typeof out === 'string' ? out : redactUrl(out(m));
+    }
+  }
+  return null;
+}
+
+/** A short reason for an ffmpeg exit, from its last stderr lines (oldest first), exit code and signal. */
+export function describeFfmpegExit(stderr: readonly string[], code: number | null, signal: string | null): string {
+  const known = knownFfmpegReason(stderr);
+  if (known) return known;
+  if (signal) return `ffmpeg was killed (${signal})`;
+  if (code === 0) return 'stream ended';
+  const last = stderr.map((l) => l.trim()).filter(Boolean).at(-1);
+  const detail = last ? `: ${redactUrl(last).slice(0, 300)}` : '';
+  return `ffmpeg exited with code ${code ?? '?'}${detail}`;
+}

@@ -1,0 +1,294 @@
+/**
+ * CameraSource: one camera, one ffmpeg process. ffmpeg connects (RTSP over TCP, or a file for demos),
+ * decodes, keeps the detection rate, scales to the configured width and writes RGB24 frames (PPM
+ * framing, see ppm-splitter.ts) to stdout; this class cuts them into `frame` events, measures the
+ * rate, and keeps the camera alive: any exit, stall or garbage ends the ffmpeg process and a new one
+ * starts after an exponential back-off. Nothing here throws once constructed; failures become
+ * `status` events (state offline + a readable error) and log lines.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import ffmpeg, { type FfmpegCommand } from 'fluent-ffmpeg';
+import { childLog, type Logger } from '../../common/log.js';
+import { Backoff } from './backoff.js';
+import { buildIngestCommand, describeFfmpegExit, knownFfmpegReason, redactUrl } from './ffmpeg.js';
+import { PpmFrameSplitter } from './ppm-splitter.js';
+import type { CameraIngestConfig, CameraSourceEvents, CameraSourceOptions, CameraSourceStatus, CameraState, Frame } from './types.js';
+
+const STDERR_LINES = 40;
+const MAX_FRAME_TIMES = 256;
+
+interface Attempt {
+  id: number;
+  cmd: FfmpegCommand;
+  proc: ChildProcess | null;
+  startedAt: number;
+  onlineAt: number | null;
+  stderr: string[];
+  /** Set when this class ends the process on purpose (stall, corrupt data, stop). */
+  killReason: string | null;
+  killTimer: NodeJS.Timeout | null;
+  settled: boolean;
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+export class CameraSource extends EventEmitter<CameraSourceEvents> {
+  readonly id: string;
+  private readonly cfg: CameraIngestConfig;
+  private readonly log: Logger;
+  private readonly stallMs: number;
+  private readonly connectMs: number;
+  private readonly healthyMs: number;
+  private readonly fpsWindowMs: number;
+  private readonly ffmpegPath: string | undefined;
+  private readonly backoff: Backoff;
+
+  private running = false;
+  private current: Attempt | null = null;
+  private attempts = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private frameTimes: number[] = [];
+  private seq = 0;
+  private st: CameraSourceStatus;
+
+  constructor(config: CameraIngestConfig, options: CameraSourceOptions = {}) {
+    super();
+    this.cfg = { ...config };
+    this.id = config.id;
+    this.log = childLog({ mod: 'camera', camera: config.id });
+    if (!(config.fps > 0)) throw new Error(`camera ${config.id}: fps must be > 0, got ${config.fps}`);
+    if (!Number.isInteger(config.frameWidth) || config.frameWidth < 2)
+      throw new Error(`camera ${config.id}: frameWidth must be an integer >= 2, got ${config.frameWidth}`);
+    if (!/^(rtsps?|file):\/\/./.test(config.url)) throw new Error(`camera ${config.id}: url must be rtsp://, rtsps:// or file://, got "${redactUrl(config.url)}"`);
+    this.stallMs = options.stallTimeoutMs ?? Math.max(10_000, 4_000 / config.fps);
+    this.connectMs = options.connectTimeoutMs ?? Math.max(15_000, this.stallMs);
+    this.healthyMs = options.backoff?.healthyMs ?? 30_000;
+    this.fpsWindowMs = options.fpsWindowMs ?? 5_000;
+    this.ffmpegPath = options.ffmpegPath ?? process.env.FFMPEG_PATH;
+    this.backoff = new Backoff(options.backoff?.initialMs ?? 1_000, options.backoff?.maxMs ?? 30_000);
+    this.st = { cameraId: config.id, state: 'offline', lastFrameAt: null, fps: 0, error: null, reconnects: 0, frames: 0, since: Date.now() };
+  }
+
+  /** Current status; fps is measured over the last few seconds. */
+  status(): CameraSourceStatus {
+    return { ...this.st, fps: this.measureFps(Date.now()) };
+  }
+
+  /** Connects and keeps reconnecting until stop(). Idempotent. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.backoff.reset();
+    this.st.reconnects = 0;
+    this.log.info({ url: redactUrl(this.cfg.url), fps: this.cfg.fps, frameWidth: this.cfg.frameWidth, keyframesOnly: this.cfg.keyframesOnly }, 'camera starting');
+    this.watchdog = setInterval(() => this.checkWatchdog(), 250);
+    this.watchdog.unref();
+    this.connect();
+  }
+
+  /** Stops reconnecting and ends ffmpeg; resolves once the process has exited. */
+  async stop(): Promise<void> {
+    if (!this.running && !this.current) return;
+    this.running = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.retryTimer = this.watchdog = null;
+    const a = this.current;
+    if (a) {
+      this.kill(a, 'stopped');
+      await a.done;
+    }
+    this.current = null;
+    this.frameTimes = [];
+    this.setState('offline', 'stopped');
+    this.log.info('camera stopped');
+  }
+
+  // ------------------------------------------------------------------------------------ internals
+
+  private connect(): void {
+    this.retryTimer = null;
+    if (!this.running) return;
+    const c = buildIngestCommand(this.cfg);
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const cmd = ffmpeg({ stdoutLines: STDERR_LINES });
+    const a: Attempt = {
+      id: ++this.attempts,
+      cmd,
+      proc: null,
+      startedAt: Date.now(),
+      onlineAt: null,
+      stderr: [],
+      killReason: null,
+      killTimer: null,
+      settled: false,
+      done,
+      resolveDone,
+    };
+    this.current = a;
+    this.frameTimes = [];
+    this.setState('connecting', this.st.error);
+
+    const splitter = new PpmFrameSplitter((data, width, height) => this.onFrame(a, data, width, height));
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        if (!a.killReason) {
+          try {
+            splitter.push(chunk);
+          } catch (err) {
+            this.fail(a, `corrupt frame data from ffmpeg: ${(err as Error).message}`);
+          }
+        }
+        cb();
+      },
+    });
+    sink.on('error', () => undefined);
+
+    if (this.ffmpegPath) cmd.setFfmpegPath(this.ffmpegPath);
+    cmd
+      .input(c.input)
+      .inputOptions(...c.inputOptions)
+      .videoFilters(c.filter)
+      .outputOptions(...c.outputOptions)
+      .format(c.format)
+      .videoCodec(c.codec)
+      .on('start', (line: string) => {
+        const proc = (cmd as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc ?? null;
+        a.proc = proc;
+        this.log.debug({ cmd: redactUrl(line) }, 'ffmpeg started');
+        if (!proc) return;
+        proc.once('close', (code, signal) => this.settle(a, code, signal));
+        if (a.killReason) this.signal(a);
+      })
+      .on('stderr', (line: string) => {
+        a.stderr.push(line);
+        if (a.stderr.length > STDERR_LINES) a.stderr.shift();
+      })
+      .on('error', (err: Error) => {
+        // After a spawn, 'close' settles the attempt (it waits for the real exit); before one
+        // (ffmpeg missing, capability check failed) this is the only signal.
+        if (!a.proc || a.proc.pid === undefined) {
+          a.stderr.push(err.message);
+          this.settle(a, null, null);
+        }
+      })
+      .on('end', () => {
+        if (!a.proc) this.settle(a, 0, null);
+      });
+    try {
+      cmd.pipe(sink, { end: true });
+    } catch (err) {
+      a.stderr.push((err as Error).message);
+      this.settle(a, null, null);
+    }
+  }
+
+  private onFrame(a: Attempt, data: Buffer, width: number, height: number): void {
+    if (a !== this.current || a.killReason) return;
+    const now = Date.now();
+    this.st.lastFrameAt = now;
+    this.st.frames++;
+    this.frameTimes.push(now);
+    if (this.frameTimes.length > MAX_FRAME_TIMES) this.frameTimes.splice(0, this.frameTimes.length - MAX_FRAME_TIMES);
+    if (this.st.state !== 'online') {
+      a.onlineAt = now;
+      this.setState('online', null);
+      this.log.info({ width, height, afterMs: now - a.startedAt }, 'camera online');
+    }
+    const frame: Frame = { cameraId: this.id, seq: ++this.seq, capturedAt: now, width, height, data };
+    try {
+      this.emit('frame', frame);
+    } catch (err) {
+      this.log.error({ err }, 'a frame listener threw; frame dropped for the remaining listeners');
+    }
+  }
+
+  private checkWatchdog(): void {
+    const a = this.current;
+    if (!a || a.killReason || !this.running) return;
+    const now = Date.now();
+    if (this.st.state === 'online') {
+      const since = now - (this.st.lastFrameAt ?? a.startedAt);
+      if (since > this.stallMs) this.fail(a, `stalled: no frame for ${(since / 1000).toFixed(1)} s`);
+    } else if (now - a.startedAt > this.connectMs) {
+      const known = knownFfmpegReason(a.stderr);
+      const base = `no frame within ${(this.connectMs / 1000).toFixed(1)} s of connecting`;
+      this.fail(a, known ? `${known} (${base})` : base);
+    }
+  }
+
+  /** End this attempt on purpose; the exit handler then reports `reason` and schedules a retry. */
+  private fail(a: Attempt, reason: string): void {
+    if (a.settled || a.killReason) return;
+    this.log.warn({ reason }, 'restarting ffmpeg');
+    this.kill(a, reason);
+  }
+
+  private kill(a: Attempt, reason: string): void {
+    if (a.settled) return;
+    a.killReason ??= reason;
+    this.signal(a);
+  }
+
+  /** SIGTERM (ffmpeg quits at its next I/O check), SIGKILL if it is still there 1.5 s later. */
+  private signal(a: Attempt): void {
+    const p = a.proc;
+    if (!p || a.settled || a.killTimer) return;
+    p.kill('SIGTERM');
+    a.killTimer = setTimeout(() => {
+      if (!a.settled) p.kill('SIGKILL');
+    }, 1_500);
+  }
+
+  private settle(a: Attempt, code: number | null, signal: NodeJS.Signals | string | null): void {
+    if (a.settled) return;
+    a.settled = true;
+    if (a.killTimer) clearTimeout(a.killTimer);
+    a.resolveDone();
+    if (a !== this.current) return;
+    this.current = null;
+    if (!this.running) return;
+    let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal);
+    if (reason === 'stream ended' && !this.cfg.url.startsWith('file://')) reason = 'stream ended: the camera closed the connection';
+    const now = Date.now();
+    if (a.onlineAt !== null && now - a.onlineAt >= this.healthyMs) this.backoff.reset();
+    const delay = this.backoff.next();
+    this.frameTimes = [];
+    this.setState('offline', reason);
+    this.log.warn({ reason, code, signal, retryInMs: delay, stderr: a.stderr.slice(-5).map(redactUrl) }, 'camera offline');
+    this.retryTimer = setTimeout(() => {
+      this.st.reconnects++;
+      this.connect();
+    }, delay);
+  }
+
+  private setState(state: CameraState, error: string | null): void {
+    const changed = state !== this.st.state || error !== this.st.error || state === 'connecting';
+    if (!changed) return;
+    if (state !== this.st.state) this.st.since = Date.now();
+    this.st.state = state;
+    this.st.error = error === null ? null : redactUrl(error);
+    try {
+      this.emit('status', this.status());
+    } catch (err) {
+      this.log.error({ err }, 'a status listener threw');
+    }
+  }
+
+  private measureFps(now: number): number {
+    if (this.st.state !== 'online' || this.frameTimes.length === 0) return 0;
+    const from = now - this.fpsWindowMs;
+    let n = 0;
+    for (let i = this.frameTimes.length - 1; i >= 0 && this.frameTimes[i]! > from; i--) n++;
+    const onlineAt = this.current?.onlineAt ?? now;
+    if (now - onlineAt >= this.fpsWindowMs) return Math.round((n / (this.fpsWindowMs / 1000)) * 100) / 100;
+    // Younger than the window: rate since the first frame of this connection.
+    if (n < 2) return 0;
+    const first = this.frameTimes[this.frameTimes.length - n]!;
+    return Math.round(((n - 1) / (Math.max(1, now - first) / 1000)) * 100) / 100;
+  }
+}
