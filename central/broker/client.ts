@@ -39,7 +39,7 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
     clientId: `${CENTRAL_CLIENT_PREFIX}${randomBytes(6).toString('hex')}`,
     username: o.username,
     password: o.password,
-    protocolVersion: 5,
+    protocolVersion: 4, // aedes speaks 3.1.1; Mosquitto and EMQX accept $share on 3.1.1 too
     clean: true,
     reconnectPeriod: 2000,
     connectTimeout: 10_000,

@@ -20,6 +20,8 @@ export interface IngestCounters {
   snapshots: number;
   /** Reason → count (first words of the reason), for tests and health output. */
   reasons: Record<string, number>;
+  /** The last 50 rejections, "topic: reason". */
+  recent: string[];
 }
 
 export interface IngestDeps {
@@ -37,7 +39,7 @@ export interface IngestDeps {
 }
 
 export class Ingest {
-  readonly counters: IngestCounters = { messages: 0, rejected: 0, duplicates: 0, events: 0, snapshots: 0, reasons: {} };
+  readonly counters: IngestCounters = { messages: 0, rejected: 0, duplicates: 0, events: 0, snapshots: 0, reasons: {}, recent: [] };
 
   constructor(private readonly d: IngestDeps) {}
 
@@ -45,6 +47,8 @@ export class Ingest {
     this.counters.rejected++;
     const key = reason.split(':')[0]!.slice(0, 60);
     this.counters.reasons[key] = (this.counters.reasons[key] ?? 0) + 1;
+    this.counters.recent.push(`${topic}: ${reason}`);
+    if (this.counters.recent.length > 50) this.counters.recent.shift();
     log.warn({ topic, reason, ...extra }, 'message rejected');
   }
 
