@@ -3,10 +3,9 @@
  * the outbox and uplink, voice. `agent/main.ts` is its command line; tests and the benchmark start it
  * in-process.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { childLog } from '../common/log.js';
-import { PROTOCOL_VERSION, type CameraStatus, type VoiceStatus } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, type CameraStatus } from '../protocol/messages.js';
 import { CameraSource, type CameraStatusInfo } from './camera/index.js';
 import type { SiteConfig } from './config/schema.js';
 import { ModelPack } from './detect/index.js';
@@ -15,7 +14,7 @@ import { Outbox } from './outbox/index.js';
 import { Pipeline, type Detector } from './pipeline.js';
 import type { MotionGateOptions } from './gate/motion.js';
 import { Uplink, uplinkOptionsFromConfig } from './uplink/index.js';
-import { VoiceService } from './voice/index.js';
+import { voiceFromConfig, type VoiceAgent } from './voice/index.js';
 
 const log = childLog({ module: 'agent' });
 export const AGENT_VERSION = '0.1.0';
@@ -35,7 +34,7 @@ export class Agent {
     readonly outbox: Outbox,
     readonly evidence: EvidenceStore,
     readonly uplink: Uplink | null,
-    readonly voice: VoiceService | null,
+    readonly voice: VoiceAgent | null,
     private readonly detector: Detector & { close?(): Promise<void> },
     private readonly timers: NodeJS.Timeout[],
   ) {}
@@ -49,19 +48,13 @@ export class Agent {
     await evidence.init();
 
     const uplink = config.uplink ? new Uplink({ ...uplinkOptionsFromConfig(config, outbox, env), agentVersion: AGENT_VERSION }) : null;
-    let voice: VoiceService | null = null;
-    if (config.voice.enabled) {
-      voice = VoiceService.fromConfig(config, outbox);
-      if (uplink) {
-        const v = voice;
-        uplink.onVoiceCommand((payload) => v.handle(payload) as Promise<VoiceStatus | null>);
-      }
-    }
+    const voice = voiceFromConfig(config);
+    if (voice && uplink) uplink.onVoiceCommand((payload) => voice.handleCommand(payload));
 
     const pipeline = new Pipeline({ config, detector, evidence, outbox, motion: opts.motion });
     pipeline.on('event', (e) => {
       uplink?.notify();
-      voice?.remind(e.kind, e.cameraId);
+      void voice?.remind(e.kind, e.cameraId);
     });
 
     const cameras = config.cameras.filter((c) => c.enabled).map((cfg) => {
@@ -127,13 +120,4 @@ function cameraStatusMessage(config: SiteConfig, cameraId: string, name: string,
     error: s.error ? s.error.slice(0, 500) : null,
     ts: Date.now(),
   };
-}
-
-/** The central public key a voice config points to, read once (clear error when missing). */
-export function readPublicKey(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`voice.centralPublicKeyFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
 }
