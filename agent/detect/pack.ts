@@ -33,11 +33,17 @@ export class ModelPack {
     const seen = new Set<string>();
     const models: Model[] = [];
     try {
-      for (const ref of opts.pack) {
-        if (seen.has(ref.manifest)) throw new Error(`model pack: "${ref.manifest}" is listed twice`);
-        seen.add(ref.manifest);
-        const manifest = loadManifest(manifestPath(manifestsDir, ref.manifest));
-        models.push(await Model.load(manifest, { modelsDir, threads: opts.threads, minScore: ref.minScore, labels: ref.labels }));
+      for (const [i, ref] of opts.pack.entries()) {
+        try {
+          if (seen.has(ref.manifest)) throw new Error(`listed twice`);
+          seen.add(ref.manifest);
+          const manifest = loadManifest(manifestPath(manifestsDir, ref.manifest));
+          models.push(await Model.load(manifest, { modelsDir, threads: opts.threads, minScore: ref.minScore, labels: ref.labels }));
+        } catch (err) {
+          // Keep the error's class (ConfigError, ModelLoadError), say which pack entry it concerns.
+          if (err instanceof Error) err.message = `models.pack[${i}] "${ref.manifest}": ${err.message}`;
+          throw err;
+        }
       }
     } catch (err) {
       await Promise.all(models.map((m) => m.release()));

@@ -153,6 +153,24 @@ export class Preprocessor {
     }
     const { i0: x0, i1: x1, w: wx } = p.xs;
     const { i0: y0, i1: y1, w: wy } = p.ys;
+    if (cw === img.width) {
+      // Same width (e.g. a 640x360 frame stretched to 640x480): vertical interpolation only.
+      for (let y = 0; y < ch; y++) {
+        const ra = y0[y]!;
+        const rb = y1[y]!;
+        const fy = wy[y]!;
+        let o = (y + p.padY) * W + p.padX;
+        for (let x = 0, a = ra, c = rb; x < cw; x++, o++, a += 3, c += 3) {
+          let t = src[a]!;
+          out[pR + o] = (t + (src[c]! - t) * fy) * mR + aR;
+          t = src[a + 1]!;
+          out[pG + o] = (t + (src[c + 1]! - t) * fy) * mG + aG;
+          t = src[a + 2]!;
+          out[pB + o] = (t + (src[c + 2]! - t) * fy) * mB + aB;
+        }
+      }
+      return p;
+    }
     for (let y = 0; y < ch; y++) {
       const ra = y0[y]!;
       const rb = y1[y]!;
