@@ -18,4 +18,11 @@ export class WindowLimiter {
     this.sent.push(now);
     return true;
   }
+  /**
+   * The last send finished: count it from now. The robot saw it somewhere between start and finish,
+   * so counting from the finish is the safe end (one request in flight per limiter).
+   */
+  finished(now = Date.now()): void {
+    if (this.sent.length) this.sent[this.sent.length - 1] = Math.max(this.sent[this.sent.length - 1]!, now);
+  }
 }

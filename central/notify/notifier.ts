@@ -143,7 +143,9 @@ export class Notifier {
     let q = this.queues.get(key);
     if (!q) {
       const { max, windowSec } = this.d.config.notify.webhookRateLimit;
-      q = { type: row.channel, url: row.target, limiter: new WindowLimiter(max, windowSec * 1000), ids: [], busy: false, timer: null };
+      // The robot counts arrivals, we count departures: a safety margin absorbs network jitter.
+      const windowMs = windowSec * 1000;
+      q = { type: row.channel, url: row.target, limiter: new WindowLimiter(max, windowMs + Math.max(100, windowMs * 0.01)), ids: [], busy: false, timer: null };
       this.queues.set(key, q);
     }
     if (!q.ids.includes(row.id)) q.ids.push(row.id);
@@ -200,6 +202,7 @@ export class Notifier {
       log.warn({ url: q.url, type: q.type, alerts: batch.length, err: err.message }, 'robot webhook failed; will retry');
       for (const r of batch) this.d.store.markDelivery(r.id, 'retrying', { error: err.message, nextAttemptAt: Date.now() + this.backoff(r.attempts + 1) });
     }).finally(() => {
+      q.limiter.finished();
       q.busy = false;
       this.pump(q);
     });

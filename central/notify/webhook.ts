@@ -29,6 +29,7 @@ export function alertLines(a: AlertText, timeZone: string): { title: string; lin
     `### ${title}`,
     `> 摄像头：${e.cameraName || e.cameraId}`,
     `> 时间：${formatTime(e.raisedAt, timeZone)}`,
+    `> 编号：${e.id}`,
     ...(a.level > 0 ? [`> 升级：未及时确认，已通知${LEVEL_ZH[a.level] ?? ''}`] : []),
     `> [查看抓拍](${a.snapshotUrl})`,
     `${en} at ${e.siteName} (${e.cameraName || e.cameraId}), tier ${e.severity}${a.level > 0 ? `, escalated to ${LEVEL_EN[a.level] ?? a.level}` : ''}.`,
