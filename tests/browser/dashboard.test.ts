@@ -44,7 +44,8 @@ describe('dashboard', () => {
     const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 } });
     const page = await context.newPage();
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    // The boot probe GET /api/me answers 401 before login; Chromium logs that as a failed resource.
+    page.on('console', (m) => { if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(`console: ${m.text()}`); });
     await login(page, USERS.mgrA.username);
 
     const card = page.locator(`.ev[data-id="${first.id}"]`);
@@ -70,7 +71,7 @@ describe('dashboard', () => {
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-feed.png'), fullPage: true });
 
     // event detail → acknowledge
-    await card.click();
+    await card.locator('.body').click();
     await page.waitForSelector('#ack-btn');
     await expect.poll(() => page.locator('#detail-img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(640);
     await page.fill('#ack-form input[name=note]', '已提醒员工佩戴口罩');

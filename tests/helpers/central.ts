@@ -35,8 +35,16 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function makeJpeg(width = 320, height = 240, rgb = { r: 200, g: 60, b: 40 }): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: rgb } }).jpeg({ quality: 80 }).toBuffer();
+/** A JPEG that is unique per `text` (content-addressed snapshots must not collide between events). */
+export async function makeJpeg(width = 320, height = 240, rgb = { r: 200, g: 60, b: 40 }, text = '', box?: [number, number, number, number]): Promise<Buffer> {
+  const esc = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
+    ${box ? `<rect x="${box[0]}" y="${box[1]}" width="${box[2] - box[0]}" height="${box[3] - box[1]}" fill="none" stroke="#ff2d2d" stroke-width="4"/>` : ''}
+    <text x="12" y="${height - 14}" font-family="WenQuanYi Micro Hei" font-size="${Math.max(10, Math.round(height / 14))}" fill="#ffffff">${esc(text)}</text></svg>`;
+  return sharp({ create: { width, height, channels: 3, background: rgb } })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .jpeg({ quality: 80 })
+    .toBuffer();
 }
 
 export async function startFixture(opts: { liveUrl?: string; http?: HttpOptions } = {}): Promise<Fixture> {
@@ -91,15 +99,16 @@ export async function startFixture(opts: { liveUrl?: string; http?: HttpOptions 
     async publishEvent(siteId, over = {}) {
       const t = topics(central.config.topicPrefix);
       const id = over.id ?? `ev-${Date.now().toString(36)}-${n++}`;
-      const annotated = await makeJpeg(640, 360, { r: 180 + (n % 50), g: 40, b: 40 });
-      const clean = await makeJpeg(640, 360, { r: 40, g: 120, b: 180 + (n % 50) });
+      const box = over.box ?? [220, 90, 380, 300];
+      const annotated = await makeJpeg(640, 360, { r: 70, g: 90, b: 110 }, `${siteId} ${id} 未戴口罩`, box);
+      const clean = await makeJpeg(640, 360, { r: 70, g: 90, b: 110 }, `${siteId} ${id}`);
       const ref = (b: Buffer) => ({ sha256: createHash('sha256').update(b).digest('hex'), bytes: b.length });
       const now = Date.now();
       const msg: EventMessage = {
         v: PROTOCOL_VERSION, id, siteId, cameraId: siteId === 'site-a' ? 'cam-hot' : siteId === 'site-b' ? 'cam-b1' : 'cam-c1', cameraName: '热菜操作间',
-        kind: 'no_mask', severity: 2, ruleId: 'no_mask', trackId: 1, label: 'face', score: 0.91, box: [100, 80, 160, 150], zone: null,
+        kind: 'no_mask', severity: 2, ruleId: 'no_mask', trackId: 1, label: 'face', score: 0.91, box, zone: null,
         startedAt: now - 3000, capturedAt: now - 100, raisedAt: now, durationSec: 3,
-        frame: { width: 640, height: 360 }, detections: [{ label: 'face', score: 0.91, box: [100, 80, 160, 150], trackId: 1 }],
+        frame: { width: 640, height: 360 }, detections: [{ label: 'face', score: 0.91, box, trackId: 1 }],
         snapshots: { annotated: ref(annotated), clean: ref(clean) },
         ...over,
       };

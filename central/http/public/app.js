@@ -23,6 +23,11 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** replaceChildren would print `null` for skipped parts: drop them first. */
+function setMain(...parts) {
+  $('#main').replaceChildren(...parts.flat(Infinity).filter((p) => p != null && p !== false));
+}
+
 function toast(msg) {
   const el = $('#toast');
   el.textContent = msg;
@@ -102,7 +107,7 @@ function showLogin() {
   err,
   h('button', { class: 'btn', type: 'submit', id: 'login-submit' }, t('login')),
   h('p', { class: 'row' }, h('button', { type: 'button', class: 'btn secondary', onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); showLogin(); } }, t('langToggle'))));
-  $('#main').replaceChildren(form);
+  setMain(form);
   user.focus();
 }
 
@@ -123,7 +128,7 @@ function route() {
   const views = { alerts: viewAlerts, event: () => viewEvent(arg), overdue: viewOverdue, voice: viewVoice, sites: viewSites, stats: viewStats };
   (views[view] ?? viewAlerts)().catch((e) => {
     if (e instanceof ApiError && e.status === 401) return;
-    $('#main').replaceChildren(h('p', { class: 'error' }, e.body?.message ?? String(e.message)));
+    setMain(h('p', { class: 'error' }, e.body?.message ?? String(e.message)));
   });
 }
 
@@ -273,7 +278,7 @@ async function viewAlerts() {
     feed.replaceChildren(...state.events.map((e) => eventCard(e)));
     more.hidden = got < 40;
   } }, t('loadMore'));
-  $('#main').replaceChildren(h('h1', {}, t('navAlerts')), filters, feed,
+  setMain(h('h1', {}, t('navAlerts')), filters, feed,
     state.events.length ? null : h('p', { class: 'muted', id: 'feed-empty' }, t('noEvents')), h('p', {}, more));
 }
 
@@ -329,7 +334,7 @@ async function viewEvent(id) {
   }
   const kv = (k, v) => [h('dt', {}, t(k)), h('dd', {}, v)];
   const table = (cols, rows) => h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, t(c))))), h('tbody', {}, rows)));
-  $('#main').replaceChildren(
+  setMain(
     h('p', {}, h('a', { href: '#/alerts' }, `← ${t('back')}`)),
     h('h1', {}, kindText(ev.kind), ' ', sevBadge(ev.severity), ' ', statusBadge(ev.status), ev.overdue ? [' ', h('span', { class: 'badge overdue' }, t('overdue'))] : null),
     h('div', { class: 'detail' },
@@ -357,7 +362,7 @@ async function viewEvent(id) {
 // ---------- overdue ----------
 async function viewOverdue() {
   const r = await api('GET', '/api/overdue');
-  $('#main').replaceChildren(h('h1', {}, t('overdueTitle')),
+  setMain(h('h1', {}, t('overdueTitle')),
     r.events.length ? h('div', { class: 'feed', id: 'feed-overdue' }, r.events.map((e) => eventCard(e))) : h('p', { class: 'muted' }, t('noOverdue')));
 }
 
@@ -410,7 +415,7 @@ async function viewVoice() {
   presetLabel, textLabel,
   h('div', { class: 'row' }, h('button', { class: 'btn', type: 'submit', id: 'voice-send' }, t('send')), pushToTalk(send)),
   err);
-  $('#main').replaceChildren(h('h1', {}, t('voiceTitle')), form, h('h2', {}, t('sentCommands')), h('div', { id: 'voice-list' }));
+  setMain(h('h1', {}, t('voiceTitle')), form, h('h2', {}, t('sentCommands')), h('div', { id: 'voice-list' }));
   renderVoiceList();
 }
 
@@ -480,7 +485,7 @@ async function startLive(site, cam) {
 
 async function viewSites() {
   state.sites = await api('GET', '/api/sites');
-  $('#main').replaceChildren(h('h1', {}, t('sitesTitle')), h('div', { class: 'sites', id: 'sites' }));
+  setMain(h('h1', {}, t('sitesTitle')), h('div', { class: 'sites', id: 'sites' }));
   renderSites();
 }
 
@@ -498,7 +503,7 @@ async function viewStats() {
   const total = [...byKind.values()].reduce((a, b) => a + b, 0);
   const form = h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); state.statsFrom = dayStart(fromIn.value); state.statsTo = dayStart(toIn.value); viewStats().catch(() => {}); } },
     h('label', {}, t('from'), fromIn), h('label', {}, t('to'), toIn), h('button', { class: 'btn', type: 'submit' }, t('apply')));
-  $('#main').replaceChildren(h('h1', {}, t('statsTitle')), form,
+  setMain(h('h1', {}, t('statsTitle')), form,
     h('div', { class: 'kpis' },
       h('div', { class: 'kpi' }, t('total'), h('b', { id: 'stat-total' }, total)),
       h('div', { class: 'kpi' }, `${t('timeToAck')} · ${t('median')}`, h('b', { id: 'stat-median' }, fmtDuration(r.timeToAck.medianSec))),
