@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { CoreError } from '../../central/store/types.js';
+import { VoiceCommand, parsePayload } from '../../protocol/messages.js';
+import { verifyObject } from '../../protocol/signing.js';
+import { startCore, T, until, type CoreFixture } from './central-fixture.js';
+
+describe('central voice commands', () => {
+  let f: CoreFixture;
+  beforeAll(async () => { f = await startCore(); });
+  afterAll(async () => { await f?.close(); });
+  const user = (id: string) => f.central.store.user(id)!;
+
+  it('signs, publishes QoS 1 to the site, and the agent can verify with the public key file', async () => {
+    const site = await f.connect('site-a');
+    const got: Buffer[] = [];
+    site.on('message', (_t, p) => got.push(p));
+    await site.subscribeAsync(T.voiceCommand('site-a'), { qos: 1 });
+    const rec = await f.central.voice.send(user('u-insp'), { siteId: 'site-a', type: 'preset', presetId: 'hat-mask' }, { ip: '127.0.0.1' });
+    expect(rec).toMatchObject({ siteId: 'site-a', type: 'preset', text: '请佩戴好帽子和口罩', issuedBy: 'u-insp', state: 'sent' });
+    await until(() => got.length, 3000, 'command at the site');
+    const parsed = parsePayload(VoiceCommand, got[0]!);
+    expect(parsed.ok).toBe(true);
+    const cmd = (parsed as { ok: true; value: VoiceCommand }).value;
+    expect(cmd.id).toBe(rec.id);
+    expect(cmd.nonce.length).toBeGreaterThanOrEqual(16);
+    const pub = readFileSync(path.join(f.dir, 'voice-signing.pub.pem'), 'utf8');
+    expect(verifyObject(cmd, pub)).toBe(true);
+    expect(verifyObject({ ...cmd, siteId: 'site-b' }, pub)).toBe(false);
+    expect(verifyObject({ ...cmd, content: { type: 'text', text: '随便说' } }, pub)).toBe(false);
+    const audit = f.central.store.auditList(f.central.scopeOf(user('u-admin')));
+    expect(audit.find((a) => a.action === 'voice.send' && a.target === rec.id)).toMatchObject({ userId: 'u-insp', ip: '127.0.0.1' });
+  });
+
+  it('authorises: the site manager yes; vice-principal forbidden; another district not found; bad input invalid', async () => {
+    await expect(f.central.voice.send(user('u-mgr'), { siteId: 'site-a', type: 'text', text: '请注意卫生' })).resolves.toMatchObject({ state: 'sent' });
+    await expect(f.central.voice.send(user('u-vp'), { siteId: 'site-a', type: 'text', text: 'x' })).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(f.central.voice.send(user('u-insp2'), { siteId: 'site-a', type: 'text', text: 'x' })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(f.central.voice.send(user('u-mgr'), { siteId: 'site-b', type: 'text', text: 'x' })).rejects.toMatchObject({ code: 'not_found' });
+    const e = await f.central.voice.send(user('u-admin'), { siteId: 'site-a', type: 'preset', presetId: 'nope' }).catch((x) => x);
+    expect(e).toBeInstanceOf(CoreError);
+    expect(e.field).toBe('presetId');
+    await expect(f.central.voice.send(user('u-admin'), { siteId: 'site-a', cameraId: 'cam-9', type: 'text', text: 'x' })).rejects.toMatchObject({ code: 'invalid', field: 'cameraId' });
+  });
+
+  it('voice/status from the site updates the record and emits bus "voice"; other sites cannot touch it', async () => {
+    const rec = await f.central.voice.send(user('u-admin'), { siteId: 'site-a', type: 'text', text: '请勿在后厨吸烟' });
+    const seen: string[] = [];
+    f.central.bus.on('voice', (v) => seen.push(`${v.id}:${v.state}`));
+    const siteB = await f.connect('site-b');
+    await siteB.publishAsync(T.voiceStatus('site-b'), JSON.stringify({ v: 1, commandId: rec.id, siteId: 'site-b', state: 'played', at: Date.now(), error: null }), { qos: 1 });
+    const siteA = await f.connect('site-a');
+    await siteA.publishAsync(T.voiceStatus('site-a'), JSON.stringify({ v: 1, commandId: rec.id, siteId: 'site-a', state: 'played', at: Date.now(), error: null }), { qos: 1 });
+    await until(() => seen.includes(`${rec.id}:played`), 3000, 'voice status');
+    expect(seen).toEqual([`${rec.id}:played`]);
+    const list = f.central.store.voiceCommands(f.central.scopeOf(user('u-mgr')), 'site-a');
+    expect(list.find((v) => v.id === rec.id)!.state).toBe('played');
+  });
+});

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { openDb, SCHEMA_VERSION } from '../../central/store/db.js';
+import { Store } from '../../central/store/store.js';
+import { parseCentralConfig } from '../../central/config/load.js';
+import { CoreError } from '../../central/store/types.js';
+import { eventMsg, hashes, jpeg, orgConfig } from '../integration/central-fixture.js';
+
+describe('central store (real SQLite)', () => {
+  let dir: string;
+  let store: Store;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'bk-store-'));
+    const cfg = parseCentralConfig({ dataDir: dir, broker: { mode: 'embedded' }, org: await orgConfig(await hashes()) });
+    store = new Store(openDb(dir), dir);
+    store.syncOrg(cfg.org);
+    const a = await jpeg('a'), c = await jpeg('c');
+    const t = Date.now();
+    store.insertEvent(eventMsg('e1', 'site-a', { annotated: a, clean: c }, { raisedAt: t - 10_000 }), { receivedAt: t, deadlineAt: t - 1, nextEscalationAt: null });
+    store.insertEvent(eventMsg('e2', 'site-c', { annotated: a, clean: c }, { kind: 'rodent', raisedAt: t - 5000 }), { receivedAt: t, deadlineAt: t + 3_600_000, nextEscalationAt: null });
+    store.insertEvent(eventMsg('e3', 'site-a', { annotated: a, clean: c }, { kind: 'smoking', raisedAt: t - 1000 }), { receivedAt: t, deadlineAt: t + 3_600_000, nextEscalationAt: t + 1000 });
+  });
+  afterAll(() => { store.db.close(); rmSync(dir, { recursive: true, force: true }); });
+  const u = (id: string) => store.user(id)!;
+
+  it('migrates to the current schema version and reopens without redoing it', () => {
+    expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    const again = openDb(dir);
+    expect(again.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    again.close();
+    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
+  });
+
+  it('scopes: manager → own site, vice-principal → school, inspector → district, admin → all', () => {
+    const ids = (id: string) => store.events(store.scopeOf(u(id))).map((e) => e.id).sort();
+    expect(ids('u-mgr')).toEqual(['e1', 'e3']);
+    expect(ids('u-vp')).toEqual(['e1', 'e3']);
+    expect(ids('u-insp')).toEqual(['e1', 'e3']);
+    expect(ids('u-insp2')).toEqual(['e2']);
+    expect(ids('u-admin')).toEqual(['e1', 'e2', 'e3']);
+    expect(store.event(store.scopeOf(u('u-insp2')), 'e1')).toBeNull();
+    expect(store.sites(store.scopeOf(u('u-vp'))).map((s) => s.id)).toEqual(['site-a', 'site-b']);
+    expect(store.events(store.scopeOf(u('u-admin')), { kind: 'smoking' }).map((e) => e.id)).toEqual(['e3']);
+    expect(store.events(store.scopeOf(u('u-admin')), { limit: 1 }).map((e) => e.id)).toEqual(['e3']); // newest first
+  });
+
+  it('open → acknowledged → rectified (note + photo) → reopened → rectified → closed, with history and audit', async () => {
+    expect(() => store.acknowledge(u('u-insp2'), 'e3')).toThrow(CoreError); // out of scope → not_found
+    const acked = store.acknowledge(u('u-mgr'), 'e3', '收到', { ip: '10.0.0.1' });
+    expect(acked).toMatchObject({ status: 'acknowledged', ackBy: 'u-mgr' });
+    expect(store.eventRow('e3')!.next_escalation_at).toBeNull(); // escalation stopped
+    expect(() => store.acknowledge(u('u-mgr'), 'e3')).toThrow(/only open or reopened/);
+    expect(() => store.rectify(u('u-mgr'), 'e3', { note: '  ' })).toThrow(/needs a note/);
+    expect(() => store.rectify(u('u-mgr'), 'e3', { note: 'x', photo: { bytes: Buffer.from('nope'), mime: 'image/jpeg' } })).toThrow(/neither a JPEG nor a PNG/);
+    const photo = await jpeg('photo');
+    expect(store.rectify(u('u-mgr'), 'e3', { note: '已处理，员工已戴口罩', photo: { bytes: photo, mime: 'image/jpeg' } }).status).toBe('rectified');
+    expect(() => store.review(u('u-mgr'), 'e3', 'close')).toThrow(/only inspectors and admins/);
+    expect(store.review(u('u-insp'), 'e3', 'reopen', '照片不清楚').status).toBe('reopened');
+    store.rectify(u('u-mgr'), 'e3', { note: '重新拍照' });
+    expect(store.review(u('u-insp'), 'e3', 'close').status).toBe('closed');
+    const d = store.event(store.scopeOf(u('u-admin')), 'e3')!;
+    expect(d.history.map((h) => h.action)).toEqual(['raised', 'acknowledged', 'rectified', 'reopened', 'rectified', 'closed']);
+    expect(d.rectifications).toHaveLength(2);
+    const ph = store.rectificationPhoto(store.scopeOf(u('u-vp')), d.rectifications[0]!.id)!;
+    expect(existsSync(ph.path)).toBe(true);
+    expect(store.rectificationPhoto(store.scopeOf(u('u-insp2')), d.rectifications[0]!.id)).toBeNull();
+    const audit = store.auditList(store.scopeOf(u('u-insp')));
+    expect(audit.map((a) => a.action)).toContain('event.ack');
+    expect(store.auditList(store.scopeOf(u('u-insp2'))).map((a) => a.target)).not.toContain('e3');
+    expect(store.auditList(store.scopeOf(u('u-mgr')))).toEqual([]);
+  });
+
+  it('overdue list and stats (per day per site per kind; time to ack)', () => {
+    const over = store.overdue(store.scopeOf(u('u-admin')));
+    expect(over.map((e) => e.id)).toEqual(['e1']);
+    expect(over[0]!.overdue).toBe(true);
+    const s = store.stats(store.scopeOf(u('u-admin')), {});
+    expect(s.perDay.reduce((n, r) => n + r.count, 0)).toBe(3);
+    expect(s.perDay.find((r) => r.kind === 'rodent')).toMatchObject({ siteId: 'site-c', count: 1 });
+    expect(s.timeToAck.count).toBe(1);
+    expect(s.timeToAck.medianSec).toBeGreaterThan(0);
+    expect(store.stats(store.scopeOf(u('u-insp2')), {}).timeToAck.count).toBe(0);
+  });
+
+  it('org CRUD: admin only, validated, audit-logged, refuses dangling references', () => {
+    const admin = u('u-admin');
+    expect(() => store.org.create(u('u-insp'), 'schools', { id: 'sch9', name: 'x', districtId: 'd1' })).toThrow(/only admins/);
+    expect(store.org.create(admin, 'schools', { id: 'sch9', name: '九中', districtId: 'd1' })).toEqual({ id: 'sch9', name: '九中', districtId: 'd1' });
+    expect(() => store.org.create(admin, 'schools', { id: 'sch8', name: 'x', districtId: 'nope' })).toThrow(/no district "nope"/);
+    expect(store.org.create(admin, 'cameras', { siteId: 'site-a', id: 'cam-2', name: '凉菜间' })).toMatchObject({ siteId: 'site-a', id: 'cam-2' });
+    expect(store.org.update(admin, 'users', 'u-mgr', { id: 'u-mgr', username: 'mgr', name: '张经理', role: 'canteen_manager', siteIds: ['site-a', 'site-b'] }).siteIds).toEqual(['site-a', 'site-b']);
+    expect(store.userByUsername('mgr')!.passwordHash).toMatch(/^scrypt\$/); // kept when not given
+    expect(() => store.org.remove(admin, 'districts', 'd1')).toThrow(/still has schools/);
+    store.org.remove(admin, 'schools', 'sch9');
+    expect(store.org.get('schools', 'sch9')).toBeNull();
+    expect(store.auditList(store.scopeOf(admin)).map((a) => a.action)).toEqual(expect.arrayContaining(['org.schools.create', 'org.cameras.create', 'org.users.update', 'org.schools.delete']));
+  });
+});
