@@ -7,9 +7,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { labelText } from '../../protocol/labels.js';
+import { VIOLATION_TEXT } from '../../protocol/violations.js';
 import { isImageFile, loadImage } from '../detect/image.js';
+import { loadSiteConfig } from '../config/load.js';
 import { ModelPack, modelsSection } from '../detect/pack.js';
 import type { Detection, RgbImage } from '../detect/types.js';
+import { evaluateStill, rulesForSite, type StillViolation } from '../rules/index.js';
 
 const HELP = `Detect objects in still images with the model pack.
 
@@ -17,10 +20,12 @@ Usage: npm run detect -- [options] <image or folder> ...
 
   <image or folder>   JPEG / PNG / WebP ... files, or folders of them (not recursive)
   --json              one JSON object per image per line:
-                      {"file","width","height","detections":[{"label","score","box":[x1,y1,x2,y2]}],"violations":[]}
-                      (boxes in source-image pixels)
+                      {"file","width","height","detections":[{"label","score","box":[x1,y1,x2,y2]}],
+                       "violations":[{"kind","ruleId","label","score","box","severity"}]}
+                      (boxes in source-image pixels; violations = rules whose condition holds in
+                      the still photo, ignoring persistence and schedule)
   --annotate DIR      also write <DIR>/<name>.jpg with boxes and labels drawn
-  --config FILE       site config whose models section gives the pack
+  --config FILE       site config whose models section gives the pack and whose rules apply
                       (default: rfb640_masked_face + yolox_nano from models/, files in var/models)
   -h, --help          this text
 
@@ -31,18 +36,18 @@ export interface ImageResult {
   width: number;
   height: number;
   detections: { label: string; score: number; box: [number, number, number, number] }[];
-  violations: unknown[];
+  violations: StillViolation[];
 }
 
 const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
 
-export function toResult(file: string, img: RgbImage, dets: Detection[]): ImageResult {
+export function toResult(file: string, img: RgbImage, dets: Detection[], violations: StillViolation[] = []): ImageResult {
   return {
     file,
     width: img.width,
     height: img.height,
     detections: dets.map((d) => ({ label: d.label, score: round(d.score, 4), box: d.box.map((v) => round(v, 1)) as [number, number, number, number] })),
-    violations: [],
+    violations: violations.map((v) => ({ ...v, score: round(v.score, 4), box: v.box.map((x) => round(x, 1)) as [number, number, number, number] })),
   };
 }
 
@@ -105,6 +110,7 @@ function table(r: ImageResult): string {
   const lines = [`${r.file}  ${r.width}x${r.height}  ${r.detections.length} detection${r.detections.length === 1 ? '' : 's'}`];
   for (const d of r.detections)
     lines.push(`  ${d.label.padEnd(12)} ${d.score.toFixed(3)}  [${d.box.map((v) => v.toFixed(1).padStart(7)).join(' ')}]`);
+  for (const v of r.violations) lines.push(`  ! ${v.kind} (${VIOLATION_TEXT[v.kind].zh}, tier ${v.severity}) on ${v.label} ${v.score.toFixed(3)}`);
   return lines.join('\n');
 }
 
@@ -135,9 +141,11 @@ async function main(): Promise<void> {
   }
   let files: string[];
   let pack: ModelPack;
+  let rules: ReturnType<typeof rulesForSite>;
   try {
     files = expandInputs(positionals);
     pack = await ModelPack.fromConfig(modelsSection(a.config));
+    rules = rulesForSite(a.config ? loadSiteConfig(a.config).rules : []);
   } catch (err) {
     process.stderr.write(`detect: ${(err as Error).message}\n`);
     process.exit(1);
@@ -149,7 +157,7 @@ async function main(): Promise<void> {
     try {
       const img = await loadImage(file);
       const dets = await pack.detect(img);
-      const r = toResult(file, img, dets);
+      const r = toResult(file, img, dets, evaluateStill(dets, img, { rules }));
       process.stdout.write(`${a.json ? JSON.stringify(r) : table(r)}\n`);
       if (a.annotate) {
         const base = path.basename(file, path.extname(file));

@@ -36,9 +36,14 @@ describe('detect CLI', () => {
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(2);
     expect(Object.keys(lines[0])).toEqual(['file', 'width', 'height', 'detections', 'violations']);
-    expect(lines[0]).toMatchObject({ file: imgs[0], width: 640, height: 480, violations: [] });
+    expect(lines[0]).toMatchObject({ file: imgs[0], width: 640, height: 480 });
     const labels = new Set(lines[0].detections.map((d: { label: string }) => d.label));
     expect(labels).toEqual(new Set(['person', 'face']));
+    // Still-image violations: every bare face is a no_mask violation at its own box, nothing else.
+    const faces = lines[0].detections.filter((d: { label: string }) => d.label === 'face');
+    expect(lines[0].violations.map((v: { kind: string; box: number[] }) => [v.kind, v.box])).toEqual(
+      faces.map((f: { box: number[] }) => ['no_mask', f.box]),
+    );
     for (const l of lines)
       for (const d of l.detections) {
         expect(Object.keys(d)).toEqual(['label', 'score', 'box']);
