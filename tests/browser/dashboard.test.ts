@@ -29,7 +29,8 @@ beforeAll(async () => {
   fx = await startFixture();
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    // fake microphone for push-to-talk (MediaRecorder records Chromium's synthetic beep)
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
   });
 });
 afterAll(async () => {
@@ -98,7 +99,7 @@ describe('dashboard', () => {
   });
 
   it('inspector: voice warning is sent, then reported played', async () => {
-    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 } });
+    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 }, permissions: ['microphone'] });
     const page = await context.newPage();
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
     await login(page, USERS.inspector.username);
@@ -120,6 +121,21 @@ describe('dashboard', () => {
     await site.publishAsync(topics(fx.central.config.topicPrefix).voiceStatus('site-a'),
       JSON.stringify({ v: PROTOCOL_VERSION, commandId, siteId: 'site-a', state: 'played', at: Date.now(), error: null }), { qos: 1 });
     await expect.poll(() => page.locator(`#voice-table tr[data-id="${commandId}"] .voice-state`).textContent(), { timeout: 10_000 }).toBe('已播放');
+
+    // push-to-talk: hold the button ~1.5 s, release → an audio command is sent
+    const ptt = page.locator('#ptt');
+    await ptt.hover();
+    await page.mouse.down();
+    await expect.poll(() => ptt.getAttribute('class'), { timeout: 5000 }).toContain('rec');
+    await page.waitForTimeout(1500);
+    await page.mouse.up();
+    await expect.poll(() => page.locator('#voice-table tbody tr').count(), { timeout: 10_000 }).toBe(2);
+    const audioRow = page.locator('#voice-table tbody tr').first();
+    expect(await audioRow.locator('td').nth(2).textContent()).toBe('录音');
+    expect(await audioRow.locator('.voice-state').textContent()).toBe('已发送');
+    const audioId = (await audioRow.getAttribute('data-id'))!;
+    const rec = fx.central.store.voiceCommands(fx.central.scopeOf(fx.central.store.user(USERS.inspector.id)!), 'site-a').find((v) => v.id === audioId);
+    expect(rec?.type).toBe('audio');
     await site.endAsync();
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-voice.png'), fullPage: true });
 

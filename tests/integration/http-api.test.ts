@@ -2,7 +2,12 @@
  * Central HTTP API against a real central (SQLite store, embedded broker, ingest over MQTT):
  * authentication, CSRF, role scoping, limits, validation, static files, SSE, audit.
  */
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { startHttp } from '../../central/http/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, PASSWORD, USERS, makeJpeg, startFixture, type Fixture } from '../helpers/central.js';
 import type { EventDetail } from '../../central/core.js';
@@ -89,6 +94,47 @@ describe('login and sessions', () => {
       expect(csp).toContain("default-src 'self'");
       expect(csp).toContain("frame-ancestors 'none'");
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+  });
+});
+
+describe('session expiry and HTTPS', () => {
+  it('expires an idle session', async () => {
+    const h2 = await startHttp(fx.central, { port: 0, session: { idleMs: 300 } });
+    try {
+      const c = new ApiClient(h2.url);
+      expect((await c.login(USERS.vpA.username)).status).toBe(200);
+      expect((await c.json('GET', '/api/me')).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 450));
+      expect((await c.json('GET', '/api/me')).status).toBe(401);
+    } finally {
+      await h2.close();
+    }
+  });
+
+  it('serves HTTPS with a Secure cookie and HSTS', async () => {
+    const key = path.join(fx.dir, 'key.pem');
+    const cert = path.join(fx.dir, 'cert.pem');
+    const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert]);
+    expect(gen.status, gen.stderr.toString()).toBe(0);
+    const h2 = await startHttp(fx.central, { port: 0, tls: { cert, key } });
+    try {
+      expect(h2.url).toMatch(/^https:/);
+      const u = new URL(h2.url);
+      const body = JSON.stringify({ username: USERS.vpA.username, password: PASSWORD });
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = https.request({ host: u.hostname, port: u.port, path: '/api/login', method: 'POST', ca: readFileSync(cert), servername: undefined, checkServerIdentity: () => undefined,
+          headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, resolve);
+        req.on('error', reject);
+        req.end(body);
+      });
+      res.resume();
+      expect(res.statusCode).toBe(200);
+      expect(String(res.headers['set-cookie'])).toMatch(/HttpOnly; SameSite=Strict; Max-Age=\d+; Secure/);
+      expect(res.headers['strict-transport-security']).toContain('max-age=');
+    } finally {
+      await h2.close();
     }
   });
 });
