@@ -42,10 +42,10 @@ describe('central ingest (embedded aedes, real SQLite)', () => {
     const d0 = ingest().duplicates;
     for (let i = 0; i < 3; i++) await site.publishAsync(T.event('site-a'), msg, { qos: 1 });
     await until(() => ingest().duplicates >= d0 + 2, 5000, 'duplicates');
-    const rows = f.central.store.db.prepare("SELECT COUNT(*) FROM events WHERE id = 'ev-dup'").pluck().get();
+    const rows = f.central.internals.store.db.prepare("SELECT COUNT(*) FROM events WHERE id = 'ev-dup'").pluck().get();
     expect(rows).toBe(1);
     // routing ran once: one dashboard delivery per recipient
-    const dash = f.central.store.deliveries('ev-dup').filter((d) => d.channel === 'dashboard');
+    const dash = f.central.internals.store.deliveries('ev-dup').filter((d) => d.channel === 'dashboard');
     expect(new Set(dash.map((d) => d.recipientId)).size).toBe(dash.length);
   });
 
