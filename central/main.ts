@@ -11,6 +11,7 @@ import { hashPassword, hashPasswordMosquitto } from './auth/password.js';
 import { mosquittoFiles, writeMosquittoFiles } from './broker/mosquitto.js';
 import { ConfigError, loadCentralConfig } from './config/load.js';
 import { startCentral } from './central.js';
+import { startHttp } from './http/index.js';
 
 const HELP = `bright-kitchen central service
 
@@ -94,7 +95,8 @@ async function main(argv: string[]): Promise<void> {
   if (args.check) { process.stdout.write(`${args.config}: ok (${config.org.sites.length} sites, ${config.org.users.length} users)\n`); return; }
 
   const central = await startCentral(config);
-  log.info({ broker: central.brokerUrl, voicePublicKey: `${config.dataDir}/voice-signing.pub.pem` }, 'central running');
+  const http = await startHttp(central, config.http.tls ? { tls: config.http.tls } : {});
+  log.info({ dashboard: http.url, broker: central.brokerUrl, voicePublicKey: `${config.dataDir}/voice-signing.pub.pem` }, 'central running');
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
@@ -102,7 +104,7 @@ async function main(argv: string[]): Promise<void> {
     log.info({ sig }, 'stopping');
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    central.stop().then(() => process.exit(0), (err: Error) => { log.error({ err: err.message }, 'stop failed'); process.exit(1); });
+    http.close().then(() => central.stop()).then(() => process.exit(0), (err: Error) => { log.error({ err: err.message }, 'stop failed'); process.exit(1); });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

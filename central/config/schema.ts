@@ -20,6 +20,8 @@ export const HttpSchema = z.strictObject({
   port: Port.default(8080),
   /** Base URL recipients open (snapshot links in alerts and webhooks). */
   publicUrl: z.url().default('http://127.0.0.1:8080'),
+  /** HTTPS for the dashboard and API: PEM file paths. */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 
 export const BrokerSchema = z.discriminatedUnion('mode', [
