@@ -170,6 +170,14 @@ def main(argv):
     root, meta = resolve_dataset(a)
     name = a.name or meta["model_name"]
     run = os.path.join(a.project, name)
+    if a.export_only:
+        # Describe the run as it was trained: its recorded options, not this command's defaults.
+        saved = torch.load(os.path.join(run, "best.pt"), map_location="cpu", weights_only=False)["args"] \
+            if os.path.exists(os.path.join(run, "best.pt")) else {}
+        for k in ("epochs", "time_budget", "imgsz", "batch", "lr", "head_lr_mult", "weight_decay", "mosaic", "grey",
+                  "scale", "freeze", "threads", "max_images", "seed"):
+            if k in saved:
+                setattr(a, k, saved[k])
     os.makedirs(run, exist_ok=True)
     logf = open(os.path.join(run, "train.log"), "a")
 
@@ -353,6 +361,8 @@ def main(argv):
                                      f"Dev-val AP50 {ev['ap50']:.3f}; at the default threshold P {ev['precision']:.2f} R {ev['recall']:.2f}.",
                          source=command, license=license_text)
         import onnxruntime
+        if a.export_only and os.path.exists(last_pt):  # the whole run's history and time, not best.pt's snapshot
+            state = torch.load(last_pt, map_location="cpu", weights_only=False)["state"]
         hist = state["history"]
         info = dict(name=mname, label=meta["label"], violation=meta["violation"], class_name=meta["class_name"], imgsz=a.imgsz,
                     rows=sum((a.imgsz // s) ** 2 for s in (8, 16, 32)), loader_diff=loader_diff,

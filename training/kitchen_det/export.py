@@ -151,6 +151,9 @@ def fmt_s(sec: float) -> str:
 def write_card(path: str, info: dict) -> None:
     i = info
     ev = i["val_onnx"]
+    best_h = max(i["history"], key=lambda h: h["ap50"]) if i["history"] else None
+    best_line = (f"Exported weights: the EMA after epoch {best_h['epoch']} (best torch val AP50 {best_h['ap50']:.3f})."
+                 if best_h else "")
     hist = "\n".join(f"| {h['epoch']} | {h['iters']} | {h['loss']:.3f} | {h['ap50']:.3f} | {h['elapsed_s'] / 60:.1f} |"
                      for h in i["history"])
     text = f"""# {i['name']} — {i['label']} detector (project-trained)
@@ -189,6 +192,8 @@ Manifest: `{i['name']}.model.yaml` (decoder `yolox`, bundled file `{i['name']}.o
 | epoch | iterations | mean loss | val AP50 (torch EMA) | elapsed min |
 |---|---|---|---|---|
 {hist}
+
+{best_line}
 
 ## Dev-val figures (the exported ONNX, onnxruntime, deployment letterbox + decoder + NMS {NMS_IOU})
 - **AP50 {ev['ap50']:.3f}** on {ev['images']} val images ({ev['gt']} boxes; TP at IoU ≥ 0.5).
