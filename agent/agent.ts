@@ -21,7 +21,7 @@ export const AGENT_VERSION = '0.1.0';
 
 export interface AgentOptions {
   /** Replace the model pack (tests, benchmark). */
-  detector?: Detector & { close?(): Promise<void> };
+  detector?: Detector;
   motion?: MotionGateOptions | false;
   env?: NodeJS.ProcessEnv;
 }
@@ -35,13 +35,15 @@ export class Agent {
     readonly evidence: EvidenceStore,
     readonly uplink: Uplink | null,
     readonly voice: VoiceAgent | null,
-    private readonly detector: Detector & { close?(): Promise<void> },
+    /** Only a pack the agent loaded itself is closed by stop(). */
+    private readonly ownDetector: ModelPack | null,
     private readonly timers: NodeJS.Timeout[],
   ) {}
 
   static async start(config: SiteConfig, opts: AgentOptions = {}): Promise<Agent> {
     const env = opts.env ?? process.env;
-    const detector = opts.detector ?? (await ModelPack.fromConfig(config.models));
+    const ownDetector = opts.detector ? null : await ModelPack.fromConfig(config.models);
+    const detector = opts.detector ?? ownDetector!;
     const storageDir = path.resolve(config.storage.dir);
     const outbox = Outbox.open({ dir: storageDir });
     const evidence = new EvidenceStore({ dir: storageDir, ...config.storage.evidence, timezone: config.site.timezone });
@@ -91,7 +93,7 @@ export class Agent {
     pipeline.start();
     for (const c of cameras) c.start();
     log.info({ site: config.site.id, cameras: cameras.length, uplink: config.uplink?.url ?? null }, 'agent started');
-    return new Agent(config, pipeline, cameras, outbox, evidence, uplink, voice, detector, timers);
+    return new Agent(config, pipeline, cameras, outbox, evidence, uplink, voice, ownDetector, timers);
   }
 
   /** Clean shutdown: cameras, pipeline (finishing events in progress), uplink (offline status), stores. */
@@ -103,7 +105,7 @@ export class Agent {
     await this.voice?.close();
     this.evidence.close();
     this.outbox.close();
-    await this.detector.close?.();
+    await this.ownDetector?.close();
     log.info('agent stopped');
   }
 }

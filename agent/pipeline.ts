@@ -187,11 +187,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     const tracked = lane.tracker.update(detections, ts);
     const violations = lane.rules.evaluate(tracked, this.opts.now?.() ?? ts, frame);
     if (violations.length === 0) return;
-    // Evidence is encoded off the detection loop; the frame is copied because camera buffers are reused.
-    const copy: PipelineFrame = { ...frame, data: Buffer.from(frame.data) };
+    // Evidence is encoded off the detection loop (frames are owned by the receiver: no copy needed).
     for (const v of violations) {
       lane.counters.eventsRaised++;
-      const p = this.raise(lane, copy, tracked, v).finally(() => this.inflightEvidence.delete(p));
+      const p = this.raise(lane, frame, tracked, v).finally(() => this.inflightEvidence.delete(p));
       this.inflightEvidence.add(p);
     }
   }
