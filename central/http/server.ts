@@ -6,16 +6,18 @@
  * Order of checks on every API request: route → session (401) → CSRF on state changes (403) →
  * body limit (413) / JSON (400) / zod (400 naming the field) → scope (404) → role (403).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childLog } from '../../common/log.js';
 import { LABEL_TEXT } from '../../protocol/labels.js';
 import { SEVERITIES, VIOLATION_KINDS, VIOLATION_TEXT } from '../../protocol/violations.js';
-import { CoreError, hashPassword, verifyPassword, type Central, type EventView, type RectifyInput, type Scope, type UserRecord } from '../core.js';
+import { CoreError, hashPassword, verifyPassword, type Central, type Scope, type UserRecord } from '../core.js';
 import { DEFAULT_BODY_LIMIT, AUDIO_BODY_LIMIT, PHOTO_BODY_LIMIT, jsonBody, queryOf } from './body.js';
 import { HttpError, errorBody, forbidden, langOf, notFound, type Lang } from './errors.js';
 import { LiveManager, LIVE_WS_PATH, checkLiveUrl, type LiveOptions } from './live.js';
@@ -66,9 +68,30 @@ export interface Ctx {
 }
 type Authed = Ctx & { session: Session; user: UserRecord };
 
+/**
+ * The live view's player (@cycjimmy/jsmpeg-player, MIT), served from node_modules at a fixed path. Its
+ * package exports only `.` (import / require), so the UMD build is found next to the resolved entry.
+ */
+export const JSMPEG_PATH = '/vendor/jsmpeg-player.js';
+export function jsmpegPlayerFile(): string {
+  const entry = createRequire(import.meta.url).resolve('@cycjimmy/jsmpeg-player');
+  return path.join(path.dirname(entry), 'jsmpeg-player.umd.min.js');
+}
+/**
+ * CSP hashes for the one style sheet the jsmpeg script injects as an inline <style> when it loads (for
+ * its VideoElement, which the dashboard does not use). It appends the <style> element while still
+ * empty and adds the text afterwards, and the browser checks both states: the hash of "" (an empty
+ * sheet, harmless) and the hash of its CSS. Allowing exactly these is narrower than 'unsafe-inline';
+ * without them Chromium logs a CSP violation on every live view. Pinned to 6.1.2: other CSS in another
+ * version shows up in tests/browser/live.test.ts (the hash check and `securitypolicyviolation`).
+ */
+export const JSMPEG_STYLE_HASHES = ["'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='", "'sha256-lRyplcblLyRa4o+ZUBNzXETDGwKXzgKgrWbiYOwfTLg='"] as const;
+
 const SECURITY_HEADERS: Record<string, string> = {
+  // connect-src 'self' covers ws:/wss: to the same host (the live view's WebSocket). No
+  // 'wasm-unsafe-eval': the live view runs jsmpeg's JavaScript decoder (disableWebAssembly).
   'Content-Security-Policy':
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; style-src 'self'; script-src 'self'; " +
+    `default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; style-src 'self' ${JSMPEG_STYLE_HASHES.join(' ')}; script-src 'self'; ` +
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
@@ -101,15 +124,6 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   const sessions = new SessionStore(opts.session);
   const limiter = new LoginLimiter(opts.login);
   const store = central.store;
-  /**
-   * ADAPTER (central/http only): the store's ack/rectify/review accept `meta.ip` for the audit log,
-   * but CentralStore in store/types.ts does not declare it yet. Remove once the interface has it.
-   */
-  const mstore = store as typeof store & {
-    acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): EventView;
-    rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): EventView;
-    review(user: UserRecord, eventId: string, decision: 'close' | 'reopen', note?: string, meta?: { ip?: string }): EventView;
-  };
   const audit = (ctx: Ctx, action: string, target: string, detail?: string | null, siteId?: string | null, userId?: string) => {
     try {
       store.audit({ userId: userId ?? ctx.user?.id ?? '-', action, target, detail: detail ?? null, ip: ctx.ip, siteId: siteId ?? null });
@@ -122,6 +136,14 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       store.audit({ userId: v.userId, action: 'live_view_open', target: `${v.siteId}/${v.cameraId}`, detail: null, ip: v.ip, siteId: v.siteId });
     } catch { /* logged elsewhere */ }
   });
+  // Read once; a missing package only disables the live view's pictures (404), not the dashboard.
+  let jsmpeg: { body: Buffer; etag: string } | null = null;
+  try {
+    const body = readFileSync(jsmpegPlayerFile());
+    jsmpeg = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'jsmpeg player not found: the live view will show no pictures');
+  }
   // Unknown usernames still pay for one scrypt, so timing does not reveal which usernames exist.
   let dummyHash: Promise<string> | null = null;
 
@@ -197,7 +219,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   router.add('POST', '/api/events/:id/ack', authed(async (ctx, p) => {
     const ev = eventInScope(ctx, p.id!);
     const body = await jsonBody(ctx.req, S.AckBody);
-    const out = mstore.acknowledge(ctx.user, ev.id, body.note, { ip: ctx.ip }); // the store audit-logs it
+    const out = store.acknowledge(ctx.user, ev.id, body.note, { ip: ctx.ip }); // the store audit-logs it
     sendJson(ctx.res, 200, out);
   }));
   router.add('POST', '/api/events/:id/rectify', authed(async (ctx, p) => {
@@ -210,14 +232,14 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       // The store checks the bytes really are a JPEG / PNG of that type (400 naming the field).
       photo = { bytes, mime: body.photoMime };
     }
-    const out = mstore.rectify(ctx.user, ev.id, photo ? { note: body.note, photo } : { note: body.note }, { ip: ctx.ip });
+    const out = store.rectify(ctx.user, ev.id, photo ? { note: body.note, photo } : { note: body.note }, { ip: ctx.ip });
     sendJson(ctx.res, 200, out);
   }));
   router.add('POST', '/api/events/:id/review', authed(async (ctx, p) => {
     const ev = eventInScope(ctx, p.id!);
     const body = await jsonBody(ctx.req, S.ReviewBody);
     requireRole(ctx, 'inspector', 'admin');
-    const out = mstore.review(ctx.user, ev.id, body.decision, body.note, { ip: ctx.ip });
+    const out = store.review(ctx.user, ev.id, body.decision, body.note, { ip: ctx.ip });
     sendJson(ctx.res, 200, out);
   }));
   router.add('GET', '/api/overdue', authed(async (ctx) => {
@@ -385,6 +407,16 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       if (pathname === '/api/protocol.js' && (method === 'GET' || method === 'HEAD')) {
         res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-cache' });
         res.end(method === 'HEAD' ? undefined : protocolJs);
+        return;
+      }
+      if (pathname === JSMPEG_PATH && jsmpeg && (method === 'GET' || method === 'HEAD')) {
+        if (req.headers['if-none-match'] === jsmpeg.etag) {
+          res.writeHead(304, { ETag: jsmpeg.etag, 'Cache-Control': 'no-cache' });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Content-Length': jsmpeg.body.length, ETag: jsmpeg.etag, 'Cache-Control': 'no-cache' });
+        res.end(method === 'HEAD' ? undefined : jsmpeg.body);
         return;
       }
       if (!pathname.startsWith('/api/')) {

@@ -7,7 +7,7 @@
  */
 import type { Central, Scope, UserRecord } from '../core.js';
 import type { AlertNotice } from '../bus.js';
-import type { CameraView, EventView, SiteView, VoiceRecord } from '../store/types.js';
+import type { CameraView, EventView, SiteView, VoiceRecord, VoiceView } from '../store/types.js';
 import type { Ctx } from './server.js';
 import type { SessionStore } from './session.js';
 
@@ -53,7 +53,10 @@ export function openSse(ctx: Ctx, central: Central, sessions: SessionStore, hear
   const onEvent = (e: EventView) => { if (inScope(e.siteId)) send('event', e); };
   const onSite = (s: SiteView) => { if (inScope(s.id)) send('site', s); };
   const onCamera = (c: CameraView & { siteId: string }) => { if (inScope(c.siteId)) send('camera', c); };
-  const onVoice = (v: VoiceRecord) => { if (inScope(v.siteId)) send('voice', v); };
+  // A command just sent comes from the voice module without the issuer's name; rows read back carry it.
+  const voiceView = (v: VoiceRecord | VoiceView): VoiceView =>
+    'issuedByName' in v ? v : { ...v, issuedByName: central.store.user(v.issuedBy)?.name ?? null };
+  const onVoice = (v: VoiceRecord) => { if (inScope(v.siteId)) send('voice', voiceView(v)); };
   const bus = central.bus;
   bus.on('alert', onAlert);
   bus.on('event', onEvent);

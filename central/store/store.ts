@@ -20,7 +20,7 @@ import {
   type DeliveryStatus, type DeliveryView, type DistrictRecord, type EventDetail, type EventFilter, type EventStatus,
   type EventView, type HistoryEntry, type OrgApi, type OrgInput, type OrgKind, type OrgRecords, type RectificationView,
   type RectifyInput, type SchoolRecord, type Scope, type SiteRecord, type SiteView, type StatsView, type UserRecord,
-  type UserWithSecrets, type VoiceRecord, type VoiceState, type WebhookRecord,
+  type UserWithSecrets, type VoiceRecord, type VoiceState, type VoiceView, type WebhookRecord,
 } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -35,7 +35,7 @@ export interface EventRow {
   rule_id: string; label: string; score: number; box: string; zone: string | null; raised_at: number; received_at: number;
   snap_annotated: string; snap_clean: string; experimental: number; status: EventStatus; deadline_at: number;
   ack_by: string | null; ack_at: number | null; escalation_level: number; next_escalation_at: number | null;
-  site_name: string | null; snap_received: number;
+  site_name: string | null; ack_by_name: string | null; snap_received: number;
 }
 
 export interface DeliveryRow {
@@ -73,9 +73,9 @@ export class Store implements CentralStore {
   readonly org: OrgApi;
   /** Called after acknowledge / rectify / review (central wires it to bus 'event'). */
   onEventChanged: ((e: EventView) => void) | null = null;
-  private readonly eventSelect = `SELECT e.*, s.name AS site_name,
+  private readonly eventSelect = `SELECT e.*, s.name AS site_name, ua.name AS ack_by_name,
       EXISTS (SELECT 1 FROM snapshots WHERE sha256 = e.snap_annotated) AS snap_received
-    FROM events e LEFT JOIN sites s ON s.id = e.site_id`;
+    FROM events e LEFT JOIN sites s ON s.id = e.site_id LEFT JOIN users ua ON ua.id = e.ack_by`;
 
   constructor(
     readonly db: DB,
@@ -259,7 +259,7 @@ export class Store implements CentralStore {
       severity: r.severity, label: r.label, score: r.score, box: j(r.box, [0, 0, 0, 0]), zone: r.zone, raisedAt: r.raised_at,
       receivedAt: r.received_at, status: r.status, deadlineAt: r.deadline_at,
       overdue: r.status !== 'rectified' && r.status !== 'closed' && r.deadline_at < at,
-      ackBy: r.ack_by, ackAt: r.ack_at, escalationLevel: r.escalation_level,
+      ackBy: r.ack_by, ackByName: r.ack_by_name ?? null, ackAt: r.ack_at, escalationLevel: r.escalation_level,
       snapshotUrl: snap(r.snap_annotated), cleanSnapshotUrl: snap(r.snap_clean),
       snapshotSha256: r.snap_annotated, cleanSnapshotSha256: r.snap_clean, snapshotReceived: !!r.snap_received,
       experimental: !!r.experimental,
@@ -313,7 +313,9 @@ export class Store implements CentralStore {
           photoSha256: (x.photo_sha256 as string) ?? null, photoMime: (x.photo_mime as string) ?? null,
           photoUrl: x.photo_sha256 ? `/api/rectifications/${x.id}/photo` : null,
         })),
-      history: this.db.prepare('SELECT action, by, at, note FROM event_history WHERE event_id = ? ORDER BY id').all(eventId) as HistoryEntry[],
+      history: (this.db.prepare(`SELECT h.action, h.by, u.name AS by_name, h.at, h.note FROM event_history h
+        LEFT JOIN users u ON u.id = h.by AND h.action NOT IN ('raised', 'escalated') WHERE h.event_id = ? ORDER BY h.id`).all(eventId) as Row[])
+        .map((x): HistoryEntry => ({ action: x.action as string, by: x.by as string, byName: (x.by_name as string) ?? null, at: x.at as number, note: (x.note as string) ?? null })),
     };
   }
 
@@ -515,22 +517,25 @@ export class Store implements CentralStore {
     this.db.prepare('INSERT INTO voice_commands (id, site_id, camera_id, type, text, issued_by, issued_at, state, state_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(v.id, v.siteId, v.cameraId, v.type, v.text, v.issuedBy, v.issuedAt, v.state, v.stateAt, v.error);
   }
-  private voiceFrom(r: Row): VoiceRecord {
+  /** `r` is a voice_commands row joined with the issuer's name (`issued_by_name`, see voiceSelect). */
+  private voiceFrom(r: Row): VoiceView {
     return { id: r.id as string, siteId: r.site_id as string, cameraId: (r.camera_id as string) ?? null, type: r.type as VoiceRecord['type'], text: (r.text as string) ?? null,
-      issuedBy: r.issued_by as string, issuedAt: r.issued_at as number, state: r.state as VoiceState, stateAt: r.state_at as number, error: (r.error as string) ?? null };
+      issuedBy: r.issued_by as string, issuedByName: (r.issued_by_name as string) ?? null, issuedAt: r.issued_at as number, state: r.state as VoiceState,
+      stateAt: r.state_at as number, error: (r.error as string) ?? null };
   }
+  private readonly voiceSelect = 'SELECT v.*, u.name AS issued_by_name FROM voice_commands v LEFT JOIN users u ON u.id = v.issued_by';
   /** null when no command of that id belongs to that site. */
-  updateVoice(id: string, siteId: string, state: VoiceState, at: number, error: string | null): VoiceRecord | null {
+  updateVoice(id: string, siteId: string, state: VoiceState, at: number, error: string | null): VoiceView | null {
     const r = this.db.prepare('UPDATE voice_commands SET state = ?, state_at = ?, error = ? WHERE id = ? AND site_id = ?').run(state, at, error, id, siteId);
     if (!r.changes) return null;
-    return this.voiceFrom(this.db.prepare('SELECT * FROM voice_commands WHERE id = ?').get(id) as Row);
+    return this.voiceFrom(this.db.prepare(`${this.voiceSelect} WHERE v.id = ?`).get(id) as Row);
   }
-  voiceCommands(scope: Scope, siteId?: string): VoiceRecord[] {
-    const sc = this.scopeSql(scope, 'site_id');
+  voiceCommands(scope: Scope, siteId?: string): VoiceView[] {
+    const sc = this.scopeSql(scope, 'v.site_id');
     const where = [sc.sql];
     const params = [...sc.params];
-    if (siteId) { where.push('site_id = ?'); params.push(siteId); }
-    return (this.db.prepare(`SELECT * FROM voice_commands WHERE ${where.join(' AND ')} ORDER BY issued_at DESC LIMIT 200`).all(...params) as Row[]).map((r) => this.voiceFrom(r));
+    if (siteId) { where.push('v.site_id = ?'); params.push(siteId); }
+    return (this.db.prepare(`${this.voiceSelect} WHERE ${where.join(' AND ')} ORDER BY v.issued_at DESC LIMIT 200`).all(...params) as Row[]).map((r) => this.voiceFrom(r));
   }
 
   // ---------------------------------------------------------------- org CRUD (admin)

@@ -114,7 +114,10 @@ export interface EventView {
   status: EventStatus;
   deadlineAt: number;
   overdue: boolean;
+  /** User id of whoever acknowledged first. */
   ackBy: string | null;
+  /** That user's display name (null when not acknowledged, or the user no longer exists). */
+  ackByName: string | null;
   ackAt: number | null;
   escalationLevel: number;
   snapshotUrl: string;
@@ -153,7 +156,15 @@ export interface RectificationView {
   /** `/api/rectifications/<id>/photo` when a photo was given. */
   photoUrl: string | null;
 }
-export interface HistoryEntry { action: string; by: string; at: number; note: string | null }
+export interface HistoryEntry {
+  action: string;
+  /** A user id, or a system actor: 'agent' (the site raised it), 'central' (escalation). */
+  by: string;
+  /** The user's display name; null when `by` is a system actor or a user that no longer exists. */
+  byName: string | null;
+  at: number;
+  note: string | null;
+}
 export interface EventDetail extends EventView {
   deliveries: DeliveryView[];
   rectifications: RectificationView[];
@@ -209,6 +220,12 @@ export interface VoiceRecord {
   state: VoiceState;
   stateAt: number;
   error: string | null;
+}
+
+/** GET /api/voice row (and SSE `voice`): the record plus the issuing user's display name. */
+export interface VoiceView extends VoiceRecord {
+  /** null when the issuer no longer exists (then show `issuedBy`). */
+  issuedByName: string | null;
 }
 
 export interface RectifyInput {
@@ -269,6 +286,6 @@ export interface CentralStore {
   audit(entry: AuditInput): void;
   auditList(scope: Scope, page?: { limit?: number; before?: number }): AuditEntry[];
   // voice history
-  voiceCommands(scope: Scope, siteId?: string): VoiceRecord[];
+  voiceCommands(scope: Scope, siteId?: string): VoiceView[];
   org: OrgApi;
 }

@@ -81,6 +81,9 @@ describe('dashboard', () => {
     const admin = fx.central.scopeOf(fx.central.store.user(USERS.admin.id)!);
     expect(fx.central.store.event(admin, first.id)!.status).toBe('acknowledged');
     expect(await page.locator('#rectify-form').count()).toBe(1);
+    // who did what: names, not user ids (the site's agent raised it)
+    expect(await page.locator('td.by').allTextContents()).toEqual(['现场设备', USERS.mgrA.name]);
+    expect(await page.locator('.kv dd').allTextContents()).toContainEqual(expect.stringMatching(new RegExp(`^${USERS.mgrA.name} · `)));
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-detail.png'), fullPage: true });
 
     // English toggle changes texts, kind texts come from the protocol
@@ -121,6 +124,7 @@ describe('dashboard', () => {
     await site.publishAsync(topics(fx.central.config.topicPrefix).voiceStatus('site-a'),
       JSON.stringify({ v: PROTOCOL_VERSION, commandId, siteId: 'site-a', state: 'played', at: Date.now(), error: null }), { qos: 1 });
     await expect.poll(() => page.locator(`#voice-table tr[data-id="${commandId}"] .voice-state`).textContent(), { timeout: 10_000 }).toBe('已播放');
+    expect(await page.locator(`#voice-table tr[data-id="${commandId}"] td.by`).textContent()).toBe(USERS.inspector.name);
 
     // push-to-talk: hold the button ~1.5 s, release → an audio command is sent
     const ptt = page.locator('#ptt');
@@ -138,6 +142,11 @@ describe('dashboard', () => {
     expect(rec?.type).toBe('audio');
     await site.endAsync();
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-voice.png'), fullPage: true });
+
+    // the list as read back from the API names the sender too
+    await page.click('#nav-sites');
+    await page.click('#nav-voice');
+    await expect.poll(() => page.locator('#voice-table td.by').allTextContents()).toEqual([USERS.inspector.name, USERS.inspector.name]);
 
     // sites page and statistics render
     await page.click('#nav-sites');

@@ -45,6 +45,7 @@ describe('central voice commands', () => {
   });
 
   it('voice/status from the site updates the record and emits bus "voice"; other sites cannot touch it', async () => {
+    f.central.store.org.update(user('u-admin'), 'users', 'u-admin', { ...user('u-admin'), name: '管理员' }); // the fixture's name is the id
     const rec = await f.central.voice.send(user('u-admin'), { siteId: 'site-a', type: 'text', text: '请勿在后厨吸烟' });
     const seen: string[] = [];
     f.central.bus.on('voice', (v) => seen.push(`${v.id}:${v.state}`));
@@ -55,6 +56,6 @@ describe('central voice commands', () => {
     await until(() => seen.includes(`${rec.id}:played`), 3000, 'voice status');
     expect(seen).toEqual([`${rec.id}:played`]);
     const list = f.central.store.voiceCommands(f.central.scopeOf(user('u-mgr')), 'site-a');
-    expect(list.find((v) => v.id === rec.id)!.state).toBe('played');
+    expect(list.find((v) => v.id === rec.id)).toMatchObject({ state: 'played', issuedBy: 'u-admin', issuedByName: '管理员' });
   });
 });

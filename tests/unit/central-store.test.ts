@@ -47,9 +47,13 @@ describe('central store (real SQLite)', () => {
   });
 
   it('open → acknowledged → rectified (note + photo) → reopened → rectified → closed, with history and audit', async () => {
+    // the fixture's names equal the ids: give two users real ones so names and ids can be told apart
+    const rename = store.db.prepare('UPDATE users SET name = ? WHERE id = ?');
+    rename.run('王经理', 'u-mgr');
+    rename.run('陈监管', 'u-insp');
     expect(() => store.acknowledge(u('u-insp2'), 'e3')).toThrow(CoreError); // out of scope → not_found
     const acked = store.acknowledge(u('u-mgr'), 'e3', '收到', { ip: '10.0.0.1' });
-    expect(acked).toMatchObject({ status: 'acknowledged', ackBy: 'u-mgr' });
+    expect(acked).toMatchObject({ status: 'acknowledged', ackBy: 'u-mgr', ackByName: '王经理' });
     expect(store.eventRow('e3')!.next_escalation_at).toBeNull(); // escalation stopped
     expect(() => store.acknowledge(u('u-mgr'), 'e3')).toThrow(/only open or reopened/);
     expect(() => store.rectify(u('u-mgr'), 'e3', { note: '  ' })).toThrow(/needs a note/);
@@ -62,6 +66,10 @@ describe('central store (real SQLite)', () => {
     expect(store.review(u('u-insp'), 'e3', 'close').status).toBe('closed');
     const d = store.event(store.scopeOf(u('u-admin')), 'e3')!;
     expect(d.history.map((h) => h.action)).toEqual(['raised', 'acknowledged', 'rectified', 'reopened', 'rectified', 'closed']);
+    // names for the dashboard: users by name, system actors (agent) without one
+    expect(d.history.map((h) => [h.by, h.byName])).toEqual([
+      ['agent', null], ['u-mgr', '王经理'], ['u-mgr', '王经理'], ['u-insp', '陈监管'], ['u-mgr', '王经理'], ['u-insp', '陈监管'],
+    ]);
     expect(d.rectifications).toHaveLength(2);
     const ph = store.rectificationPhoto(store.scopeOf(u('u-vp')), d.rectifications[0]!.id)!;
     expect(existsSync(ph.path)).toBe(true);

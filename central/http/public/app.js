@@ -345,10 +345,10 @@ async function viewEvent(id) {
         h('dl', { class: 'kv' },
           kv('site', ev.siteName), kv('camera', ev.cameraName), kv('label', `${labelText(ev.label)} (${Math.round(ev.score * 100)}%)`),
           ev.zone ? kv('zone', ev.zone) : null, kv('raisedAt', fmtTime(ev.raisedAt)), kv('receivedAt', fmtTime(ev.receivedAt)),
-          kv('deadline', fmtTime(ev.deadlineAt)), ev.ackBy ? kv('ackBy', `${ev.ackBy} · ${fmtTime(ev.ackAt)}`) : null),
+          kv('deadline', fmtTime(ev.deadlineAt)), ev.ackBy ? kv('ackBy', `${ev.ackByName ?? ev.ackBy} · ${fmtTime(ev.ackAt)}`) : null),
         actions, err)),
     h('h2', {}, t('history')),
-    table(['at', 'action', 'by', 'note'], (ev.history ?? []).map((x) => h('tr', {}, h('td', {}, fmtTime(x.at)), h('td', {}, t(`action_${x.action}`)), h('td', {}, x.by), h('td', {}, x.note ?? '')))),
+    table(['at', 'action', 'by', 'note'], (ev.history ?? []).map((x) => h('tr', {}, h('td', {}, fmtTime(x.at)), h('td', {}, t(`action_${x.action}`)), h('td', { class: 'by' }, actorName(x)), h('td', {}, x.note ?? '')))),
     ev.rectifications?.length ? [h('h2', {}, t('rectifications')),
       table(['at', 'by', 'note', 'photo'], ev.rectifications.map((r) => h('tr', {}, h('td', {}, fmtTime(r.at)), h('td', {}, r.byName ?? r.by), h('td', {}, r.note),
         h('td', {}, r.photoUrl ? h('img', { src: r.photoUrl, alt: '', class: 'rect-photo', width: 120, onclick: () => showImage(r.photoUrl) }) : '')))),
@@ -357,6 +357,14 @@ async function viewEvent(id) {
     table(['recipient', 'channel', 'status', 'attempts', 'level', 'at'], (ev.deliveries ?? []).map((d) => h('tr', {},
       h('td', {}, `${d.recipientName} (${t('role_' + d.role)})`), h('td', {}, d.channel), h('td', {}, d.status, d.lastError ? h('div', { class: 'muted' }, d.lastError) : null),
       h('td', {}, d.attempts), h('td', {}, d.level), h('td', {}, fmtTime(d.deliveredAt))))));
+}
+
+// Who did a history step: a user's name, or the system actor ('agent', 'central') in words.
+function actorName(x) {
+  if (x.byName) return x.byName;
+  const key = `actor_${x.by}`;
+  const text = t(key);
+  return text === key ? x.by : text;
 }
 
 // ---------- overdue ----------
@@ -375,7 +383,7 @@ function renderVoiceList() {
     h('thead', {}, h('tr', {}, ['site', 'camera', 'voiceType', 'text', 'issuedBy', 'issuedAt', 'status', 'stateAt'].map((c) => h('th', {}, t(c))))),
     h('tbody', {}, state.voice.map((v) => h('tr', { dataset: { id: v.id } },
       h('td', {}, siteName(v.siteId)), h('td', {}, v.cameraId ?? t('allSpeakers')), h('td', {}, t(`voice_${v.type}`)), h('td', {}, v.text ?? ''),
-      h('td', {}, v.issuedBy), h('td', {}, fmtTime(v.issuedAt)),
+      h('td', { class: 'by' }, v.issuedByName ?? v.issuedBy), h('td', {}, fmtTime(v.issuedAt)),
       h('td', {}, h('span', { class: `badge vs-${v.state} voice-state` }, t(`voice_state_${v.state}`)), v.error ? h('div', { class: 'muted' }, v.error) : null),
       h('td', {}, fmtTime(v.stateAt))))))));
 }
@@ -404,7 +412,7 @@ async function viewVoice() {
       const r = await api('POST', '/api/voice', { siteId: site.value, cameraId: camera.value || undefined, ...body });
       toast(t('voice_state_sent'));
       upsertVoice({ id: r.id, siteId: site.value, cameraId: camera.value || null, type: body.type, text: body.text ?? presets.find((p) => p.id === body.presetId)?.text ?? null,
-        issuedBy: state.user.name, issuedAt: Date.now(), state: r.state, stateAt: Date.now(), error: null, ...r });
+        issuedBy: state.user.id, issuedByName: state.user.name, issuedAt: Date.now(), state: r.state, stateAt: Date.now(), error: null, ...r });
     } catch (ex) { err.textContent = ex.body?.message ?? String(ex.message); }
   };
   const form = h('form', { class: 'card', id: 'voice-form', onsubmit: (e) => {

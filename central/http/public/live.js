@@ -1,58 +1,65 @@
-// Live view player. The jsmpeg decoder is not bundled with this project (not in node_modules, and
-// nothing is fetched from the internet), so this placeholder proves the stream is flowing: it
-// counts the MPEG-TS bytes, the MPEG-1 pictures (start code 00 00 01 00) and reads the picture
-// size from the sequence header (00 00 01 B3). Drop jsmpeg.min.js into public/ and replace
-// `Placeholder` with `new JSMpeg.Player(wsUrl, { canvas })` to get pictures.
+// Live view player: jsmpeg (@cycjimmy/jsmpeg-player, MIT) decodes the MPEG-TS / MPEG-1 stream that
+// central's WebSocket carries (ffmpeg `-f mpegts -codec:v mpeg1video -bf 0`) and draws it on a canvas
+// (WebGL, or canvas 2D where WebGL is missing). The player script is served by central itself at
+// /vendor/jsmpeg-player.js (read from node_modules; it defines the global `JSMpeg`) and loaded only
+// when a live view is first opened, so the dashboard's first load stays small.
+//
+// Content-Security-Policy: `script-src 'self'` has no 'wasm-unsafe-eval', so the player's
+// WebAssembly decoder is switched off (`disableWebAssembly`) and its JavaScript decoder is used; the
+// style sheet the script injects (for its VideoElement, unused here) is allowed by its hash in
+// `style-src` (central/http/server.ts). No worker, no blob: URL, no eval.
 
-class Placeholder {
-  constructor(wsUrl, onStats, onState) {
-    this.bytes = 0;
-    this.frames = 0;
-    this.size = null;
-    this.tail = new Uint8Array(0);
-    this.ws = new WebSocket(wsUrl);
-    this.ws.binaryType = 'arraybuffer';
-    this.ws.onopen = () => onState('liveConnected');
-    this.ws.onclose = () => onState('liveClosed');
-    this.ws.onmessage = (m) => {
-      const chunk = new Uint8Array(m.data);
-      this.bytes += chunk.length;
-      this.scan(chunk);
-      onStats(this);
+const PLAYER_SRC = '/vendor/jsmpeg-player.js';
+let loading = null;
+
+function loadJsmpeg() {
+  if (window.JSMpeg?.Player) return Promise.resolve(window.JSMpeg);
+  loading ??= new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = PLAYER_SRC;
+    s.onload = () => (window.JSMpeg?.Player ? resolve(window.JSMpeg) : reject(new Error('JSMpeg missing')));
+    s.onerror = () => {
+      loading = null; // let a later attempt try again
+      s.remove();
+      reject(new Error(`${PLAYER_SRC} failed to load`));
     };
-  }
+    document.head.append(s);
+  });
+  return loading;
+}
 
-  scan(chunk) {
-    // Start codes may straddle two messages: keep the last 7 bytes of the previous one.
-    const buf = new Uint8Array(this.tail.length + chunk.length);
-    buf.set(this.tail);
-    buf.set(chunk, this.tail.length);
-    const skip = this.tail.length;
-    for (let i = 0; i + 3 < buf.length; i++) {
-      if (buf[i] !== 0 || buf[i + 1] !== 0 || buf[i + 2] !== 1) continue;
-      if (i + 3 < skip) continue; // already counted
-      const code = buf[i + 3];
-      if (code === 0x00) this.frames++;
-      else if (code === 0xb3 && i + 6 < buf.length) {
-        const w = (buf[i + 4] << 4) | (buf[i + 5] >> 4);
-        const h = ((buf[i + 5] & 0x0f) << 8) | buf[i + 6];
-        this.size = `${w}×${h}`;
-      }
+/** jsmpeg's WebSocket source, also counting bytes and reporting open / close. */
+function countingSource(JSMpeg, hooks) {
+  return class CountingSource extends JSMpeg.Source.WebSocket {
+    onOpen() {
+      super.onOpen();
+      hooks.open();
     }
-    this.tail = buf.slice(Math.max(0, buf.length - 7));
-  }
-
-  close() {
-    this.ws.close();
-  }
+    onClose() {
+      super.onClose(); // no reconnect (reconnectInterval 0): the token was single-use
+      hooks.close();
+    }
+    onMessage(ev) {
+      hooks.bytes(ev.data.byteLength);
+      super.onMessage(ev);
+    }
+  };
 }
 
 export function openLive(overlay, wsUrl, title, { t, h }) {
   const status = h('div', { id: 'live-status' }, t('liveConnecting'));
   const stats = h('div', { id: 'live-stats' }, '');
+  const canvas = h('canvas', { id: 'live-canvas', width: 640, height: 360 });
   let player = null;
+  let closed = false;
   const close = () => {
-    player?.close();
+    closed = true;
+    if (player) {
+      player.destroy();
+      // Give the WebGL context back now rather than at garbage collection (phones allow few).
+      canvas.getContext('webgl')?.getExtension('WEBGL_lose_context')?.loseContext();
+      player = null;
+    }
     overlay.hidden = true;
     overlay.replaceChildren();
     overlay.onclick = null;
@@ -60,11 +67,43 @@ export function openLive(overlay, wsUrl, title, { t, h }) {
   overlay.onclick = null;
   overlay.replaceChildren(h('div', { class: 'panel' },
     h('div', { class: 'row' }, h('b', {}, `${t('liveView')} · ${title}`), h('button', { class: 'btn secondary', type: 'button', id: 'live-close', onclick: close }, t('close'))),
-    h('div', { class: 'livebox' }, status, stats, h('p', { class: 'muted' }, t('livePlaceholder')))));
+    h('div', { class: 'livebox' }, canvas, status, stats)));
   overlay.hidden = false;
-  player = new Placeholder(
-    wsUrl,
-    (p) => { stats.textContent = `${p.bytes.toLocaleString()} ${t('bytes')} · ${p.frames} ${t('frames')}${p.size ? ` · ${p.size}` : ''}`; },
-    (key) => { status.textContent = t(key); },
-  );
+
+  const counts = { bytes: 0, frames: 0, size: null, decodeMs: 0 };
+  let shownAt = 0;
+  const showStats = (force) => {
+    const now = performance.now();
+    if (!force && now - shownAt < 250) return; // a few updates a second are plenty
+    shownAt = now;
+    stats.dataset.bytes = String(counts.bytes);
+    stats.dataset.frames = String(counts.frames);
+    stats.textContent = counts.frames
+      ? `${counts.bytes.toLocaleString()} ${t('bytes')} · ${counts.frames} ${t('frames')}${counts.size ? ` · ${counts.size}` : ''}`
+      : `${counts.bytes.toLocaleString()} ${t('bytes')} · ${t('liveNoPicture')}`;
+  };
+
+  loadJsmpeg().then((JSMpeg) => {
+    if (closed) return;
+    const Source = countingSource(JSMpeg, {
+      open: () => { status.textContent = t('liveConnected'); },
+      close: () => { status.textContent = t('liveClosed'); showStats(true); },
+      bytes: (n) => { counts.bytes += n; showStats(false); },
+    });
+    player = new JSMpeg.Player(wsUrl, {
+      canvas,
+      source: Source,
+      audio: false,
+      disableWebAssembly: true,
+      reconnectInterval: 0,
+      onVideoDecode: (decoder, elapsedMs) => {
+        counts.frames++;
+        counts.decodeMs = elapsedMs;
+        if (decoder.width) counts.size = `${decoder.width}×${decoder.height}`;
+        showStats(counts.frames === 1);
+      },
+    });
+  }).catch((err) => {
+    status.textContent = `${t('liveClosed')}: ${err.message}`;
+  });
 }
