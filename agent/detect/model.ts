@@ -48,6 +48,12 @@ export interface ModelOptions {
   modelsDir: string;
   /** Intra-op threads of the session. */
   threads?: number;
+  /**
+   * Let idle onnxruntime threads spin (busy-wait) for the next work item. Default false: on a small
+   * box the spinning threads take the cores the camera decoders and the other model need (measured in
+   * docs/performance.md); spinning only pays on otherwise idle cores.
+   */
+  spinning?: boolean;
   /** Operating score threshold (default: the manifest's scoreThreshold). */
   minScore?: number;
   /** Keep only these labels (default: every label the manifest maps). */
@@ -104,6 +110,7 @@ export class Model {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
+        ...(opts.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
       });
     } catch (err) {
       throw new ModelLoadError(file, `not an ONNX model onnxruntime can load (${(err as Error).message.split('\n')[0]})`);

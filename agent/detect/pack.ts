@@ -21,10 +21,22 @@ export interface PackOptions {
   manifests?: string;
   /** Intra-op threads per session. */
   threads?: number;
+  /** Busy-waiting onnxruntime threads (see ModelOptions.spinning); default false. */
+  spinning?: boolean;
+  /**
+   * Run the models of one image at the same time rather than one after the other (default true):
+   * each session's threads then work on their own model, and one model's pre-processing overlaps the
+   * other's inference.
+   */
+  concurrent?: boolean;
 }
 
 export class ModelPack {
-  private constructor(readonly models: readonly Model[]) {}
+  private constructor(
+    readonly models: readonly Model[],
+    /** Whether detect() runs the models at the same time. */
+    readonly concurrent = true,
+  ) {}
 
   /** Load every model of the pack. Relative dirs resolve against the current directory. */
   static async load(opts: PackOptions): Promise<ModelPack> {
@@ -38,7 +50,7 @@ export class ModelPack {
           if (seen.has(ref.manifest)) throw new Error(`listed twice`);
           seen.add(ref.manifest);
           const manifest = loadManifest(manifestPath(manifestsDir, ref.manifest));
-          models.push(await Model.load(manifest, { modelsDir, threads: opts.threads, minScore: ref.minScore, labels: ref.labels }));
+          models.push(await Model.load(manifest, { modelsDir, threads: opts.threads, spinning: opts.spinning, minScore: ref.minScore, labels: ref.labels }));
         } catch (err) {
           // Keep the error's class (ConfigError, ModelLoadError), say which pack entry it concerns.
           if (err instanceof Error) err.message = `models.pack[${i}] "${ref.manifest}": ${err.message}`;
@@ -49,7 +61,7 @@ export class ModelPack {
       await Promise.all(models.map((m) => m.release()));
       throw err;
     }
-    return new ModelPack(models);
+    return new ModelPack(models, opts.concurrent ?? true);
   }
 
   /** From a site config's `models` section. */
@@ -57,8 +69,9 @@ export class ModelPack {
     return ModelPack.load({ pack: models.pack, dir: models.dir, manifests: models.manifests, threads: models.threads });
   }
 
-  /** Run every model (one after the other: they share the cores) on one image. */
+  /** Run every model on one image (at the same time unless `concurrent: false`); detections in model order. */
   async detect(img: RgbImage, opts: InferOptions = {}): Promise<Detection[]> {
+    if (this.concurrent) return (await Promise.all(this.models.map((m) => m.infer(img, opts)))).flat();
     const all: Detection[] = [];
     for (const m of this.models) for (const d of await m.infer(img, opts)) all.push(d);
     return all;
