@@ -46,6 +46,10 @@ def main() -> int:
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
+    # One thread per client: a DESCRIBE waits (blocking its thread) until the mount's first keyframe
+    # brings SPS/PPS for the SDP; with the default single thread, clients of 16 mounts queued behind
+    # each other for a GOP each.
+    server.get_thread_pool().set_max_threads(64)
     mounts = server.get_mount_points()
     seen = set()
     for name, udp_port in args.mount:

@@ -7,9 +7,9 @@
  * One GStreamer RTSP server process (scripts/rtsp-server.py) serves every mount point; one ffmpeg per
  * mount encodes the source (libx264 ultrafast/zerolatency, one slice per frame, SPS/PPS repeated before
  * every keyframe, fixed GOP) and sends RTP/H.264 over UDP to the server's udpsrc for that mount.
- * Image folders are first normalised with sharp (EXIF rotation, letterboxed to the size, JPEG), since
- * ffmpeg's concat/image2 demuxers cannot mix PNG and JPEG in one stream; each mount starts at a
- * different image so that several cameras do not show the same picture.
+ * Image folders are first normalised with sharp (EXIF rotation, letterboxed to the size, JPEG; cached
+ * in $TMPDIR/sim-camera-cache), since ffmpeg's concat/image2 demuxers cannot mix PNG and JPEG in one
+ * stream; each mount starts at a different image so that several cameras do not show the same picture.
  *
  * Children are started under `setpriv --pdeathsig KILL` so they die with this process even when it is
  * killed with SIGKILL (a UDP sender would otherwise keep encoding forever).
@@ -17,9 +17,10 @@
  * Library use (tests, benchmarks): `startSimCamera(options)`; see tests/helpers/rtsp.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
@@ -133,44 +134,63 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
-/** Letterbox every image of `dir` to width x height JPEGs named 00000.jpg... in a new temp folder. */
+/**
+ * Letterbox every image of `dir` to width x height JPEGs named 00000.jpg... Cached under
+ * $TMPDIR/sim-camera-cache/<hash of folder, size, names, sizes and mtimes>, so a second start (tests,
+ * benchmarks, the demo) costs nothing; a changed folder gets a new entry.
+ */
 async function prepareImages(dir: string, width: number, height: number): Promise<{ dir: string; count: number }> {
   const files = (await readdir(dir)).filter((f) => IMAGE_EXTS.has(extname(f).toLowerCase())).sort();
   if (files.length === 0) throw new Error(`sim-camera: no images (${[...IMAGE_EXTS].join(' ')}) in folder "${dir}"`);
-  const out = await mkdtemp(join(tmpdir(), 'sim-camera-'));
+  const h = createHash('sha1').update(`${dir}\n${width}x${height}\n`);
+  for (const f of files) {
+    const st = statSync(join(dir, f));
+    h.update(`${f}\t${st.size}\t${st.mtimeMs}\n`);
+  }
+  const cacheRoot = join(tmpdir(), 'sim-camera-cache');
+  const final = join(cacheRoot, h.digest('hex').slice(0, 16));
+  const cached = await readdir(final).catch(() => null);
+  if (cached) return { dir: final, count: cached.filter((f) => f.endsWith('.jpg')).length };
+
+  await mkdir(cacheRoot, { recursive: true });
+  const out = await mkdtemp(join(cacheRoot, 'tmp-'));
   let n = 0;
   const skipped: string[] = [];
-  // Two at a time: the machine is small and this runs once per start.
+  // Two at a time: the machine is small.
   for (let i = 0; i < files.length; i += 2) {
-    await Promise.all(
+    const rs = await Promise.all(
       files.slice(i, i + 2).map(async (f) => {
         try {
-          const buf = await sharp(join(dir, f))
+          return await sharp(join(dir, f))
             .rotate()
             .resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 } })
             .jpeg({ quality: 90 })
             .toBuffer();
-          return { f, buf };
         } catch {
           skipped.push(f);
           return null;
         }
       }),
-    ).then(async (rs) => {
-      for (const r of rs) if (r) await writeFile(join(out, `${String(n++).padStart(5, '0')}.jpg`), r.buf);
-    });
+    );
+    for (const buf of rs) if (buf) await writeFile(join(out, `${String(n++).padStart(5, '0')}.jpg`), buf);
   }
   if (skipped.length) logger.warn({ dir, skipped }, 'sim-camera: unreadable images skipped');
   if (n === 0) {
     await rm(out, { recursive: true, force: true });
     throw new Error(`sim-camera: none of the ${files.length} images in "${dir}" could be read`);
   }
-  return { dir: out, count: n };
+  try {
+    await rename(out, final);
+  } catch {
+    // Another process prepared the same folder meanwhile: use theirs.
+    await rm(out, { recursive: true, force: true });
+  }
+  return { dir: final, count: n };
 }
 
-/** Per-mount folder of symlinks, rotated by `offset`, so mounts show different images. */
-async function rotatedLinks(base: string, count: number, offset: number, name: string): Promise<string> {
-  const d = join(base, `mount-${name.replace(/\//g, '_')}`);
+/** Per-mount folder (under `into`) of symlinks to `base`, rotated by `offset`, so mounts show different images. */
+async function rotatedLinks(into: string, base: string, count: number, offset: number, name: string): Promise<string> {
+  const d = join(into, `mount-${name.replace(/\//g, '_')}`);
   await mkdir(d, { recursive: true });
   for (let i = 0; i < count; i++) {
     const src = join(base, `${String((i + offset) % count).padStart(5, '0')}.jpg`);
@@ -240,9 +260,10 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
   let prepared: { dir: string; count: number } | null = null;
   const mountDirs: string[] = [];
   if (r.isDir) {
-    prepared = await prepareImages(r.source, r.width, r.height);
-    const stride = Math.max(1, Math.floor(prepared.count / r.paths.length));
-    for (let i = 0; i < r.paths.length; i++) mountDirs.push(await rotatedLinks(prepared.dir, prepared.count, i * stride, r.paths[i]!));
+    const images = await prepareImages(r.source, r.width, r.height);
+    prepared = { dir: await mkdtemp(join(tmpdir(), 'sim-camera-')), count: images.count };
+    const stride = Math.max(1, Math.floor(images.count / r.paths.length));
+    for (let i = 0; i < r.paths.length; i++) mountDirs.push(await rotatedLinks(prepared.dir, images.dir, images.count, i * stride, r.paths[i]!));
   }
 
   let server: ChildProcess | null = null;
@@ -352,7 +373,7 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
     },
     async start() {
       if (running) return;
-      if (cleaned) throw new Error('sim-camera: cannot start again after stop() removed the prepared images; use restart()');
+      if (cleaned) throw new Error('sim-camera: cannot start again after stop() removed its image links; use restart()');
       await launch();
     },
     async restart(downMs = 0) {

@@ -77,6 +77,11 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     return { ...this.st, fps: this.measureFps(Date.now()) };
   }
 
+  /** Process id of the running ffmpeg (diagnostics, CPU measurement); undefined between attempts. */
+  get ffmpegPid(): number | undefined {
+    return this.current?.proc?.pid;
+  }
+
   /** Connects and keeps reconnecting until stop(). Idempotent. */
   start(): void {
     if (this.running) return;

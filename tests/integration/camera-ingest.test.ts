@@ -1,0 +1,242 @@
+/**
+ * Camera ingest against real parts: GStreamer RTSP server fed by ffmpeg from the shared mask photos
+ * (tests/helpers/rtsp.ts), one real ffmpeg per CameraSource. Each case runs for seconds.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CameraSource, type CameraSourceStatus, type Frame } from '../../agent/camera/index.js';
+import type { CameraIngestConfig, CameraSourceOptions } from '../../agent/camera/types.js';
+import { freeTcpPort, MASK_IMAGES, startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
+
+const sources: CameraSource[] = [];
+function camera(cfg: Partial<CameraIngestConfig> & { id: string; url: string }, opts?: CameraSourceOptions) {
+  const cam = new CameraSource({ fps: 2, keyframesOnly: false, frameWidth: 320, ...cfg }, opts);
+  const frames: Frame[] = [];
+  const statuses: Array<CameraSourceStatus & { at: number }> = [];
+  cam.on('frame', (f) => frames.push(f));
+  cam.on('status', (s) => statuses.push({ ...s, at: Date.now() }));
+  sources.push(cam);
+  return { cam, frames, statuses };
+}
+
+function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  return new Promise((res, rej) => {
+    const tick = () => {
+      if (cond()) return res();
+      if (Date.now() - t0 > timeoutMs) return rej(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Mean of every 7th byte: cheap, and differs between different pictures. */
+function mean(f: Frame): number {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < f.data.length; i += 7, n++) s += f.data[i]!;
+  return s / n;
+}
+
+let sim: SimCamera; // cam1 and cam2, shared by the cases that do not restart it
+
+beforeAll(async () => {
+  sim = await startSimCamera({ source: MASK_IMAGES, count: 2, width: 640, height: 360, fps: 15, gop: 15 });
+});
+
+afterEach(async () => {
+  await Promise.all(sources.splice(0).map((s) => s.stop()));
+});
+
+afterAll(async () => {
+  await stopAllSimCameras();
+});
+
+describe('CameraSource on a simulated RTSP camera', () => {
+  it('delivers real RGB frames at the configured rate and size', async () => {
+    const { cam, frames, statuses } = camera({ id: 'c-rate', url: sim.urls[0]!, fps: 2, frameWidth: 320 });
+    cam.start();
+    expect(cam.status().state).toBe('connecting');
+    await until(() => frames.length > 0, 10_000, 'first frame');
+    const first = frames[0]!.capturedAt;
+    await sleep(4_000);
+    const inWindow = frames.filter((f) => f.capturedAt > first && f.capturedAt <= first + 4_000).length;
+    expect(inWindow).toBeGreaterThanOrEqual(6); // 2 fps for 4 s = 8
+    expect(inWindow).toBeLessThanOrEqual(10);
+    const st = cam.status();
+    expect(st.state).toBe('online');
+    expect(st.error).toBeNull();
+    expect(st.fps).toBeGreaterThan(1.4);
+    expect(st.fps).toBeLessThan(2.6);
+    expect(st.frames).toBe(frames.length);
+    expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
+    for (const f of frames) {
+      expect([f.cameraId, f.width, f.height, f.data.length]).toEqual(['c-rate', 320, 180, 320 * 180 * 3]);
+    }
+    expect(frames.map((f) => f.seq)).toEqual(frames.map((_, i) => i + 1));
+    // Real pictures: not black, and the slideshow (one photo per second) shows different ones.
+    const means = frames.map(mean);
+    expect(Math.max(...means)).toBeGreaterThan(20);
+    expect(new Set(means.map((m) => Math.round(m))).size).toBeGreaterThanOrEqual(2);
+    // Letterboxed 16:9 picture of portrait photos: the left edge column is black, the centre is not.
+    const f = frames.at(-1)!;
+    const px = (x: number, y: number) => f.data[(y * f.width + x) * 3]! + f.data[(y * f.width + x) * 3 + 1]! + f.data[(y * f.width + x) * 3 + 2]!;
+    expect(px(1, 90)).toBeLessThan(30);
+  });
+
+  it('keyframesOnly still yields frames, at most one per GOP', async () => {
+    // GOP 15 at 15 fps = one keyframe per second; ask for 5 fps.
+    const { cam, frames } = camera({ id: 'c-key', url: sim.urls[1]!, fps: 5, keyframesOnly: true, frameWidth: 256 });
+    cam.start();
+    await until(() => frames.length > 0, 10_000, 'first keyframe');
+    const first = frames[0]!.capturedAt;
+    await sleep(3_500);
+    const n = frames.filter((f) => f.capturedAt > first + 100 && f.capturedAt <= first + 3_100).length;
+    expect(n).toBeGreaterThanOrEqual(2); // ~3 keyframes in 3 s
+    expect(n).toBeLessThanOrEqual(4); // not 15 as at 5 fps
+    expect(frames[0]!.width).toBe(256);
+    expect(frames[0]!.height).toBe(144);
+    expect(Math.max(...frames.map(mean))).toBeGreaterThan(20);
+  });
+
+  it('reports an unreachable camera with a clear error and backs off, while another camera keeps delivering', async () => {
+    const closed = await freeTcpPort();
+    const good = camera({ id: 'c-good', url: sim.urls[0]! });
+    const bad = camera({ id: 'c-bad', url: `rtsp://admin:secret@127.0.0.1:${closed}/cam1` }, { backoff: { initialMs: 400, maxMs: 5_000 } });
+    good.cam.start();
+    bad.cam.start();
+    await until(() => bad.statuses.filter((s) => s.state === 'connecting').length >= 4, 10_000, 'three reconnects of the bad camera');
+    const st = bad.cam.status();
+    expect(['offline', 'connecting']).toContain(st.state);
+    expect(st.error).toBe('connection refused');
+    expect(st.reconnects).toBeGreaterThanOrEqual(3);
+    expect(JSON.stringify(bad.statuses)).not.toContain('secret');
+    // Back-off: gaps between offline and the next attempt grow 400, 800, 1600 ms.
+    const seq = bad.statuses;
+    const gaps: number[] = [];
+    for (let i = 1; i < seq.length; i++) if (seq[i]!.state === 'connecting' && seq[i - 1]!.state === 'offline') gaps.push(seq[i]!.at - seq[i - 1]!.at);
+    expect(gaps.length).toBeGreaterThanOrEqual(3);
+    expect(gaps[0]!).toBeGreaterThanOrEqual(350);
+    expect(gaps[0]!).toBeLessThan(1_000);
+    expect(gaps[1]!).toBeGreaterThan(gaps[0]! * 1.6);
+    expect(gaps[2]!).toBeGreaterThan(gaps[1]! * 1.6);
+    // The good camera was unaffected.
+    expect(good.cam.status().state).toBe('online');
+    expect(good.frames.length).toBeGreaterThanOrEqual(4);
+    expect(good.statuses.filter((s) => s.state === 'offline')).toHaveLength(0);
+  });
+
+  it('names a wrong stream path', async () => {
+    const { cam, statuses } = camera({ id: 'c-404', url: sim.url.replace(/cam1$/, 'nope') });
+    cam.start();
+    await until(() => statuses.some((s) => s.state === 'offline'), 10_000, 'offline');
+    expect(cam.status().error).toBe('stream path not found (RTSP 404)');
+  });
+});
+
+describe('CameraSource when the camera goes away', () => {
+  it('goes offline with an error when the RTSP server stops, and back online when it returns', async () => {
+    const own = await startSimCamera({ source: MASK_IMAGES, path: 'door', width: 640, height: 360, gop: 15 });
+    try {
+      const { cam, frames, statuses } = camera({ id: 'c-restart', url: own.url }, { backoff: { initialMs: 500 } });
+      cam.start();
+      await until(() => frames.length >= 2, 10_000, 'frames before the outage');
+      const before = frames.length;
+      const restarting = own.restart(2_500);
+      await until(() => cam.status().state === 'offline', 8_000, 'offline');
+      const off = cam.status();
+      expect(off.error).toMatch(/stream ended|connection (refused|closed)/);
+      await restarting;
+      await until(() => frames.length >= before + 2, 15_000, 'frames after the outage');
+      const st = cam.status();
+      expect(st.state).toBe('online');
+      expect(st.error).toBeNull();
+      expect(st.reconnects).toBeGreaterThanOrEqual(1);
+      const states = statuses.map((s) => s.state);
+      expect(states.slice(0, 3)).toEqual(['connecting', 'online', 'offline']);
+      expect(states.at(-1)).toBe('online');
+      // While the server was down, attempts were refused with a readable reason.
+      expect(statuses.some((s) => s.error === 'connection refused')).toBe(true);
+      const after = frames.slice(before);
+      expect(after[0]!.seq).toBe(before + 1);
+      expect(Math.max(...after.map(mean))).toBeGreaterThan(20);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('restarts a camera whose server accepts but never answers, and one that sends garbage', async () => {
+    const garbage = Buffer.alloc(64 * 1024, 0x5a);
+    const servers: Server[] = [];
+    const listen = async (onConn: (s: import('node:net').Socket) => void) => {
+      const port = await freeTcpPort();
+      const srv = createServer(onConn);
+      await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
+      servers.push(srv);
+      return port;
+    };
+    const silentPort = await listen(() => undefined);
+    const junkPort = await listen((s) => {
+      s.on('error', () => undefined);
+      s.on('data', () => s.write(garbage));
+    });
+    try {
+      const silent = camera({ id: 'c-silent', url: `rtsp://127.0.0.1:${silentPort}/x` }, { connectTimeoutMs: 1_500, backoff: { initialMs: 300 } });
+      const junk = camera({ id: 'c-junk', url: `rtsp://127.0.0.1:${junkPort}/x` }, { connectTimeoutMs: 1_500, backoff: { initialMs: 300 } });
+      silent.cam.start();
+      junk.cam.start();
+      await until(() => silent.cam.status().reconnects >= 1 && junk.cam.status().reconnects >= 1, 10_000, 'both restarted');
+      const errs = (x: typeof silent) => x.statuses.map((s) => s.error).filter(Boolean);
+      expect(errs(silent)[0]).toMatch(/no frame within 1.5 s|timed out/);
+      expect(errs(junk)[0]).toMatch(/invalid data|no frame within|RTSP|ffmpeg exited/);
+      expect(silent.frames.length + junk.frames.length).toBe(0);
+    } finally {
+      for (const s of servers) s.close();
+    }
+  });
+});
+
+describe('CameraSource lifecycle', () => {
+  it('reads a file:// video (looping) and stop() resolves after ffmpeg has exited', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cam-file-'));
+    try {
+      const clip = join(dir, 'clip.mp4');
+      const imgs = readdirSync(MASK_IMAGES).filter((f) => f.endsWith('.jpg')).slice(0, 3);
+      const inputs = imgs.flatMap((f) => ['-loop', '1', '-t', '1', '-i', join(MASK_IMAGES, f)]);
+      const chain = imgs.map((_, i) => `[${i}:v]scale=480:270:force_original_aspect_ratio=decrease,pad=480:270:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=10[v${i}]`).join(';');
+      execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...inputs, '-filter_complex', `${chain};${imgs.map((_, i) => `[v${i}]`).join('')}concat=n=${imgs.length}:v=1[out]`, '-map', '[out]', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip]);
+      const { cam, frames } = camera({ id: 'c-file', url: pathToFileURL(clip).href, fps: 4, frameWidth: 240 });
+      cam.start();
+      await until(() => frames.length >= 14, 10_000, '14 frames (longer than the 3 s clip: it loops)');
+      expect([frames[0]!.width, frames[0]!.height]).toEqual([240, 134]);
+      expect(new Set(frames.map((f) => Math.round(mean(f)))).size).toBeGreaterThanOrEqual(2);
+      const pgrep = () => spawnSync('pgrep', ['-f', clip], { encoding: 'utf8' }).stdout.trim();
+      expect(pgrep()).not.toBe('');
+      await cam.stop();
+      expect(pgrep()).toBe('');
+      expect(cam.status()).toMatchObject({ state: 'offline', error: 'stopped' });
+      const n = frames.length;
+      await sleep(600);
+      expect(frames.length).toBe(n);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never throws out of a listener or into other cameras', async () => {
+    const { cam, frames } = camera({ id: 'c-throw', url: sim.urls[1]! });
+    cam.on('frame', () => {
+      throw new Error('listener bug');
+    });
+    cam.start();
+    await until(() => frames.length >= 3, 10_000, 'frames despite a throwing listener');
+    expect(cam.status().state).toBe('online');
+  });
+});
