@@ -40,6 +40,7 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
       cleanup.unshift(() => b.close());
       url = broker.url;
       ({ username, password } = broker.centralCredentials);
+      caFile = config.broker.tls?.ca; // central's own client verifies its TLS broker (private CA)
     } else {
       url = config.broker.url;
       const u = process.env[config.broker.usernameEnv], p = process.env[config.broker.passwordEnv];

@@ -29,7 +29,11 @@ export const BrokerSchema = z.discriminatedUnion('mode', [
     mode: z.literal('embedded'),
     host: Host.default('127.0.0.1'),
     port: Port.default(1883),
-    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    /**
+     * MQTT over TLS: PEM file paths. `ca` is the CA that issued `cert` when it is a private CA: central's
+     * own client connects to this broker over TLS too and verifies it with that CA.
+     */
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).optional(),
     /** Largest MQTT packet the embedded broker accepts from anyone (bytes). */
     maxPacketBytes: z.number().int().positive().default(6_000_000),
   }),
