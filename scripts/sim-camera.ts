@@ -69,6 +69,12 @@ export interface SimCamera {
   restart(downMs?: number): Promise<void>;
   /** Start again after stop() on the same port and paths (no-op when running). */
   start(): Promise<void>;
+  /**
+   * Freeze the picture while connections stay open (SIGSTOP the encoders): what a hung camera looks
+   * like to a client. `resume()` continues. Both are no-ops when stopped.
+   */
+  pause(): void;
+  resume(): void;
   /** Resolves when the source ends (loop=false) or a child fails; rejects on a failure. */
   readonly done: Promise<void>;
 }
@@ -188,6 +194,19 @@ async function prepareImages(dir: string, width: number, height: number): Promis
   return { dir: final, count: n };
 }
 
+/** Link folders ($TMPDIR/sim-camera-<pid>-*) left by processes that were killed before stop(). */
+async function removeStaleLinkDirs(): Promise<void> {
+  for (const d of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const m = /^sim-camera-(\d+)-/.exec(d);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') await rm(join(tmpdir(), d), { recursive: true, force: true });
+    }
+  }
+}
+
 /** Per-mount folder (under `into`) of symlinks to `base`, rotated by `offset`, so mounts show different images. */
 async function rotatedLinks(into: string, base: string, count: number, offset: number, name: string): Promise<string> {
   const d = join(into, `mount-${name.replace(/\//g, '_')}`);
@@ -261,7 +280,8 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
   const mountDirs: string[] = [];
   if (r.isDir) {
     const images = await prepareImages(r.source, r.width, r.height);
-    prepared = { dir: await mkdtemp(join(tmpdir(), 'sim-camera-')), count: images.count };
+    await removeStaleLinkDirs();
+    prepared = { dir: await mkdtemp(join(tmpdir(), `sim-camera-${process.pid}-`)), count: images.count };
     const stride = Math.max(1, Math.floor(images.count / r.paths.length));
     for (let i = 0; i < r.paths.length; i++) mountDirs.push(await rotatedLinks(prepared.dir, images.dir, images.count, i * stride, r.paths[i]!));
   }
@@ -336,7 +356,11 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
     stopping = true;
     running = false;
     const kids = [...feeders, ...(server ? [server] : [])];
-    for (const k of kids) if (k.exitCode === null && k.signalCode === null) k.kill('SIGTERM');
+    for (const k of kids)
+      if (k.exitCode === null && k.signalCode === null) {
+        k.kill('SIGTERM');
+        k.kill('SIGCONT'); // a paused encoder handles SIGTERM only once continued
+      }
     await Promise.all(kids.map((k) => waitExit(k)));
     feeders = [];
     server = null;
@@ -370,6 +394,12 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
         await rm(prepared.dir, { recursive: true, force: true });
       }
       settleDone();
+    },
+    pause() {
+      for (const f of feeders) if (f.exitCode === null) f.kill('SIGSTOP');
+    },
+    resume() {
+      for (const f of feeders) if (f.exitCode === null) f.kill('SIGCONT');
     },
     async start() {
       if (running) return;

@@ -39,6 +39,9 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private readonly cfg: CameraIngestConfig;
   private readonly log: Logger;
   private readonly stallMs: number;
+  private readonly stallExplicit: boolean;
+  /** Longest gap between two frames of the current connection (adapts the default stall timeout). */
+  private longestGap = 0;
   private readonly connectMs: number;
   private readonly healthyMs: number;
   private readonly fpsWindowMs: number;
@@ -64,6 +67,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       throw new Error(`camera ${config.id}: frameWidth must be an integer >= 2, got ${config.frameWidth}`);
     if (!/^(rtsps?|file):\/\/./.test(config.url)) throw new Error(`camera ${config.id}: url must be rtsp://, rtsps:// or file://, got "${redactUrl(config.url)}"`);
     this.stallMs = options.stallTimeoutMs ?? Math.max(10_000, 4_000 / config.fps);
+    this.stallExplicit = options.stallTimeoutMs !== undefined;
     this.connectMs = options.connectTimeoutMs ?? Math.max(15_000, this.stallMs);
     this.healthyMs = options.backoff?.healthyMs ?? 30_000;
     this.fpsWindowMs = options.fpsWindowMs ?? 5_000;
@@ -136,6 +140,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     };
     this.current = a;
     this.frameTimes = [];
+    this.longestGap = 0;
     this.setState('connecting', this.st.error);
 
     const splitter = new PpmFrameSplitter((data, width, height) => this.onFrame(a, data, width, height));
@@ -195,6 +200,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private onFrame(a: Attempt, data: Buffer, width: number, height: number): void {
     if (a !== this.current || a.killReason) return;
     const now = Date.now();
+    if (this.st.state === 'online' && this.st.lastFrameAt !== null) this.longestGap = Math.max(this.longestGap, now - this.st.lastFrameAt);
     this.st.lastFrameAt = now;
     this.st.frames++;
     this.frameTimes.push(now);
@@ -218,7 +224,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     const now = Date.now();
     if (this.st.state === 'online') {
       const since = now - (this.st.lastFrameAt ?? a.startedAt);
-      if (since > this.stallMs) this.fail(a, `stalled: no frame for ${(since / 1000).toFixed(1)} s`);
+      // Default timeout: at least 3x the longest gap seen on this connection (keyframes-only on a
+      // camera with a long GOP delivers a frame every few seconds), at most 60 s.
+      const limit = this.stallExplicit ? this.stallMs : Math.min(60_000, Math.max(this.stallMs, 3 * this.longestGap));
+      if (since > limit) this.fail(a, `stalled: no frame for ${(since / 1000).toFixed(1)} s`);
     } else if (now - a.startedAt > this.connectMs) {
       const known = knownFfmpegReason(a.stderr);
       const base = `no frame within ${(this.connectMs / 1000).toFixed(1)} s of connecting`;

@@ -43,7 +43,10 @@ export interface CameraSourceEvents {
 export type CameraIngestConfig = Pick<CameraConfig, 'id' | 'url' | 'fps' | 'keyframesOnly' | 'frameWidth'>;
 
 export interface CameraSourceOptions {
-  /** Restart ffmpeg when no frame arrived for this long while online. Default: max(10 s, 4 frame intervals). */
+  /**
+   * Restart ffmpeg when no frame arrived for this long while online. Default: max(10 s, 4 frame
+   * intervals, 3x the longest gap seen on the connection), at most 60 s.
+   */
   stallTimeoutMs?: number;
   /** Give up a connection attempt that produced no frame within this time. Default: max(15 s, stallTimeoutMs). */
   connectTimeoutMs?: number;

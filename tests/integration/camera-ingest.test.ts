@@ -172,6 +172,27 @@ describe('CameraSource when the camera goes away', () => {
     }
   });
 
+  it('restarts a camera that stalls with its connection open (watchdog), and recovers', async () => {
+    const own = await startSimCamera({ source: MASK_IMAGES, path: 'frozen', width: 640, height: 360, gop: 15 });
+    try {
+      const { cam, frames, statuses } = camera({ id: 'c-stall', url: own.url }, { stallTimeoutMs: 2_000, backoff: { initialMs: 300 } });
+      cam.start();
+      await until(() => frames.length >= 2, 10_000, 'frames before the freeze');
+      own.pause();
+      const frozenAt = Date.now();
+      await until(() => cam.status().state === 'offline', 6_000, 'offline after the freeze');
+      expect(cam.status().error).toMatch(/^stalled: no frame for 2\.\d s$/);
+      expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(1_500);
+      own.resume();
+      const n = frames.length;
+      await until(() => frames.length >= n + 2, 15_000, 'frames after resuming');
+      expect(cam.status().state).toBe('online');
+      expect(statuses.filter((s) => s.error?.startsWith('stalled')).length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('restarts a camera whose server accepts but never answers, and one that sends garbage', async () => {
     const garbage = Buffer.alloc(64 * 1024, 0x5a);
     const servers: Server[] = [];
