@@ -23,20 +23,10 @@ export interface PackOptions {
   threads?: number;
   /** Busy-waiting onnxruntime threads (see ModelOptions.spinning); default false. */
   spinning?: boolean;
-  /**
-   * Run the models of one image at the same time rather than one after the other (default true):
-   * each session's threads then work on their own model, and one model's pre-processing overlaps the
-   * other's inference.
-   */
-  concurrent?: boolean;
 }
 
 export class ModelPack {
-  private constructor(
-    readonly models: readonly Model[],
-    /** Whether detect() runs the models at the same time. */
-    readonly concurrent = true,
-  ) {}
+  private constructor(readonly models: readonly Model[]) {}
 
   /** Load every model of the pack. Relative dirs resolve against the current directory. */
   static async load(opts: PackOptions): Promise<ModelPack> {
@@ -61,7 +51,7 @@ export class ModelPack {
       await Promise.all(models.map((m) => m.release()));
       throw err;
     }
-    return new ModelPack(models, opts.concurrent ?? true);
+    return new ModelPack(models);
   }
 
   /** From a site config's `models` section. */
@@ -69,9 +59,11 @@ export class ModelPack {
     return ModelPack.load({ pack: models.pack, dir: models.dir, manifests: models.manifests, threads: models.threads });
   }
 
-  /** Run every model on one image (at the same time unless `concurrent: false`); detections in model order. */
+  /**
+   * Run every model (one after the other: onnxruntime-node runs a session synchronously on the
+   * calling thread, so they cannot overlap here; WorkerPack in workers.ts runs them in parallel).
+   */
   async detect(img: RgbImage, opts: InferOptions = {}): Promise<Detection[]> {
-    if (this.concurrent) return (await Promise.all(this.models.map((m) => m.infer(img, opts)))).flat();
     const all: Detection[] = [];
     for (const m of this.models) for (const d of await m.infer(img, opts)) all.push(d);
     return all;
