@@ -1,0 +1,40 @@
+/** WorkerPack: the same detections as ModelPack, computed in worker threads (one per model). */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_PACK, loadImage, ModelPack, type RgbImage } from '../../agent/detect/index.js';
+import { WorkerPack } from '../../agent/detect/workers.js';
+
+const BARE_FACE = path.resolve(__dirname, '../../../shared/data/masks/images/11-photo.jpg');
+
+describe('WorkerPack', () => {
+  let img: RgbImage;
+  let workers: WorkerPack;
+  let pack: ModelPack;
+  beforeAll(async () => {
+    img = await loadImage(BARE_FACE);
+    [workers, pack] = await Promise.all([WorkerPack.load({ pack: DEFAULT_PACK, threads: 1 }), ModelPack.load({ pack: DEFAULT_PACK, threads: 1 })]);
+  });
+  afterAll(async () => {
+    await Promise.all([workers?.close(), pack?.close()]);
+  });
+
+  it('returns what ModelPack returns, in pack order, also for overlapping calls', async () => {
+    const expected = await pack.detect(img);
+    expect(expected.some((d) => d.label === 'face')).toBe(true);
+    expect(workers.models).toEqual(pack.models.map((m) => m.name));
+    const [a, b] = await Promise.all([workers.detect(img), workers.detect(img)]);
+    for (const got of [a, b]) {
+      expect(got.map((d) => [d.model, d.label])).toEqual(expected.map((d) => [d.model, d.label]));
+      got.forEach((d, i) => expect(d.score).toBeCloseTo(expected[i]!.score, 5));
+    }
+  });
+
+  it('rejects a bad image with a clear error and keeps working', async () => {
+    await expect(workers.detect({ width: 10, height: 10, data: new Uint8Array(5) })).rejects.toThrow(/expected 300 bytes/);
+    expect((await workers.detect(img)).length).toBeGreaterThan(0);
+  });
+
+  it('fails to load with the model error', async () => {
+    await expect(WorkerPack.load({ pack: [{ manifest: 'no_such_model' }] })).rejects.toThrow(/no_such_model/);
+  });
+});
