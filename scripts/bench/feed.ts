@@ -1,0 +1,113 @@
+/**
+ * Simulated cameras for the benchmark: the project's GStreamer RTSP server (scripts/rtsp-server.py,
+ * the one scripts/sim-camera.ts runs) with one mount per camera, each fed by an ffmpeg that streams a
+ * pre-encoded clip with `-c copy` (no live encoding, see media.ts), at its native rate, looping,
+ * starting at a different offset per camera so cameras show different scenes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { REPO_ROOT } from '../../agent/detect/pack.js';
+
+const PYTHON = '/usr/bin/python3';
+const SERVER_SCRIPT = path.join(REPO_ROOT, 'scripts/rtsp-server.py');
+
+export interface FeedSpec {
+  mount: string;
+  clip: string;
+  /** Seconds into the clip where this camera starts. */
+  offsetSec: number;
+}
+
+export interface Feed {
+  port: number;
+  url(mount: string): string;
+  /** Pids of the server and the feeders (for CPU accounting). */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+export function freeTcpPort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? res(addr.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+function freeUdpPort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createSocket('udp4');
+    s.once('error', rej);
+    s.bind(0, '127.0.0.1', () => {
+      const port = s.address().port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Children die with this process, even on SIGKILL (setpriv --pdeathsig). */
+export function spawnChild(cmd: string, args: string[]): ChildProcess & { tail(): string } {
+  const c = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { tail(): string };
+  let tail = '';
+  c.stderr!.setEncoding('utf8').on('data', (s: string) => (tail = (tail + s).slice(-2000)));
+  c.stdout!.resume();
+  c.tail = () => tail.trim();
+  c.on('error', () => undefined);
+  return c;
+}
+
+export function waitExit(c: ChildProcess, killAfterMs = 2000): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const t = setTimeout(() => c.kill('SIGKILL'), killAfterMs);
+    c.once('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+  });
+}
+
+export async function startFeed(specs: readonly FeedSpec[]): Promise<Feed> {
+  const port = await freeTcpPort();
+  const udp: number[] = [];
+  for (const _ of specs) udp.push(await freeUdpPort());
+  const server = spawnChild(PYTHON, [SERVER_SCRIPT, '--port', String(port), ...specs.flatMap((s, i) => ['--mount', `${s.mount}=${udp[i]}`])]);
+  server.stdout!.pause();
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    server.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+      if (/^READY \d+/m.test(out)) resolve();
+    });
+    server.stdout!.resume();
+    server.once('exit', () => reject(new Error(`RTSP server did not start: ${server.tail() || server.exitCode}`)));
+  });
+  const feeders = specs.map((s, i) =>
+    spawnChild('ffmpeg', [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-re', '-stream_loop', '-1', ...(s.offsetSec > 0 ? ['-ss', String(s.offsetSec)] : []), '-i', s.clip,
+      '-map', '0:v:0', '-c', 'copy', '-f', 'rtp', `rtp://127.0.0.1:${udp[i]}?pkt_size=1316`,
+    ]),
+  );
+  let stopped = false;
+  for (const [i, f] of feeders.entries())
+    f.once('exit', (code) => {
+      if (!stopped) process.stderr.write(`bench: feeder for /${specs[i]!.mount} exited (${code}): ${f.tail()}\n`);
+    });
+  return {
+    port,
+    url: (mount) => `rtsp://127.0.0.1:${port}/${mount}`,
+    pids: () => [server, ...feeders].map((c) => c.pid).filter((p): p is number => p !== undefined),
+    async stop() {
+      stopped = true;
+      const kids = [...feeders, server];
+      for (const k of kids) if (k.exitCode === null && k.signalCode === null) k.kill('SIGTERM');
+      await Promise.all(kids.map((k) => waitExit(k)));
+    },
+  };
+}
