@@ -9,6 +9,7 @@ import { PROTOCOL_VERSION, type CameraStatus } from '../protocol/messages.js';
 import { CameraSource, type CameraStatusInfo } from './camera/index.js';
 import type { SiteConfig } from './config/schema.js';
 import { ModelPack } from './detect/index.js';
+import { WorkerPack } from './detect/workers.js';
 import { EvidenceStore } from './evidence/index.js';
 import { Outbox } from './outbox/index.js';
 import { Pipeline, type Detector } from './pipeline.js';
@@ -36,13 +37,18 @@ export class Agent {
     readonly uplink: Uplink | null,
     readonly voice: VoiceAgent | null,
     /** Only a pack the agent loaded itself is closed by stop(). */
-    private readonly ownDetector: ModelPack | null,
+    private readonly ownDetector: { close(): Promise<void> } | null,
     private readonly timers: NodeJS.Timeout[],
   ) {}
 
   static async start(config: SiteConfig, opts: AgentOptions = {}): Promise<Agent> {
     const env = opts.env ?? process.env;
-    const ownDetector = opts.detector ? null : await ModelPack.fromConfig(config.models);
+    const m = config.models;
+    const ownDetector = opts.detector
+      ? null
+      : m.workers
+        ? await WorkerPack.load({ pack: m.pack, dir: m.dir, manifests: m.manifests, threads: m.threads })
+        : await ModelPack.fromConfig(m);
     const detector = opts.detector ?? ownDetector!;
     const storageDir = path.resolve(config.storage.dir);
     const outbox = Outbox.open({ dir: storageDir });

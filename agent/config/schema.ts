@@ -85,6 +85,11 @@ export const SiteConfigSchema = z.strictObject({
       pack: z.array(ModelRefSchema).min(1),
       /** Intra-op threads per inference session. */
       threads: z.number().int().min(1).max(64).default(2),
+      /**
+       * Run each model in its own worker thread: the models of the pack run in parallel and the
+       * event loop (camera pipes, evidence, MQTT) never waits for an inference. See docs/performance.md.
+       */
+      workers: z.boolean().default(true),
     })
     .prefault({ pack: [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }] }),
   cameras: z.array(CameraSchema).min(1, 'expected at least one camera'),

@@ -91,5 +91,5 @@ export class ModelPack {
  */
 export function modelsSection(configFile?: string): SiteConfig['models'] {
   if (configFile) return loadSiteConfig(configFile).models;
-  return { pack: DEFAULT_PACK, dir: DEFAULT_MODELS_DIR, manifests: DEFAULT_MANIFESTS_DIR, threads: 2 };
+  return { pack: DEFAULT_PACK, dir: DEFAULT_MODELS_DIR, manifests: DEFAULT_MANIFESTS_DIR, threads: 2, workers: false };
 }
