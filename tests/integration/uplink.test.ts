@@ -298,6 +298,9 @@ describe('Uplink with mosquitto', () => {
     const before = Array.from({ length: 10 }, (_, i) => `pre${i}`);
     enqueueEvents(outbox, before, 5000);
     await until(() => eventIds(got).length === 10 && outbox.pending() === 0, 10_000, 'the first 10 events');
+    // Let the subscriber's PUBACKs reach the broker: otherwise the broker rightly redelivers the
+    // unacknowledged ones to it after the restart (a subscriber-side duplicate, not the agent's).
+    await new Promise((r) => setTimeout(r, 500));
 
     const down = new Promise<void>((r) => up.once('disconnected', () => r()));
     await mosq.stop();
