@@ -8,11 +8,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { hashPassword } from '../central/auth/password.js';
+import { freeTcpPort } from '../common/net.js';
 import { REPO_ROOT } from '../agent/detect/pack.js';
 
 const HELP = `Usage: npm start [-- --images DIR] [--http-port 8080] [--mqtt-port 1883] [--seconds N]
@@ -34,18 +34,6 @@ const USERS = [
   { id: 'u-admin', username: 'admin', name: '系统管理员', role: 'admin' },
 ] as const;
 
-async function freePort(preferred: number): Promise<number> {
-  const tryPort = (port: number) =>
-    new Promise<number | null>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(null));
-      s.listen(port, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-  return (await tryPort(preferred)) ?? (await tryPort(0))!;
-}
 
 function loadCreds(file: string): Creds {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Creds;
@@ -130,9 +118,9 @@ async function main(): Promise<void> {
   if (!existsSync(images)) throw new Error(`sample images not found: ${images} (pass --images DIR with a few photos of people)`);
 
   const creds = loadCreds(path.join(dir, 'credentials.json'));
-  const httpPort = await freePort(Number(values['http-port']));
-  const mqttPort = await freePort(Number(values['mqtt-port']));
-  const rtspPort = await freePort(8554);
+  const httpPort = await freeTcpPort(Number(values['http-port']));
+  const mqttPort = await freeTcpPort(Number(values['mqtt-port']));
+  const rtspPort = await freeTcpPort(8554);
   const publicUrl = `http://127.0.0.1:${httpPort}`;
   const rtspUrl = `rtsp://127.0.0.1:${rtspPort}/kitchen`;
 

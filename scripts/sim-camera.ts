@@ -18,15 +18,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { childLog } from '../common/log.js';
+import { freeTcpPort, freeUdpPort } from '../common/net.js';
+
+export { freeTcpPort };
 
 const logger = childLog({ mod: 'sim-camera' });
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -116,29 +117,6 @@ function resolveOptions(o: SimCameraOptions): Resolved {
   return { source, isDir, paths, fps, width, height, gop, imageSeconds, loop: o.loop ?? true };
 }
 
-/** A free TCP port on 127.0.0.1 (closed again before returning; small race accepted). */
-export function freeTcpPort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? res(addr.port) : rej(new Error('no port'))));
-    });
-  });
-}
-
-/** A free UDP port on 127.0.0.1. */
-function freeUdpPort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, '127.0.0.1', () => {
-      const port = s.address().port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 /**
  * Letterbox every image of `dir` to width x height JPEGs named 00000.jpg... Cached under

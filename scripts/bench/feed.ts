@@ -5,10 +5,11 @@
  * starting at a different offset per camera so cameras show different scenes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { REPO_ROOT } from '../../agent/detect/pack.js';
+import { freeTcpPort, freeUdpPort } from '../../common/net.js';
+
+export { freeTcpPort };
 
 const PYTHON = '/usr/bin/python3';
 const SERVER_SCRIPT = path.join(REPO_ROOT, 'scripts/rtsp-server.py');
@@ -28,27 +29,6 @@ export interface Feed {
   stop(): Promise<void>;
 }
 
-export function freeTcpPort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? res(addr.port) : rej(new Error('no port'))));
-    });
-  });
-}
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, '127.0.0.1', () => {
-      const port = s.address().port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** Children die with this process, even on SIGKILL (setpriv --pdeathsig). */
 export function spawnChild(cmd: string, args: string[]): ChildProcess & { tail(): string } {

@@ -8,18 +8,10 @@ import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { Aedes, type Client } from 'aedes';
+import { freeTcpPort } from '../../common/net.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A free TCP port on 127.0.0.1. */
+export const freePort = (): Promise<number> => freeTcpPort();
 
 /** Resolve when a TCP connect to 127.0.0.1:port succeeds; reject after timeoutMs. */
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
