@@ -121,8 +121,14 @@ export class Ingest {
         const r = parsePayload(VoiceStatus, payload, this.d.maxJsonBytes);
         if (!r.ok) return this.reject(topic, `invalid voice status: ${r.reason}`);
         if (wrongSite(r.value.siteId)) return;
-        const rec = store.updateVoice(r.value.commandId, r.value.siteId, r.value.state, r.value.at, r.value.error);
-        if (!rec) return this.reject(topic, `unknown voice command: "${r.value.commandId}" was not sent to site "${t.siteId}"`);
+        const res = store.updateVoice(r.value.commandId, r.value.siteId, r.value.state, r.value.at, r.value.error);
+        if (!res) return this.reject(topic, `unknown voice command: "${r.value.commandId}" was not sent to site "${t.siteId}"`);
+        const rec = res.record;
+        if (!res.applied) {
+          // the first final state from the site stands (a replayed / redelivered copy's "rejected" must not overwrite "played")
+          log.info({ commandId: rec.id, siteId: rec.siteId, kept: rec.state, ignored: r.value.state, error: r.value.error }, 'later voice status ignored');
+          return;
+        }
         bus.emit('voice', rec);
         this.d.onVoiceStatus?.(rec.id);
         return;

@@ -524,11 +524,28 @@ export class Store implements CentralStore {
       stateAt: r.state_at as number, error: (r.error as string) ?? null };
   }
   private readonly voiceSelect = 'SELECT v.*, u.name AS issued_by_name FROM voice_commands v LEFT JOIN users u ON u.id = v.issued_by';
-  /** null when no command of that id belongs to that site. */
-  updateVoice(id: string, siteId: string, state: VoiceState, at: number, error: string | null): VoiceView | null {
-    const r = this.db.prepare('UPDATE voice_commands SET state = ?, state_at = ?, error = ? WHERE id = ? AND site_id = ?').run(state, at, error, id, siteId);
-    if (!r.changes) return null;
-    return this.voiceFrom(this.db.prepare(`${this.voiceSelect} WHERE v.id = ?`).get(id) as Row);
+  /**
+   * A status from the site for one of its commands. The first final state received for a command id
+   * is its state for good: a later status for the same id (the agent's "rejected: nonce already used"
+   * for a replayed or QoS 1 redelivered copy, or any other late report) never overwrites it; it is
+   * recorded in the audit log instead (an exact duplicate of the recorded status is dropped silently).
+   * null when no command of that id belongs to that site; `applied` false when the status was not applied.
+   */
+  updateVoice(id: string, siteId: string, state: Exclude<VoiceState, 'sent'>, at: number, error: string | null): { record: VoiceView; applied: boolean } | null {
+    const applied = this.db.transaction(() => {
+      const r = this.db.prepare(`UPDATE voice_commands SET state = ?, state_at = ?, error = ? WHERE id = ? AND site_id = ? AND state = 'sent'`).run(state, at, error, id, siteId);
+      if (r.changes) return true;
+      const cur = this.db.prepare('SELECT state, state_at, error FROM voice_commands WHERE id = ? AND site_id = ?').get(id, siteId) as Row | undefined;
+      if (!cur) return null;
+      const duplicate = cur.state === state && cur.state_at === at && ((cur.error as string | null) ?? null) === error;
+      if (!duplicate) {
+        this.audit({ userId: `site:${siteId}`, action: 'voice.status_ignored', target: id, siteId,
+          detail: `"${state}"${error ? ` (${error.slice(0, 200)})` : ''} at ${at} ignored: the command is already "${cur.state as string}"` });
+      }
+      return false;
+    })();
+    if (applied === null) return null;
+    return { record: this.voiceFrom(this.db.prepare(`${this.voiceSelect} WHERE v.id = ?`).get(id) as Row), applied };
   }
   voiceCommands(scope: Scope, siteId?: string): VoiceView[] {
     const sc = this.scopeSql(scope, 'v.site_id');

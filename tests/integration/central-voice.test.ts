@@ -58,4 +58,26 @@ describe('central voice commands', () => {
     const list = f.central.store.voiceCommands(f.central.scopeOf(user('u-mgr')), 'site-a');
     expect(list.find((v) => v.id === rec.id)).toMatchObject({ state: 'played', issuedBy: 'u-admin', issuedByName: '管理员' });
   });
+
+  it('the first final state from the site stands: a later "rejected" (replayed / redelivered copy) is audited, not applied', async () => {
+    const rec = await f.central.voice.send(user('u-admin'), { siteId: 'site-a', type: 'text', text: '请洗手' });
+    const seen: string[] = [];
+    f.central.bus.on('voice', (v) => { if (v.id === rec.id) seen.push(v.state); });
+    const siteA = await f.connect('site-a');
+    const status = (state: string, at: number, error: string | null) => JSON.stringify({ v: 1, commandId: rec.id, siteId: 'site-a', state, at, error });
+    const playedAt = Date.now();
+    await siteA.publishAsync(T.voiceStatus('site-a'), status('played', playedAt, null), { qos: 1 });
+    await until(() => seen.includes('played'), 3000, 'played status');
+    await siteA.publishAsync(T.voiceStatus('site-a'), status('played', playedAt, null), { qos: 1 }); // exact duplicate (QoS 1 redelivery)
+    await siteA.publishAsync(T.voiceStatus('site-a'), status('rejected', playedAt + 50, 'nonce already used'), { qos: 1 });
+    const audited = () => f.central.store.auditList(f.central.scopeOf(user('u-admin')), { limit: 1000 }).filter((a) => a.target === rec.id && a.action === 'voice.status_ignored');
+    await until(() => audited().length, 3000, 'the ignored status in the audit log');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toEqual(['played']);
+    expect(audited()).toHaveLength(1);
+    expect(audited()[0]).toMatchObject({ userId: 'site:site-a' });
+    expect(audited()[0]!.detail).toMatch(/rejected.*nonce already used.*already "played"/);
+    const list = f.central.store.voiceCommands(f.central.scopeOf(user('u-admin')), 'site-a');
+    expect(list.find((v) => v.id === rec.id)).toMatchObject({ state: 'played', stateAt: playedAt, error: null });
+  });
 });
