@@ -229,10 +229,10 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     if (body.photoBase64 && body.photoMime) {
       const bytes = Buffer.from(body.photoBase64, 'base64');
       if (bytes.length > S.MAX_PHOTO_BYTES) throw new HttpError(413, 'too_large', 'photoBase64', '> 5 MB');
-      // The store checks the bytes really are a JPEG / PNG of that type (400 naming the field).
+      // The store decodes the bytes: a complete JPEG / PNG of that type or 400 naming the field.
       photo = { bytes, mime: body.photoMime };
     }
-    const out = store.rectify(ctx.user, ev.id, photo ? { note: body.note, photo } : { note: body.note }, { ip: ctx.ip });
+    const out = await store.rectify(ctx.user, ev.id, photo ? { note: body.note, photo } : { note: body.note }, { ip: ctx.ip });
     sendJson(ctx.res, 200, out);
   }));
   router.add('POST', '/api/events/:id/review', authed(async (ctx, p) => {

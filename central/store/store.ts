@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import sharp, { type Metadata } from 'sharp';
 import type { z } from 'zod';
 import type { EventMessage, CameraStatus, SiteStatus, SiteStats } from '../../protocol/messages.js';
 import { VIOLATION_TEXT, type ViolationKind, type Severity } from '../../protocol/violations.js';
@@ -55,6 +56,38 @@ function imageMime(bytes: Buffer): 'image/jpeg' | 'image/png' | null {
   if (bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'image/jpeg';
   if (bytes.length > 8 && bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'image/png';
   return null;
+}
+
+/** A rectification photo may have at most this many pixels (48 MP phone cameras fit; decompression bombs do not). */
+export const MAX_PHOTO_PIXELS = 50_000_000;
+
+/**
+ * Decodes the whole photo (header and every pixel) so that only a real, complete JPEG / PNG is stored
+ * and served: magic bytes alone let truncated files and garbage between valid markers through.
+ * Throws CoreError 'invalid' naming `photoBase64`.
+ */
+async function decodePhoto(bytes: Buffer, mime: 'image/jpeg' | 'image/png'): Promise<{ width: number; height: number }> {
+  const kind = mime === 'image/jpeg' ? 'JPEG' : 'PNG';
+  const opts = { failOn: 'error' as const, limitInputPixels: MAX_PHOTO_PIXELS };
+  const why = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 200);
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, opts).metadata();
+  } catch (err) {
+    const msg = why(err);
+    if (/pixel limit/i.test(msg)) throw new CoreError('invalid', `photo has more than ${MAX_PHOTO_PIXELS / 1e6} megapixels`, 'photoBase64');
+    throw new CoreError('invalid', `photo is not a decodable ${kind} (${msg})`, 'photoBase64');
+  }
+  if (meta.format !== (mime === 'image/jpeg' ? 'jpeg' : 'png') || !meta.width || !meta.height) {
+    throw new CoreError('invalid', `photo is not a decodable ${kind} (decoded as ${meta.format ?? 'nothing'})`, 'photoBase64');
+  }
+  if (meta.width * meta.height > MAX_PHOTO_PIXELS) throw new CoreError('invalid', `photo has more than ${MAX_PHOTO_PIXELS / 1e6} megapixels (${meta.width}×${meta.height})`, 'photoBase64');
+  try {
+    await sharp(bytes, opts).stats(); // decodes every pixel: truncated or corrupt image data fails here
+  } catch (err) {
+    throw new CoreError('invalid', `photo is not a decodable ${kind}: its image data is corrupt or truncated (${why(err)})`, 'photoBase64');
+  }
+  return { width: meta.width, height: meta.height };
 }
 
 export const isJpeg = (b: Buffer) => b.length > 4 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff && b[b.length - 2] === 0xff && b[b.length - 1] === 0xd9;
@@ -342,7 +375,7 @@ export class Store implements CentralStore {
     return this.changed(eventId);
   }
 
-  rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): EventView {
+  async rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): Promise<EventView> {
     const note = (input.note ?? '').trim();
     if (!note) throw new CoreError('invalid', 'a rectification needs a note describing what was done', 'note');
     if (note.length > 2000) throw new CoreError('invalid', 'note: at most 2000 characters', 'note');
@@ -353,6 +386,8 @@ export class Store implements CentralStore {
       const actual = imageMime(bytes);
       if (!actual) throw new CoreError('invalid', 'photo is neither a JPEG nor a PNG', 'photoBase64');
       if (actual !== mime) throw new CoreError('invalid', `photo bytes are ${actual}, not ${mime}`, 'photoMime');
+      this.scopedEvent(user, eventId); // not_found before spending a decode on someone else's event
+      await decodePhoto(bytes, actual);
       photo = { sha: sha256Hex(bytes), mime: actual };
       const file = this.photoPath(photo.sha, actual);
       if (!existsSync(file)) {

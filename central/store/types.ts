@@ -276,7 +276,7 @@ export interface CentralStore {
   events(scope: Scope, filter?: EventFilter): EventView[];
   event(scope: Scope, eventId: string): EventDetail | null;
   acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): EventView;
-  rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): EventView;
+  rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): Promise<EventView>;
   review(user: UserRecord, eventId: string, decision: "close" | "reopen", note?: string, meta?: { ip?: string }): EventView;
   overdue(scope: Scope): EventView[];
   stats(scope: Scope, range: { from?: number; to?: number }): StatsView;

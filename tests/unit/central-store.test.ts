@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import sharp from 'sharp';
 import path from 'node:path';
 import { openDb, SCHEMA_VERSION } from '../../central/store/db.js';
 import { Store } from '../../central/store/store.js';
@@ -56,13 +57,13 @@ describe('central store (real SQLite)', () => {
     expect(acked).toMatchObject({ status: 'acknowledged', ackBy: 'u-mgr', ackByName: '王经理' });
     expect(store.eventRow('e3')!.next_escalation_at).toBeNull(); // escalation stopped
     expect(() => store.acknowledge(u('u-mgr'), 'e3')).toThrow(/only open or reopened/);
-    expect(() => store.rectify(u('u-mgr'), 'e3', { note: '  ' })).toThrow(/needs a note/);
-    expect(() => store.rectify(u('u-mgr'), 'e3', { note: 'x', photo: { bytes: Buffer.from('nope'), mime: 'image/jpeg' } })).toThrow(/neither a JPEG nor a PNG/);
+    await expect(store.rectify(u('u-mgr'), 'e3', { note: '  ' })).rejects.toThrow(/needs a note/);
+    await expect(store.rectify(u('u-mgr'), 'e3', { note: 'x', photo: { bytes: Buffer.from('nope'), mime: 'image/jpeg' } })).rejects.toThrow(/neither a JPEG nor a PNG/);
     const photo = await jpeg('photo');
-    expect(store.rectify(u('u-mgr'), 'e3', { note: '已处理，员工已戴口罩', photo: { bytes: photo, mime: 'image/jpeg' } }).status).toBe('rectified');
+    expect((await store.rectify(u('u-mgr'), 'e3', { note: '已处理，员工已戴口罩', photo: { bytes: photo, mime: 'image/jpeg' } })).status).toBe('rectified');
     expect(() => store.review(u('u-mgr'), 'e3', 'close')).toThrow(/only inspectors and admins/);
     expect(store.review(u('u-insp'), 'e3', 'reopen', '照片不清楚').status).toBe('reopened');
-    store.rectify(u('u-mgr'), 'e3', { note: '重新拍照' });
+    await store.rectify(u('u-mgr'), 'e3', { note: '重新拍照' });
     expect(store.review(u('u-insp'), 'e3', 'close').status).toBe('closed');
     const d = store.event(store.scopeOf(u('u-admin')), 'e3')!;
     expect(d.history.map((h) => h.action)).toEqual(['raised', 'acknowledged', 'rectified', 'reopened', 'rectified', 'closed']);
@@ -104,5 +105,29 @@ describe('central store (real SQLite)', () => {
     store.org.remove(admin, 'schools', 'sch9');
     expect(store.org.get('schools', 'sch9')).toBeNull();
     expect(store.auditList(store.scopeOf(admin)).map((a) => a.action)).toEqual(expect.arrayContaining(['org.schools.create', 'org.cameras.create', 'org.users.update', 'org.schools.delete']));
+  });
+  it('rectify decodes the photo: truncated, garbage between markers, wrong type or too many pixels → invalid photoBase64, event unchanged', async () => {
+    const t = Date.now();
+    const a = await jpeg('pa'), c = await jpeg('pc');
+    store.insertEvent(eventMsg('e-photo', 'site-a', { annotated: a, clean: c }, { raisedAt: t - 1000 }), { receivedAt: t, deadlineAt: t + 3_600_000, nextEscalationAt: null });
+    const noise = Buffer.from(Array.from({ length: 320 * 240 * 3 }, (_, i) => (i * 7919) % 251));
+    const real = await sharp(noise, { raw: { width: 320, height: 240, channels: 3 } }).jpeg().toBuffer();
+    const realPng = await sharp(noise, { raw: { width: 320, height: 240, channels: 3 } }).png().toBuffer();
+    const bomb = await sharp({ create: { width: 8000, height: 8000, channels: 3, background: '#fff' } }).jpeg().toBuffer(); // 64 MP, small file
+    const bad: [string, Buffer, 'image/jpeg' | 'image/png', RegExp][] = [
+      ['truncated JPEG', real.subarray(0, real.length >> 1), 'image/jpeg', /not a decodable JPEG/],
+      ['JPEG markers around garbage', Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(500, 0x41), Buffer.from([0xff, 0xd9])]), 'image/jpeg', /not a decodable JPEG/],
+      ['truncated PNG', realPng.subarray(0, realPng.length >> 1), 'image/png', /not a decodable PNG/],
+      ['PNG signature then zeros', Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(100)]), 'image/png', /not a decodable PNG/],
+      ['64 MP decompression bomb', bomb, 'image/jpeg', /megapixels/],
+    ];
+    for (const [name, bytes, mime, msg] of bad) {
+      const e = await store.rectify(u('u-mgr'), 'e-photo', { note: 'x', photo: { bytes, mime } }).then(() => null, (x: unknown) => x);
+      expect(e, name).toBeInstanceOf(CoreError);
+      expect({ name, code: (e as CoreError).code, field: (e as CoreError).field }).toEqual({ name, code: 'invalid', field: 'photoBase64' });
+      expect((e as Error).message, name).toMatch(msg);
+    }
+    expect(store.eventRow('e-photo')!.status).toBe('open');
+    expect((await store.rectify(u('u-mgr'), 'e-photo', { note: 'ok', photo: { bytes: realPng, mime: 'image/png' } })).status).toBe('rectified');
   });
 });
