@@ -109,12 +109,13 @@ def pr_at(scores, tp, ngt, thr: float):
 
 def choose_threshold(scores, tp, ngt, min_p=0.85, min_r=0.75):
     """Threshold (0.05..0.95 step 0.01) meeting P ≥ min_p and R ≥ min_r with the largest margin
-    min(P - min_p, R - min_r) (robust to small evaluation differences); if none does, the best F1."""
+    min(P - min_p, R - min_r) (robust to small evaluation differences); if none does, the one with the
+    smallest shortfall on the worse of the two."""
     best, best_key, feasible = None, None, False
     for t in np.round(np.arange(0.05, 0.951, 0.01), 2):
         p, r, _, _ = pr_at(scores, tp, ngt, t)
         ok = p >= min_p and r >= min_r
-        key = (ok, min(p - min_p, r - min_r) if ok else 2 * p * r / max(p + r, 1e-9))
+        key = (ok, min(p - min_p, r - min_r))
         if best_key is None or key > best_key:
             best, best_key, feasible = float(t), key, ok
     p, r, n_tp, n_det = pr_at(scores, tp, ngt, best)
