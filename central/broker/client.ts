@@ -2,6 +2,9 @@
  * Central's one code path to the broker: an mqtt.js client, to the embedded aedes over loopback or to
  * an external Mosquitto / EMQX. With an external broker the site topics are subscribed through a
  * shared subscription (`$share/<group>/…`) so several central instances split the load.
+ *
+ * After the first connect the client reconnects forever, with back-off (1 s doubling to 5 s, with
+ * jitter), and subscribes again after every reconnect.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +14,9 @@ import { CENTRAL_CLIENT_PREFIX } from './acl.js';
 
 const log = childLog({ mod: 'central.mqtt' });
 
+export const RECONNECT_MIN_MS = 1000;
+export const RECONNECT_MAX_MS = 5000;
+
 export interface CentralMqttOptions {
   url: string;
   username: string;
@@ -19,11 +25,14 @@ export interface CentralMqttOptions {
   prefix: string;
   /** Set for an external broker: subscribe as `$share/<group>/<filter>`. */
   sharedGroup?: string;
+  /** Reconnect back-off bounds (ms); tests shorten them. */
+  reconnect?: { minMs?: number; maxMs?: number };
   onMessage(topic: string, payload: Buffer): void;
 }
 
 export interface CentralMqtt {
   client: MqttClient;
+  clientId: string;
   publish(topic: string, payload: string | Buffer, opts?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
   /** The filters actually subscribed (with $share when shared). */
   filters: string[];
@@ -35,47 +44,94 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
   // Only what central consumes: never voice/command (central's own output).
   const plain = [`${base}event`, `${base}snapshot/+/+`, `${base}status`, `${base}camera/+/status`, `${base}stats`, `${base}voice/status`];
   const filters = o.sharedGroup ? plain.map((f) => `$share/${o.sharedGroup}/${f}`) : plain;
+  const clientId = `${CENTRAL_CLIENT_PREFIX}${randomBytes(6).toString('hex')}`;
+  const minMs = o.reconnect?.minMs ?? RECONNECT_MIN_MS;
+  const maxMs = Math.max(minMs, o.reconnect?.maxMs ?? RECONNECT_MAX_MS);
   const client = mqtt.connect(o.url, {
-    clientId: `${CENTRAL_CLIENT_PREFIX}${randomBytes(6).toString('hex')}`,
+    clientId,
     username: o.username,
     password: o.password,
     protocolVersion: 4, // aedes speaks 3.1.1; Mosquitto and EMQX accept $share on 3.1.1 too
     clean: true,
-    reconnectPeriod: 2000,
+    resubscribe: false, // done below, with the grants checked
+    reconnectPeriod: minMs,
     connectTimeout: 10_000,
     ca: o.caFile ? readFileSync(o.caFile) : undefined,
   });
   client.on('message', (topic, payload) => o.onMessage(topic, payload));
-  client.on('error', (err) => log.warn({ err: err.message }, 'broker connection error'));
-  client.on('offline', () => log.warn({ url: o.url }, 'broker offline; reconnecting'));
+  client.on('error', (err) => log.warn({ err: err.message, clientId }, 'broker connection error'));
+  client.on('offline', () => log.warn({ url: o.url, clientId }, 'broker offline; reconnecting'));
+  // Back-off: mqtt.js arms its reconnect timer with options.reconnectPeriod at each failed attempt's
+  // close, so growing it before every attempt spaces the attempts out; a successful connect resets it.
+  let delay = minMs;
+  client.on('reconnect', () => {
+    delay = Math.min(maxMs, delay * 2);
+    client.options.reconnectPeriod = Math.round(delay * (0.8 + Math.random() * 0.4));
+  });
   const subscribe = async () => {
     const granted = await client.subscribeAsync(filters.map((f) => f), { qos: 1 });
     const refused = granted.filter((g) => g.qos !== 0 && g.qos !== 1 && g.qos !== 2);
     if (refused.length) throw new Error(`broker refused subscriptions: ${refused.map((g) => g.topic).join(', ')}`);
   };
-  // Clean sessions: resubscribe after every reconnect.
   let first = true;
   client.on('connect', (ack) => {
+    delay = minMs;
+    client.options.reconnectPeriod = minMs;
     if (first) { first = false; return; } // the first subscribe is awaited below
-    if (ack.sessionPresent) return;
-    subscribe().catch((err: Error) => log.error({ err: err.message }, 'resubscribe failed'));
+    log.info({ url: o.url, clientId, sessionPresent: ack.sessionPresent }, 'broker reconnected');
+    // Subscribe again after every reconnect, whatever the broker says it kept. Idempotent.
+    subscribe().then(
+      () => log.info({ clientId, filters }, 'central re-subscribed'),
+      (err: Error) => {
+        log.error({ err: err.message }, 'resubscribe failed; reconnecting to try again');
+        client.stream?.destroy(); // the reconnect that follows subscribes again
+      },
+    );
   });
+  // The first connect must succeed (a wrong URL or credential stops central at start with a clear
+  // message); both listeners are removed once it settles, so later connection errors only log.
   await new Promise<void>((resolve, reject) => {
-    const fail = (err: Error) => { client.end(true); reject(new Error(`cannot connect to broker ${o.url} as "${o.username}": ${err.message}`)); };
-    const timer = setTimeout(() => fail(new Error('timed out')), 15_000);
-    client.once('connect', () => { clearTimeout(timer); client.off('error', fail); resolve(); });
-    client.once('error', (err) => { clearTimeout(timer); fail(err); });
+    const settle = (err?: Error) => {
+      clearTimeout(timer);
+      client.off('connect', onConnect);
+      client.off('error', onError);
+      if (!err) return resolve();
+      client.end(true);
+      reject(new Error(`cannot connect to broker ${o.url} as "${o.username}": ${err.message}`));
+    };
+    const onConnect = () => settle();
+    const onError = (err: Error) => settle(err);
+    const timer = setTimeout(() => settle(new Error('timed out')), 15_000);
+    client.on('connect', onConnect);
+    client.on('error', onError);
   });
-  await subscribe();
-  log.info({ url: o.url, filters }, 'central subscribed');
+  try {
+    await subscribe();
+  } catch (err) {
+    client.end(true);
+    throw err;
+  }
+  log.info({ url: o.url, clientId, filters }, 'central subscribed');
   return {
     client,
+    clientId,
     filters,
     async publish(topic, payload, opts = {}) {
       await client.publishAsync(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false });
     },
     async close() {
-      await client.endAsync();
+      if (!client.connected) return client.endAsync(true); // nothing to wait for: stop reconnecting
+      // a graceful DISCONNECT, but never wait forever for PUBACKs
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = await Promise.race([
+        client.endAsync().then(() => false),
+        new Promise<boolean>((r) => { timer = setTimeout(() => r(true), 5000); }),
+      ]);
+      clearTimeout(timer);
+      if (gaveUp) {
+        log.warn({ clientId }, 'broker did not acknowledge the last publishes within 5 s; closing anyway');
+        client.stream?.destroy();
+      }
     },
   };
 }
