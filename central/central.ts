@@ -52,7 +52,7 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
     let ingest: Ingest | null = null;
     const pending: [string, Buffer][] = [];
     const mqtt = await connectCentralMqtt({
-      url, username, password, caFile, sharedGroup, prefix: config.topicPrefix,
+      url, username, password, caFile, sharedGroup, prefix: config.topicPrefix, clientId: config.broker.clientId,
       onMessage: (topic, payload) => (ingest ? ingest.handle(topic, payload) : pending.push([topic, payload])),
     });
     cleanup.unshift(() => mqtt.close());

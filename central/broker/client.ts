@@ -3,12 +3,18 @@
  * an external Mosquitto / EMQX. With an external broker the site topics are subscribed through a
  * shared subscription (`$share/<group>/…`) so several central instances split the load.
  *
+ * Sessions are persistent: a stable client id per central worker (`broker.clientId`, default
+ * `bk-central-<hostname>-1`), `clean: false` and QoS 1 subscriptions, so the broker keeps queueing
+ * the sites' messages for central while it is down or restarting and hands them over when it comes
+ * back. Each worker of a shared-subscription group needs its own client id: two workers with the same
+ * id would keep taking each other's session over.
+ *
  * After the first connect the client reconnects forever, with back-off (1 s doubling to 5 s, with
  * jitter), and subscribes again after every reconnect.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { childLog } from '../../common/log.js';
 import { CENTRAL_CLIENT_PREFIX } from './acl.js';
 
@@ -16,6 +22,12 @@ const log = childLog({ mod: 'central.mqtt' });
 
 export const RECONNECT_MIN_MS = 1000;
 export const RECONNECT_MAX_MS = 5000;
+
+/** `bk-central-<hostname>-<worker>`: the default client id of a central worker (hostname reduced to [A-Za-z0-9_.-]). */
+export function defaultCentralClientId(worker: number | string = 1, host: string = hostname()): string {
+  const h = host.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64) || 'host';
+  return `${CENTRAL_CLIENT_PREFIX}${h}-${worker}`;
+}
 
 export interface CentralMqttOptions {
   url: string;
@@ -25,6 +37,8 @@ export interface CentralMqttOptions {
   prefix: string;
   /** Set for an external broker: subscribe as `$share/<group>/<filter>`. */
   sharedGroup?: string;
+  /** Stable client id of this central worker (persistent session); must start with `bk-central-`. Default: defaultCentralClientId(). */
+  clientId?: string;
   /** Reconnect back-off bounds (ms); tests shorten them. */
   reconnect?: { minMs?: number; maxMs?: number };
   onMessage(topic: string, payload: Buffer): void;
@@ -44,7 +58,8 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
   // Only what central consumes: never voice/command (central's own output).
   const plain = [`${base}event`, `${base}snapshot/+/+`, `${base}status`, `${base}camera/+/status`, `${base}stats`, `${base}voice/status`];
   const filters = o.sharedGroup ? plain.map((f) => `$share/${o.sharedGroup}/${f}`) : plain;
-  const clientId = `${CENTRAL_CLIENT_PREFIX}${randomBytes(6).toString('hex')}`;
+  const clientId = o.clientId ?? defaultCentralClientId();
+  if (!clientId.startsWith(CENTRAL_CLIENT_PREFIX)) throw new Error(`broker.clientId: "${clientId}" must start with "${CENTRAL_CLIENT_PREFIX}"`);
   const minMs = o.reconnect?.minMs ?? RECONNECT_MIN_MS;
   const maxMs = Math.max(minMs, o.reconnect?.maxMs ?? RECONNECT_MAX_MS);
   const client = mqtt.connect(o.url, {
@@ -52,7 +67,7 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
     username: o.username,
     password: o.password,
     protocolVersion: 4, // aedes speaks 3.1.1; Mosquitto and EMQX accept $share on 3.1.1 too
-    clean: true,
+    clean: false, // persistent session: the broker queues QoS 1 messages for central while it is away
     resubscribe: false, // done below, with the grants checked
     reconnectPeriod: minMs,
     connectTimeout: 10_000,
@@ -79,7 +94,8 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
     client.options.reconnectPeriod = minMs;
     if (first) { first = false; return; } // the first subscribe is awaited below
     log.info({ url: o.url, clientId, sessionPresent: ack.sessionPresent }, 'broker reconnected');
-    // Subscribe again after every reconnect, whatever the broker says it kept. Idempotent.
+    // Subscribe again even when the broker says it kept the session: a restarted Mosquitto restores a
+    // persistent session from its persistence file without its $share subscriptions. Idempotent.
     subscribe().then(
       () => log.info({ clientId, filters }, 'central re-subscribed'),
       (err: Error) => {
@@ -121,7 +137,7 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
     },
     async close() {
       if (!client.connected) return client.endAsync(true); // nothing to wait for: stop reconnecting
-      // a graceful DISCONNECT, but never wait forever for PUBACKs
+      // a graceful DISCONNECT (the broker keeps the session), but never wait forever for PUBACKs
       let timer: NodeJS.Timeout | undefined;
       const gaveUp = await Promise.race([
         client.endAsync().then(() => false),

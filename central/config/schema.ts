@@ -24,6 +24,18 @@ export const HttpSchema = z.strictObject({
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 
+/**
+ * Central's MQTT client id: stable per central worker so the broker keeps its session (clean: false,
+ * QoS 1) and queues the sites' messages while it is down or restarting. Default
+ * `bk-central-<hostname>-1`. Each worker of a shared-subscription group (several centrals on one
+ * external broker) needs its own id (e.g. `bk-central-<hostname>-2`), or they take each other's
+ * session over. While a worker is down, Mosquitto keeps routing its share of the group's messages
+ * to its session (delivered when it comes back, not to the other workers); a worker retired for good
+ * leaves such a session behind (Mosquitto: bound it with `persistent_client_expiration`, or connect
+ * once with that id and clean: true).
+ */
+const CentralClientId = z.string().regex(/^bk-central-[A-Za-z0-9_.-]{1,100}$/, 'expected "bk-central-" followed by letters, digits, ".", "_" or "-"');
+
 export const BrokerSchema = z.discriminatedUnion('mode', [
   z.strictObject({
     mode: z.literal('embedded'),
@@ -36,6 +48,8 @@ export const BrokerSchema = z.discriminatedUnion('mode', [
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).optional(),
     /** Largest MQTT packet the embedded broker accepts from anyone (bytes). */
     maxPacketBytes: z.number().int().positive().default(6_000_000),
+    /** Central's own client id on the embedded broker (see CentralClientId). */
+    clientId: CentralClientId.optional(),
   }),
   z.strictObject({
     mode: z.literal('external'),
@@ -45,6 +59,8 @@ export const BrokerSchema = z.discriminatedUnion('mode', [
     caFile: z.string().min(1).optional(),
     /** Shared-subscription group: several central instances split the sites' messages. */
     sharedGroup: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a group name of letters, digits, "_" or "-"').default('central'),
+    /** This worker's client id: one per central worker in the shared group (see CentralClientId). */
+    clientId: CentralClientId.optional(),
   }),
 ]);
 

@@ -115,8 +115,9 @@ describe('broker ACL and shared subscriptions: Mosquitto with generated passwd/a
   aclSuite(() => ({ url: mosq.url, observer: () => connect(mosq.url, 'central', CENTRAL_PW), refusesSubscribe: false }));
 
   it('two central instances split events through $share and together store each one once', async () => {
-    const ext = (c: any) => { c.broker = { mode: 'external', url: mosq.url, usernameEnv: 'BK_TEST_CENTRAL_USER', passwordEnv: 'BK_TEST_CENTRAL_PW', sharedGroup: 'g1' }; };
-    centrals = [await startCore(ext), await startCore(ext)];
+    // one client id per worker of the group (persistent sessions)
+    const ext = (worker: number) => (c: any) => { c.broker = { mode: 'external', url: mosq.url, usernameEnv: 'BK_TEST_CENTRAL_USER', passwordEnv: 'BK_TEST_CENTRAL_PW', sharedGroup: 'g1', clientId: `bk-central-acl-test-${worker}` }; };
+    centrals = [await startCore(ext(1)), await startCore(ext(2))];
     expect(centrals[0]!.central.internals.mqtt.filters[0]).toBe('$share/g1/bk/v1/site/+/event');
     const site = await connect(mosq.url, 'site-a', PW);
     const a = await jpeg('m1'), c = await jpeg('m2');

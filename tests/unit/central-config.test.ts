@@ -35,6 +35,13 @@ describe('central config', () => {
       expect(m).toContain('routng');
     }
   });
+  it('broker.clientId: optional, one per central worker, must start with "bk-central-"', () => {
+    expect(parseCentralConfig(base()).broker.clientId).toBeUndefined(); // client.ts defaults it to bk-central-<hostname>-1
+    const ext = { mode: 'external', url: 'mqtt://mq:1883', usernameEnv: 'U', passwordEnv: 'P' };
+    expect(parseCentralConfig({ ...base(), broker: { ...ext, clientId: 'bk-central-host1-2' } }).broker.clientId).toBe('bk-central-host1-2');
+    expect(() => parseCentralConfig({ ...base(), broker: { ...ext, clientId: 'central-1' } })).toThrow(/broker\.clientId/);
+    expect(() => parseCentralConfig({ ...base(), broker: { mode: 'embedded', clientId: 'bk-central-a b' } })).toThrow(/broker\.clientId/);
+  });
   it('checks references between org records', () => {
     const c = base();
     c.org.users = [{ id: 'u1', username: 'u1', name: 'U', role: 'canteen_manager', siteIds: ['site-zz'], passwordHash: 'scrypt$1024$8$1$AA==$AA==' },
