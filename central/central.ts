@@ -1,6 +1,7 @@
 /** Wires config → store → broker → (mqtt.js client) → ingest → route → notify, and voice. */
 import { childLog } from '../common/log.js';
 import { Bus } from './bus.js';
+import path from 'node:path';
 import { connectCentralMqtt, type CentralMqtt } from './broker/client.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
 import type { CentralConfig } from './config/schema.js';
@@ -35,6 +36,7 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
         host: config.broker.host, port: config.broker.port, tls: config.broker.tls, prefix: config.topicPrefix,
         maxPacketBytes: config.broker.maxPacketBytes,
         credentials: { siteHash: (id) => store.siteMqttHash(id), user: (name) => store.userForMqtt(name) },
+        persistenceDir: path.join(config.dataDir, 'broker'), // sessions and queued QoS 1 messages survive a restart
       });
       const b = broker;
       cleanup.unshift(() => b.close());

@@ -2,10 +2,16 @@
  * The embedded broker: aedes on a net (or TLS) server bound to 127.0.0.1 unless configured, with
  * authenticate / authorizePublish / authorizeSubscribe hooks implementing the ACL (acl.ts).
  * Central itself connects to it as an ordinary mqtt.js client with a random credential made at start.
+ *
+ * Sessions, subscriptions, retained messages and the QoS 1 messages queued for offline persistent
+ * sessions (a recipient's phone, central's own client) live in a LevelDB under `persistenceDir`
+ * (`<dataDir>/broker/`), so they survive a central restart.
  */
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import aedesPersistenceLevel from 'aedes-persistence-level';
+import { ClassicLevel } from 'classic-level';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +35,8 @@ export interface EmbeddedBrokerOptions {
   prefix: string;
   maxPacketBytes: number;
   credentials: CredentialSource;
+  /** LevelDB directory for sessions and queued messages (central: `<dataDir>/broker`); without it, in memory only. */
+  persistenceDir?: string;
 }
 
 export interface EmbeddedBroker {
@@ -65,57 +73,94 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     return ok;
   };
 
-  const broker = await Aedes.createBroker({
-    id: 'bk-central-embedded',
-    authenticate(client, username, password, done) {
-      const name = username ?? '';
-      const pw = password ? password.toString('utf8') : '';
-      const fail = (why: string) => {
-        authFailures++;
-        log.warn({ clientId: client.id, username: name || null, why }, 'broker login refused');
-        done(authError(why), false);
-      };
-      if (!name) return fail('anonymous login refused');
-      if (name === centralUser) {
-        const a = Buffer.from(pw), b = Buffer.from(centralPass);
-        return a.length === b.length && timingSafeEqual(a, b) ? (principals.set(client, { kind: 'central' }), done(null, true)) : fail('bad central credential');
-      }
-      if (client.id?.startsWith(CENTRAL_CLIENT_PREFIX)) return fail(`client id prefix "${CENTRAL_CLIENT_PREFIX}" is reserved for central`);
-      const siteHash = o.credentials.siteHash(name);
-      const user = siteHash ? null : o.credentials.user(name);
-      const hash = siteHash ?? user?.mqttPasswordHash ?? null;
-      check(name, pw, hash).then((ok) => {
-        if (!ok) return fail(hash ? 'bad username or password' : `unknown broker user "${name}" (or no MQTT password set)`);
-        principals.set(client, siteHash ? { kind: 'site', siteId: name } : { kind: 'user', userId: user!.id });
-        done(null, true);
-      }, (err: Error) => fail(`password check failed: ${err.message}`));
-    },
-    authorizePublish(client, packet, cb) {
-      if (!client) return cb(null); // broker-internal (wills are published with the client)
-      const p = principals.get(client);
-      if (!p || !canPublish(p, packet.topic, o.prefix)) {
-        denied++;
-        log.warn({ clientId: client.id, principal: p, topic: packet.topic }, 'publish denied by ACL');
-        return cb(new Error(`publish to ${packet.topic} not allowed`));
-      }
-      if (p.kind !== 'central' && packet.payload && packet.payload.length > o.maxPacketBytes) {
-        denied++;
-        log.warn({ clientId: client.id, topic: packet.topic, bytes: packet.payload.length }, 'publish refused: payload too large');
-        return cb(new Error('payload too large'));
-      }
-      if (packet.topic.startsWith('$SYS')) return cb(new Error('$SYS is read-only'));
-      cb(null);
-    },
-    authorizeSubscribe(client, sub, cb) {
-      const p = principals.get(client);
-      if (!p || !canSubscribe(p, sub.topic, o.prefix)) {
-        denied++;
-        log.warn({ clientId: client.id, principal: p, filter: sub.topic }, 'subscribe denied by ACL');
-        return cb(null, null); // SUBACK 0x80 for this filter
-      }
-      cb(null, sub);
-    },
-  });
+  let db: ClassicLevel<string, Buffer> | null = null;
+  let persistence: ReturnType<typeof aedesPersistenceLevel> | undefined;
+  if (o.persistenceDir) {
+    const dir = o.persistenceDir;
+    try {
+      mkdirSync(dir, { recursive: true });
+      db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: 'buffer' });
+      await db.open();
+    } catch (err) {
+      await db?.close().catch(() => {});
+      const e = err as Error & { code?: string; cause?: Error };
+      const locked = /lock/i.test(`${e.code ?? ''} ${e.message} ${e.cause?.message ?? ''}`);
+      throw new Error(`broker: cannot open its session store ${dir}: ${e.cause?.message ?? e.message}${locked ? ' (is another central running on this data directory?)' : ''}`);
+    }
+    persistence = aedesPersistenceLevel(db);
+    persistence.on('error', (err) => log.error({ err: err.message }, 'broker session store error'));
+  }
+  const closeStore = async () => {
+    if (!persistence) return;
+    const p = persistence;
+    persistence = undefined;
+    await new Promise((r) => setTimeout(r, 20)); // let writes issued by the last closing clients land
+    await p.destroy().catch((err: Error) => log.warn({ err: err.message }, 'broker session store: close failed'));
+  };
+
+  let broker: Aedes;
+  try {
+    broker = await Aedes.createBroker({
+      // New per start, increasing: persisted queues are keyed by (broker id, per-start message counter),
+    // so a fixed id would have this run's messages overwrite those queued by the last one (same counters).
+    id: `bk-central-embedded-${Date.now().toString(36).padStart(9, '0')}`,
+      ...(persistence ? { persistence } : {}),
+      authenticate(client, username, password, done) {
+        const name = username ?? '';
+        const pw = password ? password.toString('utf8') : '';
+        const fail = (why: string) => {
+          authFailures++;
+          log.warn({ clientId: client.id, username: name || null, why }, 'broker login refused');
+          done(authError(why), false);
+        };
+        if (!name) return fail('anonymous login refused');
+        if (name === centralUser) {
+          const a = Buffer.from(pw), b = Buffer.from(centralPass);
+          return a.length === b.length && timingSafeEqual(a, b) ? (principals.set(client, { kind: 'central' }), done(null, true)) : fail('bad central credential');
+        }
+        if (client.id?.startsWith(CENTRAL_CLIENT_PREFIX)) return fail(`client id prefix "${CENTRAL_CLIENT_PREFIX}" is reserved for central`);
+        const siteHash = o.credentials.siteHash(name);
+        const user = siteHash ? null : o.credentials.user(name);
+        const hash = siteHash ?? user?.mqttPasswordHash ?? null;
+        check(name, pw, hash).then((ok) => {
+          if (!ok) return fail(hash ? 'bad username or password' : `unknown broker user "${name}" (or no MQTT password set)`);
+          principals.set(client, siteHash ? { kind: 'site', siteId: name } : { kind: 'user', userId: user!.id });
+          done(null, true);
+        }, (err: Error) => fail(`password check failed: ${err.message}`));
+      },
+      authorizePublish(client, packet, cb) {
+        if (!client) return cb(null); // broker-internal (wills are published with the client)
+        const p = principals.get(client);
+        if (!p || !canPublish(p, packet.topic, o.prefix)) {
+          denied++;
+          log.warn({ clientId: client.id, principal: p, topic: packet.topic }, 'publish denied by ACL');
+          return cb(new Error(`publish to ${packet.topic} not allowed`));
+        }
+        if (p.kind !== 'central' && packet.payload && packet.payload.length > o.maxPacketBytes) {
+          denied++;
+          log.warn({ clientId: client.id, topic: packet.topic, bytes: packet.payload.length }, 'publish refused: payload too large');
+          return cb(new Error('payload too large'));
+        }
+        if (packet.topic.startsWith('$SYS')) return cb(new Error('$SYS is read-only'));
+        cb(null);
+      },
+      authorizeSubscribe(client, sub, cb) {
+        const p = principals.get(client);
+        if (!p || !canSubscribe(p, sub.topic, o.prefix)) {
+          denied++;
+          log.warn({ clientId: client.id, principal: p, filter: sub.topic }, 'subscribe denied by ACL');
+          return cb(null, null); // SUBACK 0x80 for this filter
+        }
+        cb(null, sub);
+      },
+    });
+  } catch (err) {
+    await closeStore();
+    throw err;
+  }
+
+  // aedes emits 'error' when its persistence fails (disk full, …): log it rather than crash central
+  (broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'broker error'));
 
   let server: net.Server;
   if (o.tls) {
@@ -124,20 +169,24 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
       cert = readFileSync(o.tls.cert);
       key = readFileSync(o.tls.key);
     } catch (err) {
-      broker.close();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await closeStore();
       throw new Error(`broker.tls: cannot read certificate or key (${(err as Error).message})`);
     }
     server = tls.createServer({ cert, key }, broker.handle);
   } else {
     server = net.createServer(broker.handle);
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => {
-      broker.close();
-      reject(new Error(`broker: cannot listen on ${o.host}:${o.port}: ${(err as Error).message}`));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`broker: cannot listen on ${o.host}:${o.port}: ${(err as Error).message}`)));
+      server.listen(o.port, o.host, () => resolve());
     });
-    server.listen(o.port, o.host, () => resolve());
-  });
+  } catch (err) {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await closeStore();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   const url = `${o.tls ? 'mqtts' : 'mqtt'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
   log.info({ url }, 'embedded broker listening');
@@ -150,6 +199,7 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     async close() {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeStore();
     },
   };
 }

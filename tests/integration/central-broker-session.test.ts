@@ -1,12 +1,18 @@
 /**
- * Central's broker sessions: central's client reconnects after a broker outage and re-subscribes,
- * and keeps a persistent session (stable client id, clean: false) so the broker queues the sites'
- * messages while central is down.
+ * Central's broker sessions: the embedded broker keeps persistent sessions and their queued QoS 1
+ * messages across a restart (LevelDB under the data dir); central's client reconnects after a broker
+ * outage and re-subscribes, and keeps a persistent session (stable client id, clean: false) so the
+ * broker queues the sites' messages while central is down.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
+import { hashPassword } from '../../central/auth/password.js';
 import { connectCentralMqtt, defaultCentralClientId, type CentralMqtt } from '../../central/broker/client.js';
-import { startMosquitto, disposeMosquitto, type MosquittoHandle } from '../helpers/brokers.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../central/broker/embedded.js';
+import { freePort, startMosquitto, disposeMosquitto, type MosquittoHandle } from '../helpers/brokers.js';
 import { T, until } from './central-fixture.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -14,6 +20,55 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function client(url: string, o: mqtt.IClientOptions): Promise<MqttClient> {
   return mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...o });
 }
+
+describe('embedded broker: persistent sessions survive a restart', () => {
+  let dir: string;
+  let broker: EmbeddedBroker | null = null;
+  const opened: MqttClient[] = [];
+  beforeAll(() => { dir = mkdtempSync(path.join(tmpdir(), 'bk-broker-session-')); });
+  afterAll(async () => {
+    for (const c of opened) c.end(true);
+    await broker?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('QoS 1 alerts queued for an offline phone before and after a broker restart all reach it when it reconnects', async () => {
+    const hash = await hashPassword('phone-pw', { N: 1024 });
+    const start = (port: number) => startEmbeddedBroker({
+      host: '127.0.0.1', port, prefix: 'bk/v1', maxPacketBytes: 1_000_000, persistenceDir: path.join(dir, 'broker'),
+      credentials: { siteHash: () => null, user: (name) => (name === 'u1' ? { id: 'u1', mqttPasswordHash: hash } : null) },
+    });
+    const port = await freePort();
+    const topic = 'bk/v1/user/u1/alert';
+    const phoneOpts = { username: 'u1', password: 'phone-pw', clientId: 'phone-u1', clean: false };
+    const publishAs = async (b: EmbeddedBroker, ids: string[]) => {
+      const cen = await client(b.url, { ...b.centralCredentials, clientId: `bk-central-test-${Date.now()}` });
+      for (const id of ids) await cen.publishAsync(topic, id, { qos: 1 });
+      await cen.endAsync();
+    };
+
+    broker = await start(port);
+    const phone = await client(broker.url, phoneOpts);
+    await phone.subscribeAsync(topic, { qos: 1 });
+    await phone.endAsync(); // offline; the session stays
+    await publishAs(broker, ['before-1', 'before-2', 'before-3']);
+    await broker.close();
+    broker = null;
+
+    broker = await start(port); // same data dir
+    // aedes numbers messages per start: these reuse the counters of the ones queued before the restart
+    const after = Array.from({ length: 12 }, (_, i) => `after-${String(i + 1).padStart(2, '0')}`);
+    await publishAs(broker, after);
+
+    const got: string[] = [];
+    const back = mqtt.connect(broker.url, { ...phoneOpts, protocolVersion: 4, reconnectPeriod: 0 });
+    opened.push(back);
+    back.on('message', (_t, p) => got.push(p.toString()));
+    await until(() => got.length >= 15, 5000, 'the queued alerts on the phone').catch(() => {});
+    await sleep(200);
+    expect([...new Set(got)].sort()).toEqual([...after, 'before-1', 'before-2', 'before-3']);
+  });
+});
 
 describe('central client on an external Mosquitto', () => {
   let mosq: MosquittoHandle;
