@@ -2,8 +2,8 @@
  * End-to-end benchmark of the edge agent on simulated RTSP cameras.
  *
  *   npm run bench -- --cameras N --fps F --seconds S [--json]
- *        [--threads 2] [--frame-width 640] [--keyframes-only] [--gop 30] [--no-motion]
- *        [--spinning] [--workers] [--warmup 5] [--bare-seconds S'] [--decode-seconds S'] [--gate-seconds G | --no-gate]
+ *        [--threads 1] [--frame-width 640] [--keyframes-only] [--gop 30] [--no-motion]
+ *        [--spinning] [--no-workers] [--warmup 5] [--bare-seconds S'] [--decode-seconds S'] [--gate-seconds G | --no-gate]
  *
  * Phases, one after the other in one process (see docs/performance.md):
  *   1. footage: a busy clip (photos of people, panning) and a still clip, encoded once, cached in var/bench
@@ -47,7 +47,7 @@ interface Cli extends BenchOptions {
 }
 
 function usage(): string {
-  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate]';
+  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate]';
 }
 
 export function parseArgs(argv: readonly string[]): Cli {
@@ -89,7 +89,8 @@ export function parseArgs(argv: readonly string[]): Cli {
     cameras: o.cameras ?? 4,
     fps: o.fps ?? 2,
     seconds,
-    threads: o.threads ?? 2,
+    // Defaults follow the agent's (agent/config/schema.ts: models.workers true, models.threads 1).
+    threads: o.threads ?? 1,
     frameWidth: o.frameWidth ?? 640,
     keyframesOnly: o.keyframesOnly ?? false,
     motion: o.motion ?? true,
@@ -100,7 +101,7 @@ export function parseArgs(argv: readonly string[]): Cli {
     gate: o.gate ?? true,
     json: o.json ?? false,
     spinning: o.spinning ?? false,
-    workers: o.workers ?? false,
+    workers: o.workers ?? true,
     gop: o.gop ?? 30,
   };
 }

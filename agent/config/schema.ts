@@ -83,8 +83,11 @@ export const SiteConfigSchema = z.strictObject({
       /** Where manifests live. */
       manifests: z.string().default('models'),
       pack: z.array(ModelRefSchema).min(1),
-      /** Intra-op threads per inference session. */
-      threads: z.number().int().min(1).max(64).default(2),
+      /**
+       * Intra-op threads per inference session. With `workers` each model has its own thread
+       * already, so 1 is best on a 2-core box (docs/performance.md); without workers, use 2.
+       */
+      threads: z.number().int().min(1).max(64).default(1),
       /**
        * Run each model in its own worker thread: the models of the pack run in parallel and the
        * event loop (camera pipes, evidence, MQTT) never waits for an inference. See docs/performance.md.
