@@ -48,6 +48,18 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
+/**
+ * aedes forwards a QoS 1 message to a client only if its per-broker counter is higher than the last
+ * one forwarded to that client ("dedupe", meant for overlapping subscriptions). With a persistence on
+ * disk, messages reach the emitter out of counter order (a retained one waits for its store write;
+ * queue writes finish in any order), and the ones dropped then sit in a persistent session's queue
+ * until the client reconnects, or are lost for a clean one. Let every message through: a client with
+ * overlapping subscriptions may get a copy twice, which QoS 1 (at least once) allows.
+ */
+function allowOutOfOrder(client: Client): void {
+  (client as unknown as { duplicates: Record<string, number> }).duplicates = new Proxy(Object.create(null) as Record<string, number>, { set: () => true });
+}
+
 function authError(msg: string): AuthenticateError {
   return Object.assign(new Error(msg), { returnCode: 4 as const }) as AuthenticateError;
 }
@@ -106,6 +118,7 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     id: `bk-central-embedded-${Date.now().toString(36).padStart(9, '0')}`,
       ...(persistence ? { persistence } : {}),
       authenticate(client, username, password, done) {
+        allowOutOfOrder(client);
         const name = username ?? '';
         const pw = password ? password.toString('utf8') : '';
         const fail = (why: string) => {
