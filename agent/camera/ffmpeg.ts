@@ -32,6 +32,9 @@ export function selectFilter(fps: number): string {
   return `select='isnan(prev_selected_t)+gte(floor(t*${r})-floor(prev_selected_t*${r}),1)'`;
 }
 
+/** ffmpeg's socket I/O timeout for network cameras (connect and read). */
+export const RTSP_IO_TIMEOUT_MS = 5000;
+
 export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
   const inputOptions: string[] = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'warning'];
   let input = cfg.url;
@@ -44,7 +47,7 @@ export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
       '-rtsp_transport', 'tcp',
       '-allowed_media_types', 'video',
       // Socket I/O timeout (µs): connect and read. The CameraSource watchdog covers what this does not.
-      '-timeout', '5000000',
+      '-timeout', String(RTSP_IO_TIMEOUT_MS * 1000),
       '-fflags', 'nobuffer+discardcorrupt',
       '-flags', 'low_delay',
       '-analyzeduration', '0',
@@ -75,6 +78,8 @@ export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
   return { input, inputOptions, filter, outputOptions, format: 'image2pipe', codec: 'ppm' };
 }
 
+const INVALID_DATA = 'invalid data: not a playable video stream';
+
 const RULES: Array<[RegExp, string | ((m: RegExpMatchArray) => string)]> = [
   [/401 unauthorized/i, 'unauthorized (RTSP 401): wrong or missing credentials'],
   [/403 forbidden/i, 'forbidden (RTSP 403)'],
@@ -91,7 +96,7 @@ const RULES: Array<[RegExp, string | ((m: RegExpMatchArray) => string)]> = [
   [/permission denied/i, 'permission denied'],
   [/could not find codec parameters|unable to find a suitable output format/i, 'could not detect the video stream format'],
   [/matches no streams|does not contain any stream/i, 'no video stream in the source'],
-  [/invalid data found when processing input/i, 'invalid data: not a playable video stream'],
+  [/invalid data found when processing input/i, INVALID_DATA],
 ];
 
 /** The most specific known reason in ffmpeg's stderr lines (oldest first), newest lines first; null if none. */
@@ -106,9 +111,17 @@ export function knownFfmpegReason(stderr: readonly string[]): string | null {
   return null;
 }
 
-/** A short reason for an ffmpeg exit, from its last stderr lines (oldest first), exit code and signal. */
-export function describeFfmpegExit(stderr: readonly string[], code: number | null, signal: string | null): string {
+/**
+ * A short reason for an ffmpeg exit, from its last stderr lines (oldest first), exit code and signal.
+ * `attempt`: a network camera that gave no frame and whose ffmpeg ran until its I/O timeout: a camera
+ * that accepts the connection and never answers makes ffmpeg report only "Invalid data found".
+ */
+export function describeFfmpegExit(stderr: readonly string[], code: number | null, signal: string | null,
+  attempt?: { network: boolean; gotFrame: boolean; ranMs: number }): string {
   const known = knownFfmpegReason(stderr);
+  if (known === INVALID_DATA && attempt?.network && !attempt.gotFrame && attempt.ranMs >= RTSP_IO_TIMEOUT_MS - 250) {
+    return `no answer from camera (timeout after ${(RTSP_IO_TIMEOUT_MS / 1000).toFixed(0)} s)`;
+  }
   if (known) return known;
   if (signal) return `ffmpeg was killed (${signal})`;
   if (code === 0) return 'stream ended';

@@ -266,7 +266,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (a !== this.current) return;
     this.current = null;
     if (!this.running) return;
-    let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal);
+    let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal,
+      { network: !this.cfg.url.startsWith('file://'), gotFrame: a.onlineAt !== null, ranMs: Date.now() - a.startedAt });
     if (reason === 'stream ended' && !this.cfg.url.startsWith('file://')) reason = 'stream ended: the camera closed the connection';
     const now = Date.now();
     if (a.onlineAt !== null && now - a.onlineAt >= this.healthyMs) this.backoff.reset();
