@@ -94,8 +94,9 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
     client.options.reconnectPeriod = minMs;
     if (first) { first = false; return; } // the first subscribe is awaited below
     log.info({ url: o.url, clientId, sessionPresent: ack.sessionPresent }, 'broker reconnected');
-    // Subscribe again even when the broker says it kept the session: a restarted Mosquitto restores a
-    // persistent session from its persistence file without its $share subscriptions. Idempotent.
+    // Subscribe again even when the broker says it kept the session: Mosquitto 2.0.11 restarted from
+    // its persistence file reports the session present but delivers nothing to its $share
+    // subscriptions (seen in tests/faults outage). Subscribing again is idempotent.
     subscribe().then(
       () => log.info({ clientId, filters }, 'central re-subscribed'),
       (err: Error) => {
