@@ -113,14 +113,17 @@ export function knownFfmpegReason(stderr: readonly string[]): string | null {
 
 /**
  * A short reason for an ffmpeg exit, from its last stderr lines (oldest first), exit code and signal.
- * `attempt`: a network camera that gave no frame and whose ffmpeg ran until its I/O timeout: a camera
- * that accepts the connection and never answers makes ffmpeg report only "Invalid data found".
+ * `attempt`: about the ffmpeg run. A network camera that accepts the connection and never answers
+ * makes ffmpeg report only "Invalid data found" once its I/O timeout has passed; so does one that
+ * answers with bytes that never form an RTSP reply (ffmpeg's stderr cannot tell the two apart, even
+ * at -loglevel verbose). Both read "no valid RTSP answer … (timeout)"; invalid data that arrives
+ * before the timeout stays "invalid data".
  */
 export function describeFfmpegExit(stderr: readonly string[], code: number | null, signal: string | null,
   attempt?: { network: boolean; gotFrame: boolean; ranMs: number }): string {
   const known = knownFfmpegReason(stderr);
   if (known === INVALID_DATA && attempt?.network && !attempt.gotFrame && attempt.ranMs >= RTSP_IO_TIMEOUT_MS - 250) {
-    return `no answer from camera (timeout after ${(RTSP_IO_TIMEOUT_MS / 1000).toFixed(0)} s)`;
+    return `no valid RTSP answer from camera (timeout after ${(RTSP_IO_TIMEOUT_MS / 1000).toFixed(0)} s)`;
   }
   if (known) return known;
   if (signal) return `ffmpeg was killed (${signal})`;

@@ -1,6 +1,5 @@
 /** Reasons read from real ffmpeg stderr (ffmpeg is run against a closed port, a missing file, junk). */
-import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,31 +37,21 @@ describe('describeFfmpegExit', () => {
     expect(describeFfmpegExit(lines, code, null)).toMatch(/invalid data/);
   });
 
-  it('names a camera that accepts the connection and never answers (not "invalid data")', async () => {
-    const server = net.createServer(() => { /* accept, say nothing */ });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    try {
-      const url = `rtsp://127.0.0.1:${(server.address() as net.AddressInfo).port}/live`;
-      const t0 = Date.now();
-      // the ingest command's network options (its I/O timeout); async: the server must keep accepting
-      const args = ['-hide_banner', '-nostdin', '-loglevel', 'warning', ...buildIngestCommand({ id: 'cam-silent', url, fps: 2, keyframesOnly: false, frameWidth: 640 } as CameraIngestConfig).inputOptions.filter((o) => o !== '-hide_banner' && o !== '-nostdin'), '-i', url, '-f', 'null', '-'];
-      const { lines, code } = await new Promise<{ lines: string[]; code: number | null }>((resolve) => {
-        const p = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-        let err = '';
-        p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-        p.on('close', (c) => resolve({ lines: err.split('\n'), code: c }));
-      });
-      const ranMs = Date.now() - t0;
-      expect(code).not.toBe(0);
-      expect(ranMs).toBeGreaterThanOrEqual(RTSP_IO_TIMEOUT_MS - 250);
-      expect(describeFfmpegExit(lines, code, null, { network: true, gotFrame: false, ranMs })).toBe('no answer from camera (timeout after 5 s)');
-      // the same stderr quickly (garbage answered at once), or from a file: still "invalid data"
-      expect(describeFfmpegExit(lines, code, null, { network: true, gotFrame: false, ranMs: 300 })).toMatch(/^invalid data/);
-      expect(describeFfmpegExit(lines, code, null, { network: false, gotFrame: false, ranMs })).toMatch(/^invalid data/);
-    } finally {
-      server.close();
-    }
-  }, 20_000);
+  it('names a camera that accepts the connection and never answers (not "invalid data")', () => {
+    // All ffmpeg 5.1.9 prints, even at -loglevel verbose, when an RTSP server accepts and then says nothing
+    // (or nothing RTSP) until the ingest command's I/O timeout; end to end: tests/faults cameras scenario.
+    // (Not run here against a real silent server: 5 s of ffmpeg in parallel upsets camera-ingest's back-off timings.)
+    const lines = ['rtsp://127.0.0.1:40001/live: Invalid data found when processing input', ''];
+    expect(buildIngestCommand({ id: 'c', url: 'rtsp://127.0.0.1:40001/live', fps: 2 } as CameraIngestConfig).inputOptions.join(' '))
+      .toContain(`-timeout ${RTSP_IO_TIMEOUT_MS * 1000}`);
+    const ranMs = RTSP_IO_TIMEOUT_MS + 150;
+    expect(describeFfmpegExit(lines, 1, null, { network: true, gotFrame: false, ranMs })).toBe('no valid RTSP answer from camera (timeout after 5 s)');
+    // the same stderr quickly (garbage answered at once), from a file, or after frames: still "invalid data"
+    expect(describeFfmpegExit(lines, 1, null, { network: true, gotFrame: false, ranMs: 300 })).toMatch(/^invalid data/);
+    expect(describeFfmpegExit(lines, 1, null, { network: false, gotFrame: false, ranMs })).toMatch(/^invalid data/);
+    expect(describeFfmpegExit(lines, 1, null, { network: true, gotFrame: true, ranMs })).toMatch(/^invalid data/);
+    expect(describeFfmpegExit(lines, 1, null)).toMatch(/^invalid data/);
+  });
 
   it('falls back to the exit code or signal, and never leaks credentials', () => {
     expect(describeFfmpegExit([], 0, null)).toBe('stream ended');
