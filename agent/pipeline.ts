@@ -41,6 +41,11 @@ export interface PipelineOptions {
   outbox: Outbox;
   /** Motion gating; `false` runs detection on every frame. */
   motion?: MotionGateOptions | false;
+  /**
+   * Frames (of different cameras) in detection at once. 2 keeps a WorkerPack's model workers busy
+   * while the main thread tracks, judges and hands over the next frame. Default 2.
+   */
+  concurrency?: number;
   /** Clock for the rules (ms); frames carry their own capture time. */
   now?: () => number;
 }
@@ -56,6 +61,8 @@ export interface CameraCounters {
 interface CameraLane {
   cfg: CameraConfig;
   pending: PipelineFrame | null;
+  /** A frame of this camera is being processed. */
+  busy: boolean;
   tracker: Tracker;
   rules: RuleEngine;
   gate: MotionGate | null;
@@ -78,15 +85,18 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   private inferences = 0;
   private inferenceMs = 0;
   private readonly startedAt = Date.now();
+  private readonly maxInflight: number;
 
   constructor(private readonly opts: PipelineOptions) {
     super();
     const { config } = opts;
+    this.maxInflight = Math.max(1, opts.concurrency ?? 2);
     const rules = rulesForSite(config.rules);
     for (const cam of config.cameras.filter((c) => c.enabled)) {
       this.lanes.set(cam.id, {
         cfg: cam,
         pending: null,
+        busy: false,
         tracker: new Tracker(),
         rules: new RuleEngine({ rules, zones: cam.zones, serviceHours: config.serviceHours, timezone: config.site.timezone, cameraId: cam.id }),
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
@@ -138,7 +148,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     for (let i = 0; i < this.order.length; i++) {
       const id = this.order[(this.next + i) % this.order.length]!;
       const lane = this.lanes.get(id)!;
-      if (lane.pending) {
+      // A camera's frames go through track and rules in order: one at a time per camera.
+      if (lane.pending && !lane.busy) {
         this.next = (this.next + i + 1) % this.order.length;
         const f = lane.pending;
         lane.pending = null;
@@ -149,21 +160,30 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   }
 
   private async run(): Promise<void> {
+    const inflight = new Set<Promise<void>>();
     while (this.running) {
-      const job = this.takeNext();
+      const job = inflight.size < this.maxInflight ? this.takeNext() : null;
       if (!job) {
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = null;
         continue;
       }
-      try {
-        await this.process(job[0], job[1]);
-      } catch (err) {
-        // One bad frame must never stop the corridor.
-        log.error({ err, camera: job[0].cfg.id }, 'frame processing failed');
-        this.emit('error', err as Error);
-      }
+      const [lane, frame] = job;
+      lane.busy = true;
+      const p = this.process(lane, frame)
+        .catch((err: Error) => {
+          // One bad frame must never stop the corridor.
+          log.error({ err, camera: lane.cfg.id }, 'frame processing failed');
+          this.emit('error', err);
+        })
+        .finally(() => {
+          lane.busy = false;
+          inflight.delete(p);
+          this.wake?.();
+        });
+      inflight.add(p);
     }
+    await Promise.all(inflight);
   }
 
   private async process(lane: CameraLane, frame: PipelineFrame): Promise<void> {

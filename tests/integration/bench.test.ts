@@ -15,7 +15,7 @@ const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
 describe('bench', () => {
   it('parses its arguments and rejects bad ones', () => {
     const o = parseArgs(['--cameras', '16', '--fps=2', '--seconds', '60', '--json', '--keyframes-only', '--frame-width', '416']);
-    expect(o).toMatchObject({ cameras: 16, fps: 2, seconds: 60, json: true, keyframesOnly: true, frameWidth: 416, threads: 2, motion: true, workers: false, spinning: false });
+    expect(o).toMatchObject({ cameras: 16, fps: 2, seconds: 60, json: true, keyframesOnly: true, frameWidth: 416, threads: 1, motion: true, workers: true, spinning: false });
     expect(() => parseArgs(['--cameras', '0'])).toThrow(/--cameras/);
     expect(() => parseArgs(['--frobnicate'])).toThrow(/unknown argument/);
   });
