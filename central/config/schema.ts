@@ -57,8 +57,14 @@ export const BrokerSchema = z.discriminatedUnion('mode', [
     usernameEnv: EnvName,
     passwordEnv: EnvName,
     caFile: z.string().min(1).optional(),
-    /** Shared-subscription group: several central instances split the sites' messages. */
-    sharedGroup: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a group name of letters, digits, "_" or "-"').default('central'),
+    /**
+     * Shared-subscription group, for several central workers splitting the sites' messages (each with
+     * its own clientId). Unset (the default): one central, plain subscriptions. Mosquitto 2.0.11 does
+     * not restore $share subscriptions from its persistence file: messages published after a broker
+     * restart and before the workers subscribe again are acknowledged to the agents and dropped. Plain
+     * subscriptions of a persistent session are restored and queued.
+     */
+    sharedGroup: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a group name of letters, digits, "_" or "-"').optional(),
     /** This worker's client id: one per central worker in the shared group (see CentralClientId). */
     clientId: CentralClientId.optional(),
   }),

@@ -146,6 +146,24 @@ describe('central client on an external Mosquitto', () => {
     await until(() => got.includes('after-outage'), 3000, 'the message after the outage');
   });
 
+  it('without a shared group, messages published after a Mosquitto restart and before central is back are not lost', async () => {
+    const got: string[] = [];
+    const c = await connectCentralMqtt({
+      url: mosq.url, username: 'central', password: 'x', prefix: 'bk/v1', clientId: 'bk-central-test-3',
+      reconnect: { minMs: 2500, maxMs: 2500 }, // central comes back after the site has published
+      onMessage: (_topic, payload) => got.push(payload.toString()),
+    });
+    centrals.push(c);
+    expect(c.filters[0]).toBe('bk/v1/site/+/event');
+    await sleep(1500); // Mosquitto autosaves its persistence every second
+    await mosq.restart();
+    const site = await client(mosq.url, { clientId: 'site-s3' });
+    others.push(site);
+    await site.publishAsync(T.event('s3'), 'before-central-is-back', { qos: 1 });
+    expect(c.client.connected).toBe(false);
+    await until(() => got.includes('before-central-is-back'), 8000, 'the message published before central reconnected');
+  });
+
   it('keeps its session while central is down: messages the broker accepted meanwhile arrive when it comes back', async () => {
     const got: string[] = [];
     const c = await connectCentral(got, 'bk-central-test-2', 'g2');
