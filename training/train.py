@@ -51,7 +51,7 @@ LIMITS = {
               "- One class: rats and mice both → `rodent`; cats, dogs and other animals are left to the COCO model.\n"
               "- Pets and toys may fire; the rule engine's persistence (several seconds) filters single-frame hits.",
     "cigarette": "- The box is the cigarette and smoke at the mouth or hand, so it fires on the act of smoking, not on a\n"
-                 "  cigarette pack. Small target: at 416 input a cigarette far from the camera is a few pixels; expect\n"
+                 "  cigarette pack. Small target: at the model input size a cigarette far from the camera is a few pixels; expect\n"
                  "  recall to drop on wide kitchen views (crop persons first or raise the input size for such sites).\n"
                  "- Look-alikes (pens, chopsticks, steam near the mouth) can fire; the rule's persistence filters most.\n"
                  "- Photos, not kitchen CCTV: retrain with site frames when available.",
