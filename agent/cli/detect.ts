@@ -26,8 +26,8 @@ Usage: npm run detect -- [options] <image or folder> ...
                       the still photo, ignoring persistence and schedule)
   --annotate DIR      also write <DIR>/<name>.jpg with boxes and labels drawn
   --config FILE       site config whose models section gives the pack and whose rules apply
-                      (default: rfb640_masked_face + yolox_nano + rodent_yolox + cigarette_yolox
-                      from models/, files in var/models)
+                      (default: rfb640_masked_face + yolox_nano from models/, files in var/models;
+                      config/detect-kitchen.yaml adds the rodent and cigarette models)
   -h, --help          this text
 
 Model files are installed by \`npm run models\`. Exit status 1 if any image failed.`;

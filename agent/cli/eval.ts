@@ -22,8 +22,8 @@ Usage: npm run eval -- <dir> [options]
   --iou T1,T2           IoU thresholds for a match (default: 0.3,0.5)
   --floor S             lowest score kept for average precision (default: 0.05); precision and recall
                         are reported at each model's operating threshold (manifest or config minScore)
-  --config FILE         site config whose models section gives the pack (default: rfb640_masked_face + yolox_nano
-                        + rodent_yolox + cigarette_yolox)
+  --config FILE         site config whose models section gives the pack (default: rfb640_masked_face + yolox_nano;
+                        config/detect-kitchen.yaml adds rodent_yolox + cigarette_yolox)
   --limit N             evaluate the first N images only
   --json                one JSON object instead of the table
   -h, --help            this text

@@ -12,8 +12,6 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const DEFAULT_MANIFESTS_DIR = path.join(REPO_ROOT, 'models');
 export const DEFAULT_MODELS_DIR = path.join(REPO_ROOT, 'var/models');
 export const DEFAULT_PACK: ModelRef[] = [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }];
-/** Still images (detect / eval CLIs) also get the project-trained kitchen models: cost per photo does not matter there. */
-export const STILL_PACK: ModelRef[] = [...DEFAULT_PACK, { manifest: 'rodent_yolox' }, { manifest: 'cigarette_yolox' }];
 
 export interface PackOptions {
   pack: readonly ModelRef[];
@@ -93,5 +91,5 @@ export class ModelPack {
  */
 export function modelsSection(configFile?: string): SiteConfig['models'] {
   if (configFile) return loadSiteConfig(configFile).models;
-  return { pack: STILL_PACK, dir: DEFAULT_MODELS_DIR, manifests: DEFAULT_MANIFESTS_DIR, threads: 2, workers: false };
+  return { pack: DEFAULT_PACK, dir: DEFAULT_MODELS_DIR, manifests: DEFAULT_MANIFESTS_DIR, threads: 2, workers: false };
 }
