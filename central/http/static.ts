@@ -3,11 +3,11 @@
  * any `..` segment, backslash, NUL or leftover `%` (double encoding) is refused, and the resolved
  * real path must still lie under the root (this also stops symlinks pointing outside).
  */
-import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError } from './errors.js';
+import { sendFile } from './files.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -49,22 +49,6 @@ export async function resolveStatic(root: string, rawPathname: string): Promise<
 
 export async function serveStatic(root: string, req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
   const file = await resolveStatic(root, pathname);
-  const st = await stat(file).catch(() => null);
-  if (!st || !st.isFile()) throw new HttpError(404, 'not_found');
   const type = TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
-  res.writeHead(200, {
-    'Content-Type': type,
-    'Content-Length': st.size,
-    'Cache-Control': type.startsWith('text/html') ? 'no-store' : 'no-cache',
-  });
-  if (req.method === 'HEAD') {
-    res.end();
-    return;
-  }
-  await new Promise<void>((resolve, reject) => {
-    const s = createReadStream(file);
-    s.on('error', reject);
-    res.on('close', resolve);
-    s.pipe(res);
-  });
+  await sendFile(req, res, file, type, { 'Cache-Control': type.startsWith('text/html') ? 'no-store' : 'no-cache' });
 }
