@@ -236,7 +236,8 @@ function stderrTail(c: ChildProcess): string {
   return (c as ChildProcess & { stderrTail?: () => string }).stderrTail?.() ?? '';
 }
 
-function waitExit(c: ChildProcess, killAfterMs = 2000): Promise<void> {
+/** Resolves when the child has exited; SIGKILL after `killAfterMs` if it has not. */
+export function waitExit(c: ChildProcess, killAfterMs = 2000): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
   return new Promise((res) => {
     const t = setTimeout(() => c.kill('SIGKILL'), killAfterMs);

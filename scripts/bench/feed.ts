@@ -8,6 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from '../../agent/detect/pack.js';
 import { freeTcpPort, freeUdpPort } from '../../common/net.js';
+import { waitExit } from '../sim-camera.js';
+
+export { waitExit };
 
 export { freeTcpPort };
 
@@ -41,16 +44,6 @@ export function spawnChild(cmd: string, args: string[]): ChildProcess & { tail()
   return c;
 }
 
-export function waitExit(c: ChildProcess, killAfterMs = 2000): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const t = setTimeout(() => c.kill('SIGKILL'), killAfterMs);
-    c.once('exit', () => {
-      clearTimeout(t);
-      res();
-    });
-  });
-}
 
 export async function startFeed(specs: readonly FeedSpec[]): Promise<Feed> {
   const port = await freeTcpPort();
