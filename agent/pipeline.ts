@@ -66,12 +66,16 @@ interface CameraLane {
   tracker: Tracker;
   rules: RuleEngine;
   gate: MotionGate | null;
+  /** The camera was told to decode keyframes only (its picture is still). */
+  idle: boolean;
   counters: CameraCounters;
 }
 
 export interface PipelineEvents {
   event: [EventMessage];
   error: [Error];
+  /** A camera's picture has been still for its `idleKeyframesAfterSec` (keyframes), or changed again (full). */
+  decode: [cameraId: string, mode: 'keyframes' | 'full'];
 }
 
 export class Pipeline extends EventEmitter<PipelineEvents> {
@@ -100,6 +104,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         tracker: new Tracker(),
         rules: new RuleEngine({ rules, zones: cam.zones, serviceHours: config.serviceHours, timezone: config.site.timezone, cameraId: cam.id }),
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
+        idle: false,
         counters: { framesIn: 0, framesDropped: 0, framesSkippedStill: 0, framesProcessed: 0, eventsRaised: 0 },
       });
       this.order.push(cam.id);
@@ -188,10 +193,13 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 
   private async process(lane: CameraLane, frame: PipelineFrame): Promise<void> {
     const ts = frame.capturedAt;
-    if (lane.gate && !lane.gate.shouldDetect(frame, ts)) {
+    const gate = lane.gate;
+    const detect = !gate || gate.shouldDetect(frame, ts);
+    if (gate) this.followStillness(lane, gate, ts);
+    if (gate && !detect) {
       lane.counters.framesSkippedStill++;
       // A still scene keeps its tracks and episodes alive: the last detections stand for this frame.
-      this.judge(lane, frame, lane.gate.lastDetections as Detection[], ts);
+      this.judge(lane, frame, gate.lastDetections as Detection[], ts);
       return;
     }
     const t0 = performance.now();
@@ -201,6 +209,17 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     lane.counters.framesProcessed++;
     lane.gate?.remember(detections);
     this.judge(lane, frame, detections, ts);
+  }
+
+  /** Ask for keyframes-only decoding once the picture has been still long enough, and back on a change. */
+  private followStillness(lane: CameraLane, gate: MotionGate, ts: number): void {
+    const after = lane.cfg.idleKeyframesAfterSec;
+    if (after <= 0 || lane.cfg.keyframesOnly) return;
+    const idle = lane.idle ? !gate.moved : gate.stillForMs(ts) >= after * 1000;
+    if (idle === lane.idle) return;
+    lane.idle = idle;
+    log.info({ camera: lane.cfg.id, decode: idle ? 'keyframes' : 'full', stillSec: Math.round(gate.stillForMs(ts) / 1000) }, idle ? 'picture still: keyframes only' : 'picture changed: full decoding');
+    this.emit('decode', lane.cfg.id, idle ? 'keyframes' : 'full');
   }
 
   private judge(lane: CameraLane, frame: PipelineFrame, detections: readonly Detection[], ts: number): void {

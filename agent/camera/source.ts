@@ -17,6 +17,8 @@ import { PpmFrameSplitter } from './ppm-splitter.js';
 import type { CameraIngestConfig, CameraSourceEvents, CameraSourceOptions, CameraSourceStatus, CameraState, Frame } from './types.js';
 
 const STDERR_LINES = 40;
+/** Kill reason of a planned restart with another decode mode (not a failure: no back-off, stays online). */
+const MODE_SWITCH = 'decode mode switch';
 const MAX_FRAME_TIMES = 256;
 
 interface Attempt {
@@ -56,6 +58,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private frameTimes: number[] = [];
   private seq = 0;
   private st: CameraSourceStatus;
+  /** Keyframes only because the picture is still (setIdleDecode), on top of the configured keyframesOnly. */
+  private idleKeyframes = false;
 
   constructor(config: CameraIngestConfig, options: CameraSourceOptions = {}) {
     super();
@@ -116,12 +120,31 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     this.log.info('camera stopped');
   }
 
+  /**
+   * Decode keyframes only (true) or every frame (false) from now on. Used while the picture is still:
+   * decoding is then most of a camera's cost. Restarts ffmpeg at once, without going offline or
+   * counting a reconnect; a camera configured `keyframesOnly` stays so.
+   */
+  setIdleDecode(keyframesOnly: boolean): void {
+    if (this.idleKeyframes === keyframesOnly) return;
+    this.idleKeyframes = keyframesOnly;
+    if (this.cfg.keyframesOnly) return;
+    this.log.info({ decode: keyframesOnly ? 'keyframes' : 'full' }, 'decode mode');
+    const a = this.current;
+    if (this.running && a && this.st.state === 'online') this.kill(a, MODE_SWITCH);
+  }
+
+  /** Whether ffmpeg decodes keyframes only (configured, or the picture is still). */
+  get keyframesOnly(): boolean {
+    return this.cfg.keyframesOnly || this.idleKeyframes;
+  }
+
   // ------------------------------------------------------------------------------------ internals
 
   private connect(): void {
     this.retryTimer = null;
     if (!this.running) return;
-    const c = buildIngestCommand(this.cfg);
+    const c = buildIngestCommand({ ...this.cfg, keyframesOnly: this.keyframesOnly });
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     const cmd = ffmpeg({ stdoutLines: STDERR_LINES });
@@ -141,7 +164,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     this.current = a;
     this.frameTimes = [];
     this.longestGap = 0;
-    this.setState('connecting', this.st.error);
+    // A decode-mode switch keeps the camera online (the watchdog still catches a stream that does not come back).
+    if (this.st.state !== 'online') this.setState('connecting', this.st.error);
 
     const splitter = new PpmFrameSplitter((data, width, height) => this.onFrame(a, data, width, height));
     const sink = new Writable({
@@ -200,13 +224,13 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private onFrame(a: Attempt, data: Buffer, width: number, height: number): void {
     if (a !== this.current || a.killReason) return;
     const now = Date.now();
-    if (this.st.state === 'online' && this.st.lastFrameAt !== null) this.longestGap = Math.max(this.longestGap, now - this.st.lastFrameAt);
+    if (a.onlineAt !== null && this.st.lastFrameAt !== null) this.longestGap = Math.max(this.longestGap, now - this.st.lastFrameAt);
     this.st.lastFrameAt = now;
+    a.onlineAt ??= now;
     this.st.frames++;
     this.frameTimes.push(now);
     if (this.frameTimes.length > MAX_FRAME_TIMES) this.frameTimes.splice(0, this.frameTimes.length - MAX_FRAME_TIMES);
     if (this.st.state !== 'online') {
-      a.onlineAt = now;
       this.setState('online', null);
       this.log.info({ width, height, afterMs: now - a.startedAt }, 'camera online');
     }
@@ -266,6 +290,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (a !== this.current) return;
     this.current = null;
     if (!this.running) return;
+    if (a.killReason === MODE_SWITCH) {
+      this.connect();
+      return;
+    }
     let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal,
       { network: !this.cfg.url.startsWith('file://'), gotFrame: a.onlineAt !== null, ranMs: Date.now() - a.startedAt });
     if (reason === 'stream ended' && !this.cfg.url.startsWith('file://')) reason = 'stream ended: the camera closed the connection';

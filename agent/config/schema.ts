@@ -27,6 +27,12 @@ export const CameraSchema = z.strictObject({
   fps: z.number().positive().max(30).default(2),
   /** Decode keyframes only (cheapest); the effective rate is then at most one frame per GOP. */
   keyframesOnly: z.boolean().default(false),
+  /**
+   * After this many seconds without any change in the picture, decode keyframes only (a fraction of
+   * the decoding CPU) until a keyframe shows a change; 0 keeps full decoding. Detection on a still
+   * picture is already skipped by the motion gate; this saves the decoding too.
+   */
+  idleKeyframesAfterSec: z.number().min(0).max(3600).default(60),
   /** Width of the frames ffmpeg hands to Node; height follows the stream's aspect ratio. */
   frameWidth: z.number().int().min(160).max(1920).default(640),
   zones: z.array(ZoneSchema).default([]),

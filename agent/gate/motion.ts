@@ -8,6 +8,9 @@
  * detections stand for it, so tracks and rule episodes continue: a worker standing still without a
  * mask is still caught. Every `recheckMs` a frame is detected regardless, which also catches slow
  * changes (a rat under a table moves little between two frames).
+ *
+ * `stillForMs` says how long the picture has not changed; the pipeline uses it to switch a camera
+ * that has been still for a while to keyframes-only decoding (decoding is then the camera's main cost).
  */
 export interface MotionGateOptions {
   /** Mean absolute luma difference (0..255) below which a frame counts as still. Default 4. */
@@ -30,6 +33,10 @@ export class MotionGate {
   private readonly recheckMs: number;
   private ref: Float32Array | null = null;
   private refAt = -Infinity;
+  /** Time of the last frame that differed from its reference (or the first frame). */
+  private changedAt = -Infinity;
+  /** Whether the last frame given to shouldDetect differed from the reference. */
+  moved = false;
   private readonly cur = new Float32Array(GRID_W * GRID_H);
   /** Detections of the last detected frame, reused for skipped ones. */
   lastDetections: readonly unknown[] = [];
@@ -43,16 +50,23 @@ export class MotionGate {
   shouldDetect(frame: GateFrame, ts: number): boolean {
     sampleLuma(frame, this.cur);
     const ref = this.ref;
-    let still = false;
-    if (ref && ts - this.refAt < this.recheckMs) {
+    let diff = Infinity;
+    if (ref) {
       let sum = 0;
       for (let i = 0; i < ref.length; i++) sum += Math.abs(ref[i]! - this.cur[i]!);
-      still = sum / ref.length < this.threshold;
+      diff = sum / ref.length;
     }
-    if (still) return false;
+    this.moved = diff >= this.threshold;
+    if (this.moved) this.changedAt = ts;
+    if (!this.moved && ts - this.refAt < this.recheckMs) return false;
     this.ref = Float32Array.from(this.cur);
     this.refAt = ts;
     return true;
+  }
+
+  /** How long (ms, up to `ts`) the picture has not changed; 0 right after a change. */
+  stillForMs(ts: number): number {
+    return this.changedAt === -Infinity ? 0 : Math.max(0, ts - this.changedAt);
   }
 
   remember(detections: readonly unknown[]): void {

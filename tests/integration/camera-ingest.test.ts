@@ -106,6 +106,30 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(Math.max(...frames.map(mean))).toBeGreaterThan(20);
   });
 
+  it('switches to keyframes-only decoding and back while staying online (setIdleDecode)', async () => {
+    const { cam, frames, statuses } = camera({ id: 'c-idle', url: sim.urls[1]!, fps: 5, frameWidth: 256 });
+    cam.start();
+    await until(() => frames.length > 0, 10_000, 'first frame');
+    const rate = async (ms: number) => {
+      const n0 = frames.length;
+      await sleep(ms);
+      return (frames.length - n0) / (ms / 1000);
+    };
+    await sleep(1_000);
+    expect(await rate(2_000)).toBeGreaterThan(3.5); // full decoding at 5 fps
+    cam.setIdleDecode(true);
+    expect(cam.keyframesOnly).toBe(true);
+    await sleep(1_500); // ffmpeg restarts
+    expect(await rate(3_000)).toBeLessThanOrEqual(1.4); // GOP 1 s: about one keyframe per second
+    cam.setIdleDecode(false);
+    await sleep(1_500);
+    expect(await rate(2_000)).toBeGreaterThan(3.5);
+    // Planned restarts: no offline or connecting status, no reconnect counted.
+    expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
+    expect(cam.status().reconnects).toBe(0);
+    expect(cam.status().state).toBe('online');
+  });
+
   it('reports an unreachable camera with a clear error and backs off, while another camera keeps delivering', async () => {
     const closed = await freeTcpPort();
     const good = camera({ id: 'c-good', url: sim.urls[0]! });

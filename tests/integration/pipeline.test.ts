@@ -117,4 +117,29 @@ describe('pipeline', () => {
     expect(events.map((e) => e.kind)).toEqual(['no_mask']);
     outbox.close();
   });
+
+  it('asks for keyframes-only decoding after the picture has been still for idleKeyframesAfterSec, and for full decoding on a change', async () => {
+    const cfg = config();
+    cfg.cameras[0]!.idleKeyframesAfterSec = 4;
+    const outbox = Outbox.open({ dir, fileName: 'idle.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const pipeline = new Pipeline({ config: cfg, detector: pack, evidence, outbox, motion: { recheckMs: 5000 } });
+    const modes: { mode: string; at: number }[] = [];
+    let at = 0;
+    pipeline.on('decode', (id, mode) => modes.push({ mode: `${id}:${mode}`, at }));
+    pipeline.start();
+    const t0 = Date.now();
+    const dark = { ...frame, data: Buffer.from(Uint8Array.from(frame.data, (v) => v >> 2)) };
+    // 0-7.5 s the same picture, then a different one (7.5-10 s), then still again.
+    for (let i = 0; i < 20; i++) {
+      at = i * 500;
+      pipeline.offer({ ...(i >= 15 ? dark : frame), capturedAt: t0 + at });
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await pipeline.stop();
+    expect(modes.map((m) => m.mode)).toEqual(['cam1:keyframes', 'cam1:full']);
+    expect(modes[0]!.at).toBe(4000); // still since t=0
+    expect(modes[1]!.at).toBe(7500); // the first changed frame
+    outbox.close();
+  });
 });
