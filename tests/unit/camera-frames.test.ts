@@ -58,12 +58,17 @@ describe('PpmFrameSplitter', () => {
     expect(sp.pending).toBe(0);
   });
 
-  it('hands out a view (no copy) when a frame lies inside one chunk', () => {
-    const views: Buffer[] = [];
-    const sp = new PpmFrameSplitter((data) => views.push(data));
+  it('hands out each frame in its own shared memory (workers read it without a copy), not a view of the chunk', () => {
+    const frames: Buffer[] = [];
+    const sp = new PpmFrameSplitter((data) => frames.push(data));
     sp.push(stream);
-    expect(views).toHaveLength(3);
-    for (const v of views) expect(v.buffer).toBe(stream.buffer);
+    expect(frames).toHaveLength(3);
+    for (const f of frames) {
+      expect(f.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(f.buffer).not.toBe(stream.buffer);
+      expect(f.byteLength).toBe(f.buffer.byteLength);
+    }
+    expect(new Set(frames.map((f) => f.buffer)).size).toBe(3);
   });
 
   it('rejects data that is not a PPM stream, naming what is wrong', () => {
