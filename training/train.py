@@ -82,6 +82,9 @@ def parse_args(argv):
     p.add_argument("--model-name", help="exported model name (presets: rodent_yolox / cigarette_yolox)")
     p.add_argument("--class-name", help="the dataset's own name of class 0 (documentation)")
     p.add_argument("--init", default=os.path.join(SHARED, "models", "yolox_nano.onnx"), help="ONNX with the COCO initial weights")
+    p.add_argument("--from", dest="start_from", metavar="CKPT",
+                   help="start from the (EMA) weights of an earlier run's checkpoint, e.g. training/runs/rodent_yolox/best.pt "
+                        "(fresh optimizer and schedule: fine-tune at another input size or on new data)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--time-budget", type=float, metavar="MIN",
                    help="train for at most MIN minutes of wall time: the LR schedule follows max(iteration, time) "
@@ -195,6 +198,9 @@ def main(argv):
 
     model = pretrained(a.init, 1, log=log)
     loader_diff = model.loader_diff
+    if a.start_from and not (a.resume or a.export_only):
+        model.load_state_dict(torch.load(a.start_from, map_location="cpu", weights_only=False)["ema"])
+        log(f"weights from {a.start_from}")
     frozen = [f for f in a.freeze.split(",") if f]
     for n, prm in model.named_parameters():
         if any(n.startswith(f"backbone.backbone.{f}.") for f in frozen):
