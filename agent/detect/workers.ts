@@ -146,6 +146,22 @@ export class WorkerPack {
     return { inferencesPerSec: Math.min(...runs.map((r) => r.runs / r.seconds)), perModel };
   }
 
+  /**
+   * Benchmark: each model bare alone, one after the other, for `seconds` each: CPU-seconds per run
+   * (process CPU while only that worker runs). Their sum is the pack's CPU per frame; the parallel
+   * run of `bare` cannot tell it, its faster models run more often than the pack.
+   */
+  async bareCpuEach(img: RgbImage, seconds: number): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const w of this.workers) {
+      const c0 = process.cpuUsage();
+      const r = await w.bare(img, seconds);
+      const c = process.cpuUsage(c0);
+      out[w.models.join('+')] = (c.user + c.system) / 1e6 / r.runs;
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
   }

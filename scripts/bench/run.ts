@@ -7,14 +7,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import sharp from 'sharp';
-import { buildIngestCommand, CameraSource } from '../../agent/camera/index.js';
+import { Agent } from '../../agent/agent.js';
+import { buildIngestCommand } from '../../agent/camera/index.js';
 import { SiteConfigSchema, type SiteConfig } from '../../agent/config/schema.js';
 import { DEFAULT_PACK, ModelPack, type Detection, type RgbImage } from '../../agent/detect/index.js';
 import type { WorkerPack } from '../../agent/detect/workers.js';
-import { EvidenceStore } from '../../agent/evidence/index.js';
-import { Outbox } from '../../agent/outbox/index.js';
-import { Pipeline, type Detector } from '../../agent/pipeline.js';
-import { Uplink, uplinkOptionsFromConfig } from '../../agent/uplink/index.js';
+import type { Detector } from '../../agent/pipeline.js';
 import { topics } from '../../protocol/topics.js';
 import { SHARED_DATA } from './media.js';
 import { freeTcpPort, spawnChild, waitExit, type Feed } from './feed.js';
@@ -32,6 +30,8 @@ export interface BenchOptions {
   bareSec: number;
   decodeSec: number;
   gateSec: number;
+  /** Cameras' idleKeyframesAfterSec (default: the agent's). */
+  idleAfterSec?: number;
 }
 
 export const progress = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
@@ -174,8 +174,10 @@ export async function bareInferenceWorkers(wp: WorkerPack, frame: RgbImage, seco
   const dt = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
   const cpuSec = (c.user + c.system) / 1e6;
-  const n = r.inferencesPerSec * dt;
-  return { inferencesPerSec: r.inferencesPerSec, msPerInference: 1000 / r.inferencesPerSec, cpuPercent: (cpuSec / dt) * 100, cpuSecPerInference: cpuSec / n, perModelMs: r.perModel };
+  // CPU per pack = Σ of each model's CPU per run, measured alone (see WorkerPack.bareCpuEach).
+  const each = await wp.bareCpuEach(frame, Math.max(2, seconds / 2));
+  const cpuSecPerInference = Object.values(each).reduce((a, b) => a + b, 0);
+  return { inferencesPerSec: r.inferencesPerSec, msPerInference: 1000 / r.inferencesPerSec, cpuPercent: (cpuSec / dt) * 100, cpuSecPerInference, perModelMs: r.perModel };
 }
 
 export async function bareInference(pack: ModelPack, frame: RgbImage, seconds: number, concurrent: boolean): Promise<BareResult> {
@@ -208,50 +210,10 @@ export async function bareInference(pack: ModelPack, frame: RgbImage, seconds: n
 
 // ------------------------------------------------------------------------------------ the agent
 
-interface RunningAgent {
-  pipeline: Pipeline;
-  stop(): Promise<void>;
-}
-
 type AgentStartOptions = { detector: Detector; motion?: false; env: NodeJS.ProcessEnv };
 
-/**
- * The agent: `Agent.start` (agent/agent.ts) when it loads; otherwise the same wiring done here
- * (cameras → pipeline → outbox → uplink, without voice), so the benchmark does not depend on parts
- * it does not measure.
- */
-async function startAgent(config: SiteConfig, opts: AgentStartOptions): Promise<RunningAgent> {
-  try {
-    const { Agent } = await import('../../agent/agent.js');
-    return await Agent.start(config, opts);
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    progress(`agent/agent.ts does not load (${err.message}); wiring cameras, pipeline, outbox and uplink here`);
-  }
-  const outbox = Outbox.open({ dir: path.resolve(config.storage.dir) });
-  const evidence = new EvidenceStore({ dir: path.resolve(config.storage.dir), ...config.storage.evidence, timezone: config.site.timezone });
-  await evidence.init();
-  const uplink = new Uplink({ ...uplinkOptionsFromConfig(config, outbox, opts.env), agentVersion: 'bench' });
-  const pipeline = new Pipeline({ config, detector: opts.detector, evidence, outbox, motion: opts.motion });
-  pipeline.on('event', () => uplink.notify());
-  const cameras = config.cameras.map((cfg) => {
-    const cam = new CameraSource(cfg);
-    cam.on('frame', (f) => pipeline.offer(f));
-    return cam;
-  });
-  uplink.start();
-  pipeline.start();
-  for (const c of cameras) c.start();
-  return {
-    pipeline,
-    async stop() {
-      await Promise.allSettled(cameras.map((c) => c.stop()));
-      await pipeline.stop();
-      await uplink.stop();
-      evidence.close();
-      outbox.close();
-    },
-  };
+async function startAgent(config: SiteConfig, opts: AgentStartOptions): Promise<Agent> {
+  return Agent.start(config, opts);
 }
 
 export interface CameraSpec {
@@ -264,7 +226,7 @@ export function siteConfig(o: BenchOptions, cams: readonly CameraSpec[], brokerU
     site: { id: SITE, name: 'benchmark canteen' },
     serviceHours: [{ from: '00:00', to: '23:59' }],
     models: { pack: DEFAULT_PACK, threads: o.threads },
-    cameras: cams.map((c) => ({ id: c.id, name: c.id, url: c.url, fps: o.fps, keyframesOnly: o.keyframesOnly, frameWidth: o.frameWidth })),
+    cameras: cams.map((c) => ({ id: c.id, name: c.id, url: c.url, fps: o.fps, keyframesOnly: o.keyframesOnly, frameWidth: o.frameWidth, ...(o.idleAfterSec === undefined ? {} : { idleKeyframesAfterSec: o.idleAfterSec }) })),
     uplink: { url: brokerUrl, statsIntervalSec: 3600 },
     storage: { dir },
   });
@@ -287,6 +249,8 @@ export interface AgentRun {
   lagMs: { t: number; lag: number }[];
   events: number;
   loadavg: [number, number];
+  /** Decode-mode switches per camera during the whole run (warm-up included), e.g. ["keyframes"]. */
+  decodeModes: Record<string, string[]>;
 }
 
 /**
@@ -345,6 +309,8 @@ export async function runAgent(
   });
 
   const agent = await startAgent(config, { detector, motion: o.motion ? undefined : false, env: { BK_MQTT_USERNAME: 'bench', BK_MQTT_PASSWORD: 'bench' } });
+  const decodeModes: Record<string, string[]> = {};
+  agent.pipeline.on('decode', (id, mode) => (decodeModes[id] ??= []).push(mode));
   const isAgentFfmpeg = (cmd: string) => cmd.includes('image2pipe') && cams.some((c) => cmd.includes(c.url));
   const ffmpegMeter = new CpuMeter(() => childrenOf(process.pid, isAgentFfmpeg));
   const harnessPids = [...feed.pids(), ...(broker.pid ? [broker.pid] : [])];
@@ -435,6 +401,7 @@ export async function runAgent(
       lagMs,
       events,
       loadavg: [la0, loadAvg()],
+      decodeModes,
     };
   } finally {
     measuring = false;

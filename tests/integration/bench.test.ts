@@ -35,6 +35,13 @@ describe('bench', () => {
     positive(r.bareInferencesPerSec);
     positive(r.efficiency);
     expect(r.efficiency).toBeLessThan(3);
+    // The limit once decoding has its share never exceeds the bare rate; the overhead is a CPU ratio.
+    positive(r.limitInferencesPerSec);
+    expect(r.limitInferencesPerSec).toBeLessThanOrEqual(r.bareInferencesPerSec);
+    positive(r.bareCpuMsPerInference);
+    positive(r.pipelineCpuMsPerInference);
+    expect(r.overheadFraction).toBeCloseTo(r.pipelineCpuMsPerInference / r.bareCpuMsPerInference - 1, 1);
+    expect(typeof r.saturated).toBe('boolean');
     // One camera at 2 fps: the corridor keeps up, every camera got frames through.
     expect(r.perCameraFps.min).toBeGreaterThan(0);
     expect(r.perCameraFps.median).toBeGreaterThanOrEqual(r.perCameraFps.min);
@@ -54,5 +61,8 @@ describe('bench', () => {
     expect(r.motionGate.still.inferencesPerSec).toBeLessThan(r.motionGate.busy.inferencesPerSec);
     expect(r.motionGate.stillCostRatio).toBeGreaterThanOrEqual(0);
     expect(r.motionGate.stillCostRatio).toBeLessThan(1);
+    // ... and, still for longer than the phase's idle time, decoded keyframes only; the busy one never.
+    expect(r.motionGate.stillDecodeModes).toEqual(['keyframes']);
+    expect(r.motionGate.busyDecodeModes).toEqual([]);
   });
 });
