@@ -16,14 +16,23 @@ export function freeTcpPort(preferred = 0): Promise<number> {
   return preferred ? attempt(preferred).catch(() => attempt(0)) : attempt(0);
 }
 
-/** A free UDP port on 127.0.0.1. */
-export function freeUdpPort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, '127.0.0.1', () => {
-      const port = s.address().port;
-      s.close(() => res(port));
-    });
-  });
+/**
+ * `n` distinct free UDP ports on 127.0.0.1. The sockets stay bound until all are picked, so the
+ * ports differ from each other (picked one by one, the kernel may hand the same port out twice).
+ */
+export async function freeUdpPorts(n: number): Promise<number[]> {
+  const socks = [] as ReturnType<typeof createSocket>[];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = createSocket('udp4');
+      socks.push(s);
+      await new Promise<void>((res, rej) => {
+        s.once('error', rej);
+        s.bind(0, '127.0.0.1', () => res());
+      });
+    }
+    return socks.map((s) => s.address().port);
+  } finally {
+    await Promise.all(socks.map((s) => new Promise<void>((res) => s.close(() => res()))));
+  }
 }

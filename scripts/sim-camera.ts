@@ -25,7 +25,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { childLog } from '../common/log.js';
-import { freeTcpPort, freeUdpPort } from '../common/net.js';
+import { freeTcpPort, freeUdpPorts } from '../common/net.js';
 
 export { freeTcpPort };
 
@@ -253,7 +253,7 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
   const autoPort = !options.port;
   let port = options.port || (await freeTcpPort());
   const udpPorts: number[] = [];
-  for (const _ of r.paths) udpPorts.push(await freeUdpPort());
+  udpPorts.push(...(await freeUdpPorts(r.paths.length)));
 
   let prepared: { dir: string; count: number } | null = null;
   const mountDirs: string[] = [];

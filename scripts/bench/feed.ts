@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from '../../agent/detect/pack.js';
-import { freeTcpPort, freeUdpPort } from '../../common/net.js';
+import { freeTcpPort, freeUdpPorts } from '../../common/net.js';
 import { waitExit } from '../sim-camera.js';
 
 export { waitExit };
@@ -47,8 +47,7 @@ export function spawnChild(cmd: string, args: string[]): ChildProcess & { tail()
 
 export async function startFeed(specs: readonly FeedSpec[]): Promise<Feed> {
   const port = await freeTcpPort();
-  const udp: number[] = [];
-  for (const _ of specs) udp.push(await freeUdpPort());
+  const udp = await freeUdpPorts(specs.length);
   const server = spawnChild(PYTHON, [SERVER_SCRIPT, '--port', String(port), ...specs.flatMap((s, i) => ['--mount', `${s.mount}=${udp[i]}`])]);
   server.stdout!.pause();
   await new Promise<void>((resolve, reject) => {

@@ -13,6 +13,7 @@ import { SiteConfigSchema, type SiteConfig } from '../../agent/config/schema.js'
 import { DEFAULT_PACK, ModelPack, type Detection, type RgbImage } from '../../agent/detect/index.js';
 import type { WorkerPack } from '../../agent/detect/workers.js';
 import type { Detector } from '../../agent/pipeline.js';
+import { rulesForSite } from '../../agent/rules/index.js';
 import { topics } from '../../protocol/topics.js';
 import { SHARED_DATA } from './media.js';
 import { freeTcpPort, spawnChild, waitExit, type Feed } from './feed.js';
@@ -268,7 +269,8 @@ export async function runAgent(
 ): Promise<AgentRun> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bk-bench-agent-'));
   const config = siteConfig(o, cams, broker.url, dir);
-  const persistence = new Map(config.rules.map((r) => [r.kind, r.minDurationSec]));
+  // The rules in force: the built-ins merged with the site's (config.rules holds only the site's).
+  const rules = rulesForSite(config.rules);
   let measuring = false;
   let tStart = 0;
   const lagMs: { t: number; lag: number }[] = [];
@@ -299,8 +301,7 @@ export async function runAgent(
       deliverMs.push(now - e.raisedAt);
       // First alert of an episode (not a repeat after the cooldown): how long after the persistence
       // time had passed did it arrive? = frame-rate quantisation + capture-to-arrival latency.
-      const rule = config.rules.find((r) => r.id === e.ruleId);
-      const minDur = rule?.minDurationSec ?? persistence.get(e.kind as never) ?? 0;
+      const minDur = rules.find((r) => r.id === e.ruleId)?.minDurationSec ?? 0;
       // Later first alerts (a track that alerted before and came back within its cooldown) wait for the cooldown by design.
       if (e.durationSec - minDur <= 2) afterPersistenceMs.push(now - e.capturedAt + (e.durationSec - minDur) * 1000);
     } catch {
