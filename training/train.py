@@ -82,6 +82,9 @@ def parse_args(argv):
     p.add_argument("--model-name", help="exported model name (presets: rodent_yolox / cigarette_yolox)")
     p.add_argument("--class-name", help="the dataset's own name of class 0 (documentation)")
     p.add_argument("--init", default=os.path.join(SHARED, "models", "yolox_nano.onnx"), help="ONNX with the COCO initial weights")
+    p.add_argument("--negatives", metavar="DIR", nargs="+", default=[],
+                   help="folders of photos without the object (e.g. kitchens, people): added to training as background, "
+                        "so the detector learns what is NOT the object; 'DIR:N' takes the first N images")
     p.add_argument("--from", dest="start_from", metavar="CKPT",
                    help="start from the (EMA) weights of an earlier run's checkpoint, e.g. training/runs/rodent_yolox/best.pt "
                         "(fresh optimizer and schedule: fine-tune at another input size or on new data)")
@@ -178,7 +181,7 @@ def main(argv):
         saved = torch.load(os.path.join(run, "best.pt"), map_location="cpu", weights_only=False)["args"] \
             if os.path.exists(os.path.join(run, "best.pt")) else {}
         for k in ("epochs", "time_budget", "imgsz", "batch", "lr", "head_lr_mult", "weight_decay", "mosaic", "grey",
-                  "scale", "freeze", "threads", "max_images", "seed"):
+                  "scale", "freeze", "threads", "max_images", "seed", "negatives", "start_from"):
             if k in saved:
                 setattr(a, k, saved[k])
     os.makedirs(run, exist_ok=True)
@@ -191,6 +194,11 @@ def main(argv):
 
     grey = a.grey if a.grey is not None else (0.3 if meta["label"] == "rodent" else 0.15)
     train_s = D.read_split(root, "train", [0], a.max_images)
+    for spec in a.negatives:
+        folder, _, n = spec.partition(":")
+        neg = D.read_folder(folder, int(n) if n else a.max_images)
+        log(f"negatives: {len(neg)} images from {folder} (no boxes)")
+        train_s += neg
     val_s = D.read_split(root, "val", [0], a.max_images)
     n_tb, n_vb = sum(len(s.boxes) for s in train_s), sum(len(s.boxes) for s in val_s)
     log(f"data {root}: train {len(train_s)} images / {n_tb} boxes, val {len(val_s)} images / {n_vb} boxes; "
@@ -357,6 +365,15 @@ def main(argv):
             cmd_parts += ["--max-images", str(a.max_images)]
         if a.data not in PRESETS and not PRESETS.get(os.path.basename(root)):
             cmd_parts += ["--label", meta["label"]]
+        for flag, v in (("--lr", a.lr), ("--mosaic", a.mosaic)):
+            if v != parse_args([a.data]).__dict__[flag[2:]]:
+                cmd_parts += [flag, f"{v:g}"]
+        if a.freeze != "stem,dark2":
+            cmd_parts += ["--freeze", a.freeze]
+        if a.negatives:
+            cmd_parts += ["--negatives", *a.negatives]
+        if a.start_from:
+            cmd_parts += ["--from", a.start_from]
         cmd_parts += ["--export", "models/"]
         command = " ".join(shlex.quote(c) for c in cmd_parts)
         license_text = ("Apache-2.0 (fine-tuned from Megvii YOLOX-nano COCO weights); training data: "

@@ -20,6 +20,7 @@ import { REPO_ROOT } from '../../agent/detect/pack.js';
 const run = promisify(execFile);
 const RATS = path.resolve(REPO_ROOT, '../shared/data/rats');
 const INIT = path.resolve(REPO_ROOT, '../shared/models/yolox_nano.onnx');
+const NEGATIVES = path.resolve(REPO_ROOT, '../shared/data/masks/images');
 
 async function bash(args: string[], timeoutMs: number) {
   try {
@@ -82,13 +83,16 @@ describe('training pipeline (tiny slice)', () => {
     const exportDir = path.join(tmp, 'models');
     const train = await bash(
       ['training/train.sh', RATS, '--max-images', '8', '--epochs', '1', '--imgsz', '160', '--batch', '8',
-        '--name', 'ci', '--project', path.join(tmp, 'runs'), '--export', exportDir, '--bench-runs', '5'],
+        '--name', 'ci', '--project', path.join(tmp, 'runs'), '--export', exportDir, '--bench-runs', '5',
+        '--negatives', `${NEGATIVES}:4`],
       5 * 60_000,
     );
     expect(train.code, train.out).toBe(0);
     // The loader check ran against onnxruntime before training, and the export was compared to torch.
     expect(train.out).toMatch(/113 conv tensors loaded .* max abs diff \d/);
-    expect(train.out).toMatch(/epoch 1\/1 iter 1\/1 loss \d/);
+    // 8 rat photos + 4 photos of people as background (hard negatives, no boxes) = 12 images, batch 8.
+    expect(train.out).toContain(`negatives: 4 images from ${NEGATIVES}`);
+    expect(train.out).toMatch(/epoch 1\/1 iter 2\/2 loss \d/);
     expect(train.out).toMatch(/val AP50 \d/);
     expect(train.out).toMatch(/onnxruntime vs torch max abs diff \d/);
     expect(existsSync(path.join(tmp, 'runs/ci/last.pt'))).toBe(true);
@@ -103,7 +107,9 @@ describe('training pipeline (tiny slice)', () => {
     const file = modelFilePath(m, path.join(tmp, 'unused'));
     expect(file).toBe(path.join(exportDir, 'rodent_yolox.onnx'));
     expect(sha256(file)).toBe(m.sha256);
-    expect(readFileSync(path.join(exportDir, 'rodent_yolox.md'), 'utf8')).toMatch(/## Dev-val figures[\s\S]*## Licenses/);
+    const card = readFileSync(path.join(exportDir, 'rodent_yolox.md'), 'utf8');
+    expect(card).toMatch(/## Dev-val figures[\s\S]*## Licenses/);
+    expect(card).toContain(`--negatives ${NEGATIVES}:4`);
 
     checkYoloxOutput(await runModel(file, m), 160);
   });

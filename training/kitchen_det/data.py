@@ -58,6 +58,14 @@ def read_split(root: str, split: str, class_ids=None, max_images: int | None = N
     return out
 
 
+def read_folder(folder: str, max_images: int | None = None) -> list[Sample]:
+    """Every image of a folder as a background sample (no boxes): hard negatives."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: not a folder of images (--negatives)")
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTS))[:max_images]
+    return [Sample(os.path.join(folder, f), np.zeros((0, 5), np.float32)) for f in names]
+
+
 def imread(path: str) -> np.ndarray:
     im = cv2.imread(path, cv2.IMREAD_COLOR)
     if im is None:
