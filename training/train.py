@@ -394,6 +394,8 @@ def main(argv):
                     data=os.path.relpath(root, ROOT) if root.startswith(os.path.dirname(ROOT)) else root,
                     n_train=len(train_s), n_train_boxes=n_tb, n_val=len(val_s), n_val_boxes=n_vb,
                     data_source=meta["data_source"], data_license=meta["data_license"], command=command,
+                    negatives=[(spec, sum(1 for t in train_s if not len(t.boxes) and t.image.startswith(os.path.abspath(spec.partition(":")[0]))))
+                               for spec in a.negatives], start_from=a.start_from,
                     epochs=a.epochs, epochs_done=len(hist), time_budget=a.time_budget, frozen=", ".join(frozen) or "none", batch=a.batch, lr=a.lr, head_lr_mult=a.head_lr_mult, mosaic=a.mosaic,
                     scale=f"{a.scale[0]:g}-{a.scale[1]:g}", grey=grey, train_seconds=state["train_seconds"],
                     cpu=X.cpu_name(), threads=a.threads, images_per_s=state["images_seen"] / max(state["train_seconds"], 1e-6),

@@ -63,7 +63,7 @@ def read_folder(folder: str, max_images: int | None = None) -> list[Sample]:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: not a folder of images (--negatives)")
     names = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTS))[:max_images]
-    return [Sample(os.path.join(folder, f), np.zeros((0, 5), np.float32)) for f in names]
+    return [Sample(os.path.join(os.path.abspath(folder), f), np.zeros((0, 5), np.float32)) for f in names]
 
 
 def imread(path: str) -> np.ndarray:

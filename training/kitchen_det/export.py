@@ -190,11 +190,11 @@ Manifest: `{i['name']}.model.yaml` (decoder `yolox`, bundled file `{i['name']}.o
 ## Data
 - `{i['data']}`: {i['n_train']} train images ({i['n_train_boxes']} boxes), {i['n_val']} val images ({i['n_val_boxes']} boxes);
   class 0 `{i['class_name']}` → `{i['label']}`. Source: {i['data_source']}.
-- Read in place from the shared data folder; nothing of it is in the repository.
+{''.join(f"- Background (hard negatives, no boxes): {n} photos from `{spec}`.{chr(10)}" for spec, n in i.get('negatives') or [])}- Read in place from the shared data folder; nothing of it is in the repository.
 
 ## Training
 - Command: `{i['command']}`
-- {i['epochs_done']} evaluations (epochs; the last one may be cut by the time budget{'' if not i['time_budget'] else f" of {i['time_budget']:g} min"}; at most {i['epochs']} epochs),
+{f"- Started from the weights of `{i['start_from']}` (an earlier run; its epochs are not in the table below).{chr(10)}" if i.get('start_from') else ''}- {i['epochs_done']} evaluations (epochs; the last one may be cut by the time budget{'' if not i['time_budget'] else f" of {i['time_budget']:g} min"}; at most {i['epochs']} epochs),
   batch {i['batch']}, input {i['imgsz']}, AdamW lr {i['lr']:g} (new class conv x{i['head_lr_mult']:g}), warm-up then cosine decay
   (following time when a budget is set), EMA of weights (the exported weights are the EMA of the best-AP50 epoch),
   SimOTA assignment, loss 5·(1−IoU²) + BCE(obj) + BCE(cls). Backbone stages kept frozen at COCO weights: {i['frozen']}.
