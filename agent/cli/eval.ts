@@ -1,12 +1,14 @@
 /**
  * Evaluate the model pack on a labelled folder (Pascal VOC or YOLO).
  *   npm run eval -- <dir> [--map with_mask=masked_face,without_mask=face] [--iou 0.3,0.5] [--json] [--config site.yaml]
+ *                       [--negatives DIR,...]
  */
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_VOC_MAP, parseClassMap, readDataset, resolveGroundTruth, type Dataset } from '../detect/datasets.js';
 import { defaultTargets, evaluate, type EvalImage, type Metric } from '../detect/evaluate.js';
-import { loadImage } from '../detect/image.js';
+import { isImageFile, loadImage } from '../detect/image.js';
 import { loadManifest, manifestPath } from '../detect/manifest.js';
 import { ModelPack, modelsSection } from '../detect/pack.js';
 
@@ -24,6 +26,8 @@ Usage: npm run eval -- <dir> [options]
                         are reported at each model's operating threshold (manifest or config minScore)
   --config FILE         site config whose models section gives the pack (default: rfb640_masked_face + yolox_nano;
                         config/detect-kitchen.yaml adds rodent_yolox + cigarette_yolox)
+  --negatives DIR,...   folders of photos that show none of the evaluated labels (people, kitchens):
+                        false alarms at the operating threshold per label (images with one, detections)
   --limit N             evaluate the first N images only
   --json                one JSON object instead of the table
   -h, --help            this text
@@ -37,6 +41,8 @@ export interface EvalReport {
   scoreFloor: number;
   iou: number[];
   metrics: Metric[];
+  /** Per negative folder and label: false alarms at the operating threshold. */
+  negatives: { dir: string; images: number; label: string; imagesWithFalseAlarm: number; falseAlarms: number }[];
   seconds: number;
 }
 
@@ -59,6 +65,7 @@ export async function runEval(opts: {
   floor: number;
   config?: string;
   limit?: number;
+  negatives?: string[];
 }): Promise<EvalReport> {
   const t0 = performance.now();
   const ds = readDataset(opts.dir, { map: opts.map, split: opts.split });
@@ -94,12 +101,33 @@ export async function runEval(opts: {
       });
     }
     const metrics = evaluate(images, defaultTargets(labels), opts.iou);
+    const negatives: EvalReport['negatives'] = [];
+    for (const dir of opts.negatives ?? []) {
+      let files: string[];
+      try {
+        files = readdirSync(dir).filter(isImageFile).sort();
+      } catch (err) {
+        throw new Error(`--negatives ${dir}: ${(err as Error).message}`);
+      }
+      if (files.length === 0) throw new Error(`--negatives ${dir}: no images in this folder`);
+      const counts = new Map([...labels].map((l) => [l, { imagesWithFalseAlarm: 0, falseAlarms: 0 }]));
+      for (const f of files) {
+        const dets = await models.detect(await loadImage(path.join(dir, f)));
+        for (const [label, c] of counts) {
+          const n = dets.filter((d) => d.label === label).length;
+          c.falseAlarms += n;
+          if (n > 0) c.imagesWithFalseAlarm++;
+        }
+      }
+      for (const [label, c] of counts) negatives.push({ dir, images: files.length, label, ...c });
+    }
     return {
       dataset: { dir: ds.root, format: ds.format, images: samples.length, objects, ignored },
       models: models.models.map((m) => ({ name: m.name, minScore: m.minScore })),
       scoreFloor: floor,
       iou: opts.iou,
       metrics,
+      negatives,
       seconds: (performance.now() - t0) / 1000,
     };
   } finally {
@@ -121,6 +149,11 @@ export function formatTable(r: EvalReport): string {
     lines.push(
       `${m.name.padEnd(18)} ${m.iou.toFixed(2).padStart(4)} ${String(m.gt).padStart(5)} ${String(m.tp).padStart(5)} ${String(m.fp).padStart(5)} ${String(m.fn).padStart(5)} ${f(m.precision).padStart(9)} ${f(m.recall).padStart(7)} ${f(m.ap).padStart(6)} ${(m.labelAccuracy === undefined ? '' : f(m.labelAccuracy)).padStart(9)}`,
     );
+  if (r.negatives.length) {
+    lines.push('', 'false alarms on photos without the object (operating threshold):');
+    for (const n of r.negatives)
+      lines.push(`  ${n.label.padEnd(16)} ${n.dir}: ${n.imagesWithFalseAlarm} of ${n.images} images (${f(n.imagesWithFalseAlarm / n.images)}), ${n.falseAlarms} detections`);
+  }
   lines.push('', `${r.dataset.images} images in ${r.seconds.toFixed(1)} s`);
   return lines.join('\n');
 }
@@ -136,6 +169,7 @@ async function main(): Promise<void> {
         floor: { type: 'string', default: '0.05' },
         config: { type: 'string' },
         limit: { type: 'string' },
+        negatives: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -163,6 +197,7 @@ async function main(): Promise<void> {
       floor,
       config: a.config,
       limit,
+      negatives: a.negatives ? a.negatives.split(',').map((x) => x.trim()).filter(Boolean) : undefined,
     });
     process.stdout.write(`${a.json ? JSON.stringify(report) : formatTable(report)}\n`);
   } catch (err) {

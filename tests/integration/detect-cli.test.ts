@@ -1,6 +1,6 @@
 /** The detect and eval CLIs as a user runs them. */
 import { execFile } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -92,6 +92,26 @@ describe('eval CLI', () => {
     const rep = JSON.parse(r.stdout);
     expect(rep.dataset.images).toBe(10);
     expect(rep.metrics.map((m: { name: string }) => m.name)).toEqual(['face+masked_face', 'face', 'masked_face']);
+  });
+
+  it('--negatives counts false alarms on photos without the object, and names a bad folder', async () => {
+    const neg = tempDir('bk-neg-');
+    for (const f of readdirSync(path.join(DATA, 'masks/images')).sort().slice(0, 2)) copyFileSync(path.join(DATA, 'masks/images', f), path.join(neg, f));
+    const args = [path.join(DATA, 'rats'), '--split', 'val', '--map', '0=rodent', '--config', 'config/detect-kitchen.yaml', '--limit', '3'];
+    const r = await cli('eval.ts', [...args, '--json', '--negatives', neg]);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.negatives).toHaveLength(1);
+    const n = rep.negatives[0];
+    expect(n).toMatchObject({ dir: neg, images: 2, label: 'rodent' });
+    expect(n.imagesWithFalseAlarm).toBeLessThanOrEqual(2);
+    expect(n.falseAlarms).toBeGreaterThanOrEqual(n.imagesWithFalseAlarm);
+    const table = await cli('eval.ts', [...args, '--negatives', neg]);
+    expect(table.stdout).toMatch(/false alarms on photos without the object[\s\S]*rodent .*: \d of 2 images/);
+    const empty = tempDir('bk-neg-empty-');
+    const bad = await cli('eval.ts', [...args, '--negatives', empty]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`--negatives ${empty}: no images in this folder`);
   });
 
   it('a table by default; a bad --iou is named', async () => {
