@@ -252,8 +252,7 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
   const r = resolveOptions(options);
   const autoPort = !options.port;
   let port = options.port || (await freeTcpPort());
-  const udpPorts: number[] = [];
-  udpPorts.push(...(await freeUdpPorts(r.paths.length)));
+  const udpPorts = await freeUdpPorts(r.paths.length);
 
   let prepared: { dir: string; count: number } | null = null;
   const mountDirs: string[] = [];

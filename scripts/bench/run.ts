@@ -211,12 +211,6 @@ export async function bareInference(pack: ModelPack, frame: RgbImage, seconds: n
 
 // ------------------------------------------------------------------------------------ the agent
 
-type AgentStartOptions = { detector: Detector; motion?: false; env: NodeJS.ProcessEnv };
-
-async function startAgent(config: SiteConfig, opts: AgentStartOptions): Promise<Agent> {
-  return Agent.start(config, opts);
-}
-
 export interface CameraSpec {
   id: string;
   url: string;
@@ -309,7 +303,7 @@ export async function runAgent(
     }
   });
 
-  const agent = await startAgent(config, { detector, motion: o.motion ? undefined : false, env: { BK_MQTT_USERNAME: 'bench', BK_MQTT_PASSWORD: 'bench' } });
+  const agent = await Agent.start(config, { detector, motion: o.motion ? undefined : false, env: { BK_MQTT_USERNAME: 'bench', BK_MQTT_PASSWORD: 'bench' } });
   const decodeModes: Record<string, string[]> = {};
   agent.pipeline.on('decode', (id, mode) => (decodeModes[id] ??= []).push(mode));
   const isAgentFfmpeg = (cmd: string) => cmd.includes('image2pipe') && cams.some((c) => cmd.includes(c.url));
