@@ -194,10 +194,12 @@ def main(argv):
 
     grey = a.grey if a.grey is not None else (0.3 if meta["label"] == "rodent" else 0.15)
     train_s = D.read_split(root, "train", [0], a.max_images)
+    negatives = []  # (spec, images) per --negatives folder, for the model card
     for spec in a.negatives:
         folder, _, n = spec.partition(":")
         neg = D.read_folder(folder, int(n) if n else a.max_images)
         log(f"negatives: {len(neg)} images from {folder} (no boxes)")
+        negatives.append((spec, len(neg)))
         train_s += neg
     val_s = D.read_split(root, "val", [0], a.max_images)
     n_tb, n_vb = sum(len(s.boxes) for s in train_s), sum(len(s.boxes) for s in val_s)
@@ -365,11 +367,10 @@ def main(argv):
             cmd_parts += ["--max-images", str(a.max_images)]
         if a.data not in PRESETS and not PRESETS.get(os.path.basename(root)):
             cmd_parts += ["--label", meta["label"]]
-        for flag, v in (("--lr", a.lr), ("--mosaic", a.mosaic)):
-            if v != parse_args([a.data]).__dict__[flag[2:]]:
-                cmd_parts += [flag, f"{v:g}"]
-        if a.freeze != "stem,dark2":
-            cmd_parts += ["--freeze", a.freeze]
+        defaults = parse_args([a.data])
+        for key in ("lr", "mosaic", "freeze"):
+            if getattr(a, key) != getattr(defaults, key):
+                cmd_parts += [f"--{key}", f"{getattr(a, key):g}" if key != "freeze" else a.freeze]
         if a.negatives:
             cmd_parts += ["--negatives", *a.negatives]
         if a.start_from:
@@ -392,10 +393,9 @@ def main(argv):
                     rows=sum((a.imgsz // s) ** 2 for s in (8, 16, 32)), loader_diff=loader_diff,
                     size_bytes=os.path.getsize(onnx_path), sha256=digest, export_diff=diff,
                     data=os.path.relpath(root, ROOT) if root.startswith(os.path.dirname(ROOT)) else root,
-                    n_train=len(train_s), n_train_boxes=n_tb, n_val=len(val_s), n_val_boxes=n_vb,
+                    n_train=len(train_s) - sum(k for _, k in negatives), n_train_boxes=n_tb, n_val=len(val_s), n_val_boxes=n_vb,
                     data_source=meta["data_source"], data_license=meta["data_license"], command=command,
-                    negatives=[(spec, sum(1 for t in train_s if not len(t.boxes) and t.image.startswith(os.path.abspath(spec.partition(":")[0]))))
-                               for spec in a.negatives], start_from=a.start_from,
+                    negatives=negatives, start_from=a.start_from,
                     epochs=a.epochs, epochs_done=len(hist), time_budget=a.time_budget, frozen=", ".join(frozen) or "none", batch=a.batch, lr=a.lr, head_lr_mult=a.head_lr_mult, mosaic=a.mosaic,
                     scale=f"{a.scale[0]:g}-{a.scale[1]:g}", grey=grey, train_seconds=state["train_seconds"],
                     cpu=X.cpu_name(), threads=a.threads, images_per_s=state["images_seen"] / max(state["train_seconds"], 1e-6),

@@ -110,6 +110,7 @@ describe('training pipeline (tiny slice)', () => {
     const card = readFileSync(path.join(exportDir, 'rodent_yolox.md'), 'utf8');
     expect(card).toMatch(/## Dev-val figures[\s\S]*## Licenses/);
     expect(card).toContain(`--negatives ${NEGATIVES}:4`);
+    expect(card).toMatch(/: 8 train images \(\d+ boxes\)/); // the rat photos; the 4 negatives are listed apart
     expect(card).toContain(`Background (hard negatives, no boxes): 4 photos from \`${NEGATIVES}:4\``);
 
     checkYoloxOutput(await runModel(file, m), 160);
