@@ -31,7 +31,8 @@ export interface PipelineFrame {
 
 /** What the pipeline needs from detection (agent/detect's ModelPack fits). */
 export interface Detector {
-  detect(img: RgbImage): Promise<Detection[]>;
+  /** Detections of the models that can produce one of `opts.labels` (every model when absent). */
+  detect(img: RgbImage, opts?: { labels?: ReadonlySet<string> }): Promise<Detection[]>;
 }
 
 export interface PipelineOptions {
@@ -203,7 +204,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       return;
     }
     const t0 = performance.now();
-    const detections = await this.opts.detector.detect(frame);
+    // Only the models some rule can act on now (schedule, zones of this camera).
+    const detections = await this.opts.detector.detect(frame, { labels: lane.rules.wantedLabels(this.opts.now?.() ?? ts) });
     this.inferenceMs += performance.now() - t0;
     this.inferences++;
     lane.counters.framesProcessed++;

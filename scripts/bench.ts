@@ -4,20 +4,24 @@
  *   npm run bench -- --cameras N --fps F --seconds S [--json]
  *        [--threads 1] [--frame-width 640] [--keyframes-only] [--gop 30] [--no-motion]
  *        [--spinning] [--no-workers] [--warmup 5] [--bare-seconds S'] [--decode-seconds S'] [--gate-seconds G | --no-gate]
+ *        [--food-zones]
  *
  * Phases, one after the other in one process (see docs/performance.md):
  *   1. footage: a busy clip (photos of people, panning) and a still clip, encoded once, cached in var/bench
  *   2. N cameras from the project's GStreamer RTSP server, fed by `ffmpeg -c copy` (no live encoding)
  *   3. bare decode: N ffmpeg processes with the agent's own ingest command, frames thrown away
- *   4. bare inference: the default model pack on a prepared tensor in a tight loop, same threads
+ *   4. bare inference: the models of the default pack that the rules want on these cameras (during
+ *      service hours: the face model; with --food-zones every model) on a prepared tensor in a tight
+ *      loop, same threads
  *   5. the agent (Agent.start, in this process) on the N cameras for S seconds, events over MQTT
  *      (mosquitto) to a subscriber: inference rate, per-camera rate, drops, CPU, RSS, alert latency
  *   6. motion gate: one busy and one still camera together; cost of each
  * Results on stdout (a table, or one JSON object with --json); progress and logs on stderr.
  * CPU figures are percent of one core (200 = both cores of a 2-core box).
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { ModelPack } from '../agent/detect/index.js';
+import { isWanted } from '../agent/detect/model.js';
 import { DEFAULT_PACK } from '../agent/detect/pack.js';
 import { WorkerPack } from '../agent/detect/workers.js';
 import { startFeed, type Feed } from './bench/feed.js';
@@ -32,6 +36,8 @@ import {
   quantile,
   runAgent,
   sampleFrame,
+  siteConfig,
+  wantedLabels,
   startBroker,
   type AgentRun,
   type BenchOptions,
@@ -49,7 +55,7 @@ interface Cli extends BenchOptions {
 }
 
 function usage(): string {
-  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S]';
+  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S] [--food-zones]';
 }
 
 export function parseArgs(argv: readonly string[]): Cli {
@@ -82,6 +88,7 @@ export function parseArgs(argv: readonly string[]): Cli {
       case '--spinning': o.spinning = true; break;
       case '--workers': o.workers = true; break;
       case '--no-workers': o.workers = false; break;
+      case '--food-zones': o.foodZones = true; break;
       case '--json': o.json = true; break;
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0);
       default: throw new Error(`unknown argument "${a}"`);
@@ -107,6 +114,7 @@ export function parseArgs(argv: readonly string[]): Cli {
     spinning: o.spinning ?? false,
     workers: o.workers ?? true,
     gop: o.gop ?? 30,
+    foodZones: o.foodZones ?? false,
   };
 }
 
@@ -250,16 +258,18 @@ async function main(): Promise<void> {
     let bare: Awaited<ReturnType<typeof bareInference>>;
     let modelNames: string[];
     const packOpts = { pack: DEFAULT_PACK, threads: o.threads, spinning: o.spinning };
+    // The models the pipeline will run on these cameras: those whose labels an active rule wants.
+    const labels = wantedLabels(siteConfig(o, cams, broker.url, tmpdir()));
     if (o.workers) {
       workerPack = await WorkerPack.load(packOpts);
-      modelNames = workerPack.models;
+      modelNames = workerPack.modelsFor(labels);
       progress(`bare inference: ${modelNames.join(' + ')} in one worker thread each, ${o.threads} thread(s), ${o.bareSec} s`);
-      bare = await bareInferenceWorkers(workerPack, frame, o.bareSec);
+      bare = await bareInferenceWorkers(workerPack, frame, o.bareSec, labels);
     } else {
       pack = await ModelPack.load(packOpts);
-      modelNames = pack.models.map((m) => m.name);
+      modelNames = pack.models.filter((m) => isWanted(m.labels, labels)).map((m) => m.name);
       progress(`bare inference: ${modelNames.join(' + ')}, ${o.threads} thread(s), ${o.bareSec} s`);
-      bare = await bareInference(pack, frame, o.bareSec, false);
+      bare = await bareInference(pack, frame, o.bareSec, false, labels);
     }
     const detector = (workerPack ?? pack)!;
     const concurrent = o.workers;
@@ -287,7 +297,7 @@ async function main(): Promise<void> {
       cameras: o.cameras,
       fps: o.fps,
       seconds: o.seconds,
-      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, models: modelNames },
+      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
       ...summarise(o, run, bare, decode),
       bareCpuPercent: r1(bare.cpuPercent),
       motionGate: gate,

@@ -48,6 +48,14 @@ export const ModelRefSchema = z.strictObject({
   labels: z.array(z.string().min(1)).optional(),
 });
 
+/**
+ * The default model pack: faces with / without a mask, COCO people and animals, the project's rodent
+ * model. The pipeline runs a model on a frame only when an active rule wants one of its labels
+ * (RuleEngine.wantedLabels), so the animal detectors cost nothing on a camera without a food zone
+ * during service hours, and the face model nothing at night.
+ */
+export const DEFAULT_PACK: z.input<typeof ModelRefSchema>[] = [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }, { manifest: 'rodent_yolox' }];
+
 export const ScheduleSchema = z.enum(['always', 'service', 'closed']);
 
 export const RuleSchema = z.strictObject({
@@ -100,7 +108,7 @@ export const SiteConfigSchema = z.strictObject({
        */
       workers: z.boolean().default(true),
     })
-    .prefault({ pack: [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }] }),
+    .prefault({ pack: DEFAULT_PACK }),
   cameras: z.array(CameraSchema).min(1, 'expected at least one camera'),
   /** Replaces the built-in rule set when given (by rule id: same id overrides, new id adds). */
   rules: z.array(RuleSchema).default([]),

@@ -65,6 +65,19 @@ export interface InferOptions {
   minScore?: number;
 }
 
+/** Options of a pack's detect (ModelPack, WorkerPack). */
+export interface PackDetectOptions extends InferOptions {
+  /** Run only the models that can produce one of these labels (default: every model). */
+  labels?: ReadonlySet<string>;
+}
+
+/** Whether a model with labels `own` is needed for `wanted` (undefined = everything is wanted). */
+export function isWanted(own: Iterable<string>, wanted: ReadonlySet<string> | undefined): boolean {
+  if (!wanted) return true;
+  for (const l of own) if (wanted.has(l)) return true;
+  return false;
+}
+
 export class Model {
   readonly name: string;
   /** Operating threshold in use. */

@@ -2,16 +2,16 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSiteConfig } from '../config/load.js';
-import type { ModelRef, SiteConfig } from '../config/schema.js';
+import { DEFAULT_PACK, type ModelRef, type SiteConfig } from '../config/schema.js';
 import { loadManifest, manifestPath } from './manifest.js';
-import { Model, type InferOptions } from './model.js';
+import { isWanted, Model, type PackDetectOptions } from './model.js';
 import type { Detection, RgbImage } from './types.js';
 
 /** Repository root (two levels above agent/detect/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEFAULT_MANIFESTS_DIR = path.join(REPO_ROOT, 'models');
 export const DEFAULT_MODELS_DIR = path.join(REPO_ROOT, 'var/models');
-export const DEFAULT_PACK: ModelRef[] = [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }];
+export { DEFAULT_PACK };
 
 export interface PackOptions {
   pack: readonly ModelRef[];
@@ -60,12 +60,17 @@ export class ModelPack {
   }
 
   /**
-   * Run every model (one after the other: onnxruntime-node runs a session synchronously on the
-   * calling thread, so they cannot overlap here; WorkerPack in workers.ts runs them in parallel).
+   * Run every model, or those `opts.labels` asks for (one after the other: onnxruntime-node runs a
+   * session synchronously on the calling thread, so they cannot overlap here; WorkerPack in
+   * workers.ts runs them in parallel).
    */
-  async detect(img: RgbImage, opts: InferOptions = {}): Promise<Detection[]> {
+  async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
+    const { labels, ...infer } = opts;
     const all: Detection[] = [];
-    for (const m of this.models) for (const d of await m.infer(img, opts)) all.push(d);
+    for (const m of this.models) {
+      if (!isWanted(m.labels, labels)) continue;
+      for (const d of await m.infer(img, infer)) all.push(d);
+    }
     return all;
   }
 

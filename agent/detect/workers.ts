@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { InferOptions } from './model.js';
+import { isWanted, type InferOptions, type PackDetectOptions } from './model.js';
 import type { PackOptions } from './pack.js';
 import type { Detection, RgbImage } from './types.js';
 
@@ -126,23 +126,34 @@ export class WorkerPack {
     return this.workers.flatMap((w) => w.models);
   }
 
+  /** Names of the models detect() runs for `labels`. */
+  modelsFor(labels: ReadonlySet<string> | undefined): string[] {
+    return this.wanted(labels).flatMap((w) => w.models);
+  }
+
   get labels(): Set<string> {
     return new Set(this.workers.flatMap((w) => w.labels));
   }
 
-  /** Every model on one image, in parallel; detections in pack order. */
-  async detect(img: RgbImage, opts: InferOptions = {}): Promise<Detection[]> {
-    return (await Promise.all(this.workers.map((w) => w.detect(img, opts)))).flat();
+  /** Every model (or those `opts.labels` asks for) on one image, in parallel; detections in pack order. */
+  async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
+    const { labels, ...infer } = opts;
+    return (await Promise.all(this.wanted(labels).map((w) => w.detect(img, infer)))).flat();
+  }
+
+  private wanted(labels: ReadonlySet<string> | undefined): DetectWorker[] {
+    return this.workers.filter((w) => isWanted(w.labels, labels));
   }
 
   /**
-   * Benchmark: every model bare in its own worker, all at the same time (as detect() runs them), for
-   * `seconds`. The pack's rate is that of its slowest model.
+   * Benchmark: every model (or those `labels` asks for) bare in its own worker, all at the same time
+   * (as detect() runs them), for `seconds`. The pack's rate is that of its slowest model.
    */
-  async bare(img: RgbImage, seconds: number): Promise<{ inferencesPerSec: number; perModel: Record<string, number> }> {
-    const runs = await Promise.all(this.workers.map((w) => w.bare(img, seconds)));
+  async bare(img: RgbImage, seconds: number, labels?: ReadonlySet<string>): Promise<{ inferencesPerSec: number; perModel: Record<string, number> }> {
+    const workers = this.wanted(labels);
+    const runs = await Promise.all(workers.map((w) => w.bare(img, seconds)));
     const perModel: Record<string, number> = {};
-    runs.forEach((r, i) => (perModel[this.workers[i]!.models.join('+')] = (r.seconds * 1000) / r.runs));
+    runs.forEach((r, i) => (perModel[workers[i]!.models.join('+')] = (r.seconds * 1000) / r.runs));
     return { inferencesPerSec: Math.min(...runs.map((r) => r.runs / r.seconds)), perModel };
   }
 
@@ -151,9 +162,9 @@ export class WorkerPack {
    * (process CPU while only that worker runs). Their sum is the pack's CPU per frame; the parallel
    * run of `bare` cannot tell it, its faster models run more often than the pack.
    */
-  async bareCpuEach(img: RgbImage, seconds: number): Promise<Record<string, number>> {
+  async bareCpuEach(img: RgbImage, seconds: number, labels?: ReadonlySet<string>): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const w of this.workers) {
+    for (const w of this.wanted(labels)) {
       const c0 = process.cpuUsage();
       const r = await w.bare(img, seconds);
       const c = process.cpuUsage(c0);

@@ -70,6 +70,7 @@ export class RuleEngine {
   private episodes = new Map<string, Episode & { trackId: number }>();
   private trackSeen = new Map<number, number>();
   private warnedNoTrack = false;
+  private wanted: { minute: number; labels: ReadonlySet<string> } | null = null;
 
   constructor(opts: RuleEngineOptions) {
     this.rules = opts.rules.filter((r) => r.enabled);
@@ -92,6 +93,27 @@ export class RuleEngine {
     if (schedule === 'always') return true;
     const service = inServiceHours(ts, this.serviceHours, this.timezone);
     return schedule === 'service' ? service : !service;
+  }
+
+  /**
+   * Labels some rule could act on at `ts` on this camera: those of the rules whose schedule is
+   * active, or that are `alwaysInFoodZones` where the camera has a food zone, and whose zone
+   * restriction names a zone this camera has. The pipeline runs only the models that can produce one
+   * of them (a camera without a food zone needs no animal detector during service hours; at night
+   * no face model). Schedules have minute resolution, so the set is computed once a minute.
+   */
+  wantedLabels(ts: number): ReadonlySet<string> {
+    const minute = Math.floor(ts / 60_000);
+    if (this.wanted?.minute === minute) return this.wanted.labels;
+    const hasFood = this.zones.some((z) => z.kind === 'food');
+    const labels = new Set<string>();
+    for (const rule of this.rules) {
+      if (!this.scheduleActive(rule.schedule, ts) && !(rule.alwaysInFoodZones && hasFood)) continue;
+      if (rule.zones.length > 0 && !this.zones.some((z) => rule.zones.includes(z.id) || rule.zones.includes(z.kind))) continue;
+      for (const l of [...rule.labels, ...rule.unless, ...rule.with]) labels.add(l);
+    }
+    this.wanted = { minute, labels };
+    return labels;
   }
 
   /** One frame: tracked detections at `ts` (ms) in a frame of `frame` pixels → violations to raise now. */

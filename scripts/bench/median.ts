@@ -58,7 +58,7 @@ const runs: Run[] = files.flatMap((f) =>
 const groups = new Map<string, Run[]>();
 for (const r of runs) {
   const c = r.config ?? {};
-  const key = `${r.cameras} cam x ${r.fps} fps, ${r.seconds} s, threads ${c.threads}${c.keyframesOnly ? ', keyframes' : ''}, w ${c.frameWidth}, gop ${c.gop}${c.motion === false ? ', no motion' : ''}${c.spinning ? ', spinning' : ''}${c.workers ? ', workers' : ''}`;
+  const key = `${r.cameras} cam x ${r.fps} fps, ${r.seconds} s, threads ${c.threads}${c.keyframesOnly ? ', keyframes' : ''}, w ${c.frameWidth}, gop ${c.gop}${c.motion === false ? ', no motion' : ''}${c.spinning ? ', spinning' : ''}${c.workers ? ', workers' : ''}${c.foodZones ? ', food zones' : ''}, models ${(c.models ?? []).join('+')}`;
   groups.set(key, [...(groups.get(key) ?? []), r]);
 }
 const fmt = (x: number | null) => (x === null ? '–' : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2));

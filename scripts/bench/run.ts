@@ -11,9 +11,10 @@ import { Agent } from '../../agent/agent.js';
 import { buildIngestCommand } from '../../agent/camera/index.js';
 import { SiteConfigSchema, type SiteConfig } from '../../agent/config/schema.js';
 import { DEFAULT_PACK, ModelPack, type Detection, type RgbImage } from '../../agent/detect/index.js';
+import { isWanted, type PackDetectOptions } from '../../agent/detect/model.js';
 import type { WorkerPack } from '../../agent/detect/workers.js';
 import type { Detector } from '../../agent/pipeline.js';
-import { rulesForSite } from '../../agent/rules/index.js';
+import { RuleEngine, rulesForSite } from '../../agent/rules/index.js';
 import { topics } from '../../protocol/topics.js';
 import { SHARED_DATA } from './media.js';
 import { freeTcpPort, spawnChild, waitExit, type Feed } from './feed.js';
@@ -33,6 +34,12 @@ export interface BenchOptions {
   gateSec: number;
   /** Cameras' idleKeyframesAfterSec (default: the agent's). */
   idleAfterSec?: number;
+  /**
+   * Give every camera a whole-frame food zone: the animal rule is then active during service hours
+   * too, so every model of the pack runs on every frame (the most expensive case). Without it the
+   * cameras have no zones and, in service hours, only the face model is wanted by the rules.
+   */
+  foodZones: boolean;
 }
 
 export const progress = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
@@ -165,24 +172,27 @@ export interface BareResult {
   perModelMs: Record<string, number>;
 }
 
-/** The pack's models on a prepared tensor in a tight loop (no pre/post-processing), run as detect() runs them. */
-/** WorkerPack: each model bare in its own worker, all at once; CPU of the whole process. */
-export async function bareInferenceWorkers(wp: WorkerPack, frame: RgbImage, seconds: number): Promise<BareResult> {
-  await wp.bare(frame, 1); // warm-up
+/**
+ * WorkerPack: each model the pipeline runs (those that can produce one of `labels`) bare in its own
+ * worker, all at once; CPU of the whole process.
+ */
+export async function bareInferenceWorkers(wp: WorkerPack, frame: RgbImage, seconds: number, labels: ReadonlySet<string>): Promise<BareResult> {
+  await wp.bare(frame, 1, labels); // warm-up
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  const r = await wp.bare(frame, seconds);
+  const r = await wp.bare(frame, seconds, labels);
   const dt = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
   const cpuSec = (c.user + c.system) / 1e6;
   // CPU per pack = Σ of each model's CPU per run, measured alone (see WorkerPack.bareCpuEach).
-  const each = await wp.bareCpuEach(frame, Math.max(2, seconds / 2));
+  const each = await wp.bareCpuEach(frame, Math.max(2, seconds / 2), labels);
   const cpuSecPerInference = Object.values(each).reduce((a, b) => a + b, 0);
   return { inferencesPerSec: r.inferencesPerSec, msPerInference: 1000 / r.inferencesPerSec, cpuPercent: (cpuSec / dt) * 100, cpuSecPerInference, perModelMs: r.perModel };
 }
 
-export async function bareInference(pack: ModelPack, frame: RgbImage, seconds: number, concurrent: boolean): Promise<BareResult> {
-  const models = pack.models;
+/** ModelPack: the models the pipeline runs (those that can produce one of `labels`) one after the other on a prepared tensor. */
+export async function bareInference(pack: ModelPack, frame: RgbImage, seconds: number, concurrent: boolean, labels: ReadonlySet<string>): Promise<BareResult> {
+  const models = pack.models.filter((m) => isWanted(m.labels, labels));
   for (const m of models) m.prepare(frame);
   const perModelMs: Record<string, number> = {};
   for (const m of models) {
@@ -221,10 +231,25 @@ export function siteConfig(o: BenchOptions, cams: readonly CameraSpec[], brokerU
     site: { id: SITE, name: 'benchmark canteen' },
     serviceHours: [{ from: '00:00', to: '23:59' }],
     models: { pack: DEFAULT_PACK, threads: o.threads },
-    cameras: cams.map((c) => ({ id: c.id, name: c.id, url: c.url, fps: o.fps, keyframesOnly: o.keyframesOnly, frameWidth: o.frameWidth, ...(o.idleAfterSec === undefined ? {} : { idleKeyframesAfterSec: o.idleAfterSec }) })),
+    cameras: cams.map((c) => ({
+      id: c.id,
+      name: c.id,
+      url: c.url,
+      fps: o.fps,
+      keyframesOnly: o.keyframesOnly,
+      frameWidth: o.frameWidth,
+      ...(o.idleAfterSec === undefined ? {} : { idleKeyframesAfterSec: o.idleAfterSec }),
+      ...(o.foodZones ? { zones: [{ id: 'food', name: '备餐区', kind: 'food', points: [[0, 0], [1, 0], [1, 1], [0, 1]] }] } : {}),
+    })),
     uplink: { url: brokerUrl, statsIntervalSec: 3600 },
     storage: { dir },
   });
+}
+
+/** Labels the rules want from the bench's cameras now (all cameras are alike): the models they select run. */
+export function wantedLabels(config: SiteConfig): ReadonlySet<string> {
+  const cam = config.cameras[0]!;
+  return new RuleEngine({ rules: rulesForSite(config.rules), zones: cam.zones, serviceHours: config.serviceHours, timezone: config.site.timezone, cameraId: cam.id }).wantedLabels(Date.now());
 }
 
 export interface AgentRun {
@@ -270,10 +295,10 @@ export async function runAgent(
   const lagMs: { t: number; lag: number }[] = [];
   // The pack is shared by the phases; the agent must not close it. Frame lag = queue wait before detection.
   const detector: Detector = {
-    detect(img: RgbImage): Promise<Detection[]> {
+    detect(img: RgbImage, opts?: PackDetectOptions): Promise<Detection[]> {
       const at = (img as RgbImage & { capturedAt?: number }).capturedAt;
       if (measuring && at) lagMs.push({ t: Date.now() - tStart, lag: Date.now() - at });
-      return pack.detect(img);
+      return pack.detect(img, opts);
     },
   };
   const latencyMs: number[] = [];

@@ -15,7 +15,8 @@ const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
 describe('bench', () => {
   it('parses its arguments and rejects bad ones', () => {
     const o = parseArgs(['--cameras', '16', '--fps=2', '--seconds', '60', '--json', '--keyframes-only', '--frame-width', '416']);
-    expect(o).toMatchObject({ cameras: 16, fps: 2, seconds: 60, json: true, keyframesOnly: true, frameWidth: 416, threads: 1, motion: true, workers: true, spinning: false });
+    expect(o).toMatchObject({ cameras: 16, fps: 2, seconds: 60, json: true, keyframesOnly: true, frameWidth: 416, threads: 1, motion: true, workers: true, spinning: false, foodZones: false });
+    expect(parseArgs(['--food-zones']).foodZones).toBe(true);
     expect(() => parseArgs(['--cameras', '0'])).toThrow(/--cameras/);
     expect(() => parseArgs(['--frobnicate'])).toThrow(/unknown argument/);
   });
@@ -30,6 +31,9 @@ describe('bench', () => {
     expect(lines).toHaveLength(1);
     const r = JSON.parse(lines[0]!);
     expect(r).toMatchObject({ cameras: 1, fps: 2, seconds: 5 });
+    // Service hours, a camera without zones: of the default pack only the face model is wanted (and measured bare).
+    expect(r.config.pack).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox']);
+    expect(r.config.models).toEqual(['rfb640_masked_face']);
     const positive = (x: unknown) => expect(typeof x === 'number' && x > 0, `${String(x)} > 0`).toBe(true);
     positive(r.pipelineInferencesPerSec);
     positive(r.bareInferencesPerSec);

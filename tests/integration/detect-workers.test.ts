@@ -29,6 +29,18 @@ describe('WorkerPack', () => {
     }
   });
 
+  it('runs only the models that can produce a wanted label (both packs)', async () => {
+    expect(workers.models).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox']);
+    expect(workers.modelsFor(new Set(['face']))).toEqual(['rfb640_masked_face']);
+    expect(workers.modelsFor(new Set(['rodent', 'cat']))).toEqual(['yolox_nano', 'rodent_yolox']);
+    for (const p of [workers, pack]) {
+      const faces = await p.detect(img, { labels: new Set(['face']) });
+      expect(faces.length).toBeGreaterThan(0);
+      expect(new Set(faces.map((d) => d.model))).toEqual(new Set(['rfb640_masked_face']));
+      expect(await p.detect(img, { labels: new Set() })).toEqual([]);
+    }
+  });
+
   it('rejects a bad image with a clear error and keeps working', async () => {
     await expect(workers.detect({ width: 10, height: 10, data: new Uint8Array(5) })).rejects.toThrow(/expected 300 bytes/);
     expect((await workers.detect(img)).length).toBeGreaterThan(0);

@@ -12,7 +12,7 @@ import { SiteConfigSchema, type SiteConfig } from '../../agent/config/schema.js'
 import { ModelPack } from '../../agent/detect/index.js';
 import { EvidenceStore } from '../../agent/evidence/index.js';
 import { Outbox } from '../../agent/outbox/index.js';
-import { Pipeline, type PipelineFrame } from '../../agent/pipeline.js';
+import { Pipeline, type Detector, type PipelineFrame } from '../../agent/pipeline.js';
 import { EventMessage } from '../../protocol/messages.js';
 
 const BARE_FACE = path.resolve(__dirname, '../../../shared/data/masks/images/11-photo.jpg');
@@ -140,6 +140,40 @@ describe('pipeline', () => {
     expect(modes.map((m) => m.mode)).toEqual(['cam1:keyframes', 'cam1:full']);
     expect(modes[0]!.at).toBe(4000); // still since t=0
     expect(modes[1]!.at).toBe(7500); // the first changed frame
+    outbox.close();
+  });
+
+  it('runs only the models the active rules want: faces during service, animals at night or in food zones', async () => {
+    const cfg = config();
+    cfg.serviceHours = [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: '06:00', to: '20:00' }];
+    cfg.cameras.push({ ...cfg.cameras[0]!, id: 'cam2', zones: [{ id: 'prep', name: '备餐台', kind: 'food', points: [[0, 0], [1, 0], [1, 1], [0, 1]] }] });
+    const seen: { camera: string; labels: string[] }[] = [];
+    const detector: Detector = {
+      detect(img, opts) {
+        seen.push({ camera: (img as PipelineFrame).cameraId, labels: [...(opts?.labels ?? [])] });
+        return pack.detect(img, opts);
+      },
+    };
+    const outbox = Outbox.open({ dir, fileName: 'wanted.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    let clock = 0;
+    const pipeline = new Pipeline({ config: cfg, detector, evidence, outbox, motion: false, now: () => clock });
+    pipeline.start();
+    // Noon and 23:00 in Shanghai (the site's default time zone), each camera once.
+    for (const at of [Date.UTC(2026, 10, 25, 4), Date.UTC(2026, 10, 25, 15)]) {
+      clock = at;
+      for (const cameraId of ['cam1', 'cam2']) {
+        const n = seen.length;
+        pipeline.offer({ ...frame, cameraId, capturedAt: at });
+        while (seen.length === n) await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    await pipeline.stop();
+    const wants = (i: number, l: string) => seen[i]!.labels.includes(l);
+    expect(seen.map((x) => x.camera)).toEqual(['cam1', 'cam2', 'cam1', 'cam2']);
+    expect([wants(0, 'face'), wants(0, 'rodent')]).toEqual([true, false]); // service, no food zone
+    expect([wants(1, 'face'), wants(1, 'rodent')]).toEqual([true, true]); // service, food zone
+    expect([wants(2, 'face'), wants(2, 'rodent'), wants(3, 'rodent')]).toEqual([false, true, true]); // closed
     outbox.close();
   });
 });

@@ -175,6 +175,28 @@ describe('rule engine: schedule, zones, severity', () => {
     expect(night.map((a) => a.v.trackId).sort()).toEqual([1, 2, 3]);
   });
 
+  it('wantedLabels: the labels of the rules that can fire on this camera now (what the pipeline runs models for)', () => {
+    const food = zone({ id: 'prep', name: 'prep table', kind: 'food', points: [[0.5, 0.5], [1, 0.5], [1, 1], [0.5, 1]] });
+    const cooked = zone({ id: 'hot', name: 'hot line', kind: 'cooked', points: [[0, 0], [0.5, 0], [0.5, 0.5]] });
+    const sorted = (s: ReadonlySet<string>) => [...s].sort();
+    // Service hours, no zones: faces, hats, cigarettes, boards with companions; no animals.
+    expect(sorted(engine().wantedLabels(NOON))).toEqual(['chef_hat', 'cigarette', 'cooked_board', 'cooked_knife', 'face', 'head', 'raw_board', 'raw_knife']);
+    // A food zone adds the animal rule during service.
+    expect(sorted(engine(builtinRules(), [food]).wantedLabels(NOON))).toEqual(expect.arrayContaining(['face', 'rodent', 'cat', 'dog']));
+    // Kitchen closed: animals and cigarettes, no faces or hats.
+    const night = engine().wantedLabels(NIGHT);
+    expect(sorted(night)).toEqual(expect.arrayContaining(['rodent', 'cat', 'dog', 'cigarette']));
+    expect(night.has('face') || night.has('head')).toBe(false);
+    // A rule restricted to a zone kind the camera lacks wants nothing.
+    const inCooked = rule({ id: 'cig_cooked', kind: 'smoking', labels: ['cigarette'], zones: ['cooked'] });
+    expect(sorted(engine([inCooked]).wantedLabels(NOON))).toEqual([]);
+    expect(sorted(engine([inCooked], [cooked]).wantedLabels(NOON))).toEqual(['cigarette']);
+    // The set follows the clock (recomputed each minute).
+    const e = engine();
+    expect(e.wantedLabels(sh(19, 59)).has('face')).toBe(true);
+    expect(e.wantedLabels(sh(20, 1)).has('face')).toBe(false);
+  });
+
   it('restricts a rule to zones named by id or by kind (polygon, not bounding box)', () => {
     // a triangle: the point (0.9, 0.1) is inside its bounding box but outside the triangle
     const tri = zone({ id: 'z1', name: 'triangle', kind: 'raw', points: [[0, 0], [1, 0], [0, 1]] });

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { MotionGate } from '../../agent/gate/motion.js';
+
+const W = 640;
+const H = 360;
+
+/** A grey kitchen-like frame with a gradient and per-pixel noise of ±`noise` grey levels (seeded). */
+function frame(seed: number, noise = 0): { width: number; height: number; data: Uint8Array } {
+  const data = new Uint8Array(W * H * 3);
+  let s = seed >>> 0 || 1;
+  for (let i = 0, p = 0; p < W * H; p++, i += 3) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    const n = noise ? ((s >>> 0) % (2 * noise + 1)) - noise : 0;
+    const v = Math.max(0, Math.min(255, 80 + ((p % W) >> 3) + n));
+    data[i] = data[i + 1] = data[i + 2] = v;
+  }
+  return { width: W, height: H, data };
+}
+
+/** Paint a dark w x h blob (a rat seen from a ceiling camera) at (x, y). */
+function withBlob(f: ReturnType<typeof frame>, x: number, y: number, w: number, h: number): typeof f {
+  const data = Uint8Array.from(f.data);
+  for (let yy = y; yy < y + h; yy++) for (let xx = x; xx < x + w; xx++) data.fill(20, (yy * W + xx) * 3, (yy * W + xx) * 3 + 3);
+  return { ...f, data };
+}
+
+describe('MotionGate', () => {
+  it('skips a still picture with sensor noise until the periodic re-check', () => {
+    const gate = new MotionGate({ recheckMs: 10_000 });
+    expect(gate.shouldDetect(frame(1, 6), 0)).toBe(true); // first frame: nothing to compare with
+    const decided = [500, 1000, 5000, 9500].map((t, i) => gate.shouldDetect(frame(100 + i, 6), t));
+    expect(decided).toEqual([false, false, false, false]);
+    expect(gate.moved).toBe(false);
+    expect(gate.stillForMs(9500)).toBe(9500);
+    expect(gate.shouldDetect(frame(200, 6), 10_000)).toBe(true); // re-check
+    expect(gate.moved).toBe(false);
+  });
+
+  it('sees a small object move (a 16 x 8 px rat in a 640 x 360 frame) that barely changes the frame mean', () => {
+    const gate = new MotionGate();
+    const base = frame(1, 6);
+    gate.shouldDetect(base, 0);
+    expect(gate.shouldDetect(withBlob(frame(2, 6), 300, 200, 16, 8), 500)).toBe(true);
+    expect(gate.moved).toBe(true);
+    expect(gate.stillForMs(500)).toBe(0);
+    // The blob stays where it is: still again.
+    expect(gate.shouldDetect(withBlob(frame(3, 6), 300, 200, 16, 8), 1000)).toBe(false);
+    // It moves on by its own length: changed.
+    expect(gate.shouldDetect(withBlob(frame(4, 6), 316, 200, 16, 8), 1500)).toBe(true);
+  });
+
+  it('takes the whole-frame criterion for a global change (lights dimmed)', () => {
+    const gate = new MotionGate({ cellThreshold: 255 });
+    const a = frame(1);
+    gate.shouldDetect(a, 0);
+    const dim = { ...a, data: a.data.map((v) => v - 5) };
+    expect(gate.shouldDetect(dim, 500)).toBe(true);
+    const dimmer = { ...a, data: a.data.map((v) => v - 8) };
+    expect(gate.shouldDetect(dimmer, 1000)).toBe(false); // 3 levels from the new reference: below 4
+  });
+
+  it('works on frames smaller than the grid', () => {
+    const gate = new MotionGate();
+    const tiny = { width: 8, height: 4, data: new Uint8Array(8 * 4 * 3).fill(100) };
+    expect(gate.shouldDetect(tiny, 0)).toBe(true);
+    expect(gate.shouldDetect(tiny, 100)).toBe(false);
+    expect(gate.shouldDetect({ ...tiny, data: new Uint8Array(8 * 4 * 3).fill(140) }, 200)).toBe(true);
+  });
+});
