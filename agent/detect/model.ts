@@ -165,6 +165,17 @@ export class Model {
     });
   }
 
+  /**
+   * Detect on an input tensor that `Preprocessor.run(img, data)` filled elsewhere (WorkerPack
+   * pre-processes on the main thread); `placement` is what that run returned.
+   */
+  inferPrepared(data: Float32Array, placement: Placement, opts: InferOptions = {}): Promise<Detection[]> {
+    return this.serial(async () => {
+      const outs = await this.runSession(new ort.Tensor('float32', data, this.pre.dims));
+      return this.postprocess(outs, placement, opts.minScore ?? this.minScore);
+    });
+  }
+
   /** Pre-processing only: fill the model's reused input tensor from `img` (for benchmarks and tests). */
   prepare(img: RgbImage): { tensor: ort.Tensor; placement: Placement } {
     const placement = this.pre.run(img);

@@ -1,16 +1,18 @@
 /**
- * Worker-thread side of WorkerPack (workers.ts): loads a ModelPack from `workerData` (one model, or
- * several) and answers detect requests. onnxruntime-node runs a session synchronously on the thread
- * that calls it, so inference here keeps the agent's main thread (camera pipes, evidence, MQTT) free.
+ * Worker-thread side of WorkerPack (workers.ts): loads one model from `workerData` and runs it on
+ * input tensors the main thread pre-processed. onnxruntime-node runs a session synchronously on the
+ * thread that calls it, so inference here keeps the agent's main thread (camera pipes, evidence,
+ * MQTT) free, and this thread does little else than inference.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ModelPack, type PackOptions } from './pack.js';
+import type { Placement } from './preprocess.js';
 
+/** Detect on a pre-processed input tensor; the tensor's buffer is transferred and sent back with the answer. */
 export interface DetectRequest {
   id: number;
-  width: number;
-  height: number;
-  data: Uint8Array;
+  tensor: Float32Array<ArrayBuffer>;
+  placement: Placement;
   minScore?: number;
 }
 
@@ -42,17 +44,20 @@ async function bare(pack: ModelPack, m: BareRequest): Promise<{ id: number; runs
 const port = parentPort!;
 try {
   const pack = await ModelPack.load(workerData as PackOptions);
+  if (pack.models.length !== 1) throw new Error(`a detection worker runs one model, got ${pack.models.length}`);
+  const model = pack.models[0]!;
   port.on('message', (m: DetectRequest | BareRequest) => {
     if ('bareSeconds' in m) {
       void bare(pack, m).then((r) => port.postMessage(r), (err: Error) => port.postMessage({ id: m.id, error: err.message }));
       return;
     }
-    pack.detect({ width: m.width, height: m.height, data: m.data }, m.minScore === undefined ? {} : { minScore: m.minScore }).then(
-      (detections) => port.postMessage({ id: m.id, detections }),
-      (err: Error) => port.postMessage({ id: m.id, error: err.message }),
+    const back = { tensor: m.tensor };
+    model.inferPrepared(m.tensor, m.placement, m.minScore === undefined ? {} : { minScore: m.minScore }).then(
+      (detections) => port.postMessage({ id: m.id, detections, ...back }, [m.tensor.buffer]),
+      (err: Error) => port.postMessage({ id: m.id, error: err.message, ...back }, [m.tensor.buffer]),
     );
   });
-  port.postMessage({ ready: true, models: pack.models.map((x) => x.name), labels: [...pack.labels] });
+  port.postMessage({ ready: true, models: [model.name], labels: [...model.labels], input: model.manifest.input });
 } catch (err) {
   port.postMessage({ ready: false, error: (err as Error).message });
 }

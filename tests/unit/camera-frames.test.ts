@@ -94,10 +94,12 @@ describe('PpmFrameSplitter', () => {
 
 describe('select filter (detection rate)', () => {
   /** Frames out of ffmpeg for a `secs` test source at `inFps` through the camera's filter at `fps`. */
-  const count = (inFps: number, fps: number, secs: number): number => {
+  const count = (inFps: number, fps: number, secs: number, jitterSec = 0): number => {
+    // Jitter: each timestamp moved by up to ±jitterSec/2 on RTP's 90 kHz clock (random(0) is seeded).
+    const jitter = jitterSec ? `settb=1/90000,setpts='PTS+(random(0)-0.5)*${jitterSec}/TB',` : '';
     const out = ffmpegOut([
       '-f', 'lavfi', '-i', `testsrc2=size=64x48:rate=${inFps}:duration=${secs}`,
-      '-vf', `${selectFilter(fps)},format=rgb24`, '-fps_mode', 'passthrough', '-enc_time_base', '-1',
+      '-vf', `${jitter}${selectFilter(fps)},format=rgb24`, '-fps_mode', 'passthrough', '-enc_time_base', '-1',
       '-f', 'image2pipe', '-c:v', 'ppm', '-',
     ]);
     let n = 0;
@@ -106,9 +108,18 @@ describe('select filter (detection rate)', () => {
   };
 
   it('keeps exactly fps frames per second from a faster stream', () => {
-    expect(count(15, 2, 4)).toBe(8);
-    expect(count(25, 5, 2)).toBe(10);
-    expect(count(15, 0.5, 6)).toBe(3);
+    // Slots are centred on multiples of 1/fps from the first frame: a clip of S seconds touches
+    // S x fps slots plus the one around its end (e.g. 4 s at 2 fps: t = 0, 0.5, ... 3.5 and 4.0).
+    expect(count(15, 2, 4)).toBe(9);
+    expect(count(25, 5, 2)).toBe(11);
+    expect(count(15, 0.5, 6)).toBe(4);
+    expect(count(15, 2, 20)).toBe(41);
+  });
+
+  it('keeps every frame of a stream at exactly the target rate, also with timestamp jitter (RTSP)', () => {
+    expect(count(15, 15, 4)).toBe(60);
+    expect(count(15, 15, 4, 0.02)).toBe(60);
+    expect(count(15, 2, 4, 0.02)).toBe(9);
   });
 
   it('never duplicates frames when the input is slower than the target (keyframes only)', () => {

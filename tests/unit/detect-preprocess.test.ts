@@ -107,6 +107,22 @@ describe('letterbox', () => {
     expect(p.tensor).toBe(t);
   });
 
+  it('fills a tensor the caller passes exactly like its own, padding included, for each new tensor and size', () => {
+    const s = spec({ width: 8, height: 8, resize: { mode: 'letterbox', align: 'center', pad: 114 } });
+    const p = new Preprocessor(s);
+    const img = (w: number, h: number, v: number) => ({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(v) });
+    const a = new Float32Array(p.size);
+    const b = new Float32Array(p.size);
+    for (const [w, h, v] of [[2, 4, 9], [4, 2, 5], [4, 2, 7]] as const) {
+      p.run(img(w, h, v));
+      for (const t of [a, b]) {
+        expect(p.run(img(w, h, v), t)).toEqual(p.run(img(w, h, v)));
+        expect(Array.from(t)).toEqual(Array.from(p.tensor));
+      }
+    }
+    expect(() => p.run(img(2, 2, 0), new Float32Array(10))).toThrow(/input tensor has 10 elements, expected 192/);
+  });
+
   it('rejects an image whose buffer does not match its size', () => {
     const p = new Preprocessor(spec({}));
     expect(() => p.run({ width: 4, height: 4, data: new Uint8Array(47) })).toThrow(/expected 48 bytes of RGB24 for 4x4, got 47/);
