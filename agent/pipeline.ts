@@ -43,8 +43,9 @@ export interface PipelineOptions {
   /** Motion gating; `false` runs detection on every frame. */
   motion?: MotionGateOptions | false;
   /**
-   * Frames (of different cameras) in detection at once. 2 keeps a WorkerPack's model workers busy
-   * while the main thread tracks, judges and hands over the next frame. Default 2.
+   * Frames (of different cameras) in detection at once. 3 keeps a WorkerPack's model workers busy
+   * while the main thread tracks, judges and pre-processes the next frame, even when it waits for a
+   * core behind the decoders (saturated 6 x 15 fps: 62 inferences/s with 2, 74 with 3, 75 with 4).
    */
   concurrency?: number;
   /** Clock for the rules (ms); frames carry their own capture time. */
@@ -95,7 +96,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   constructor(private readonly opts: PipelineOptions) {
     super();
     const { config } = opts;
-    this.maxInflight = Math.max(1, opts.concurrency ?? 2);
+    this.maxInflight = Math.max(1, opts.concurrency ?? 3);
     const rules = rulesForSite(config.rules);
     for (const cam of config.cameras.filter((c) => c.enabled)) {
       this.lanes.set(cam.id, {

@@ -1,4 +1,4 @@
-export { CameraSource } from './source.js';
+export { CameraSource, DECODE_NICE } from './source.js';
 export { Backoff } from './backoff.js';
 export { PpmFrameSplitter, FrameStreamError } from './ppm-splitter.js';
 export { buildIngestCommand, describeFfmpegExit, knownFfmpegReason, redactUrl, selectFilter } from './ffmpeg.js';

@@ -33,9 +33,13 @@ export interface Feed {
 }
 
 
-/** Children die with this process, even on SIGKILL (setpriv --pdeathsig). */
+/**
+ * Children die with this process, even on SIGKILL (setpriv --pdeathsig). They run at nice 10 (like
+ * the agent's decoders): the simulated cameras are not part of the box being measured and must not
+ * take a core from its detection worker when both want one.
+ */
 export function spawnChild(cmd: string, args: string[]): ChildProcess & { tail(): string } {
-  const c = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { tail(): string };
+  const c = spawn('nice', ['-n', '10', 'setpriv', '--pdeathsig', 'KILL', '--', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { tail(): string };
   let tail = '';
   c.stderr!.setEncoding('utf8').on('data', (s: string) => (tail = (tail + s).slice(-2000)));
   c.stdout!.resume();

@@ -5,11 +5,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CameraSource, type CameraSourceStatus, type Frame } from '../../agent/camera/index.js';
+import { CameraSource, DECODE_NICE, type CameraSourceStatus, type Frame } from '../../agent/camera/index.js';
 import type { CameraIngestConfig, CameraSourceOptions } from '../../agent/camera/types.js';
 import { freeTcpPort, MASK_IMAGES, startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
 
@@ -77,6 +77,8 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(st.fps).toBeLessThan(2.6);
     expect(st.frames).toBe(frames.length);
     expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
+    // The decoder yields to detection when both want a core.
+    expect(getPriority(cam.ffmpegPid!)).toBe(DECODE_NICE);
     for (const f of frames) {
       expect([f.cameraId, f.width, f.height, f.data.length]).toEqual(['c-rate', 320, 180, 320 * 180 * 3]);
     }
