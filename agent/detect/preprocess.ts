@@ -91,9 +91,10 @@ export class Preprocessor {
   /** The reused input tensor, NCHW [1, 3, H, W]. */
   readonly tensor: Float32Array;
   readonly dims: readonly [1, 3, number, number];
-  private plan: Plan | undefined;
-  /** Tensors whose letterbox padding is filled for the current plan. */
-  private padded = new WeakSet<Float32Array>();
+  /** Per source size "WxH" (a site's cameras may differ: 16:9 and 4:3). */
+  private readonly plans = new Map<string, Plan>();
+  /** The plan whose letterbox padding each tensor holds. */
+  private readonly paddedFor = new WeakMap<Float32Array, Plan>();
   /** Per source channel (R, G, B): offset of its plane in the tensor, and normalisation. */
   private readonly planeOf: [number, number, number];
   private readonly mul: [number, number, number];
@@ -119,13 +120,15 @@ export class Preprocessor {
   }
 
   private planFor(w: number, h: number): Plan {
-    const p = this.plan;
-    if (p && p.srcWidth === w && p.srcHeight === h) return p;
-    const pl = placement(this.spec, w, h);
-    const next: Plan = { ...pl, xs: axisTable(w, pl.contentWidth, 3), ys: axisTable(h, pl.contentHeight, w * 3) };
-    this.plan = next;
-    this.padded = new WeakSet();
-    return next;
+    const key = `${w}x${h}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      if (this.plans.size >= 16) this.plans.clear(); // a stream that keeps changing size
+      const pl = placement(this.spec, w, h);
+      p = { ...pl, xs: axisTable(w, pl.contentWidth, 3), ys: axisTable(h, pl.contentHeight, w * 3) };
+      this.plans.set(key, p);
+    }
+    return p;
   }
 
   /** Elements of one input tensor (3 x H x W). */
@@ -139,11 +142,11 @@ export class Preprocessor {
     if (out.length !== this.tensor.length) throw new Error(`input tensor has ${out.length} elements, expected ${this.tensor.length}`);
     const p = this.planFor(img.width, img.height);
     // Padding is constant for a given placement: fill it once per tensor, content overwrites its part.
-    if (this.spec.resize.mode === 'letterbox' && !this.padded.has(out)) {
+    if (this.spec.resize.mode === 'letterbox' && this.paddedFor.get(out) !== p) {
       const pad = this.spec.resize.pad;
       const plane = this.spec.width * this.spec.height;
       for (let c = 0; c < 3; c++) out.fill(pad * this.mul[c]! + this.add[c]!, this.planeOf[c]!, this.planeOf[c]! + plane);
-      this.padded.add(out);
+      this.paddedFor.set(out, p);
     }
     const src = img.data;
     const W = this.spec.width;
