@@ -128,7 +128,7 @@ function summarise(o: Cli, run: AgentRun, bare: Awaited<ReturnType<typeof bareIn
   const infEach = cams.map((c) => c.inferences / run.seconds);
   const dropsEach = cams.map((c) => c.dropped);
   const pipelineRate = run.inferences / run.seconds;
-  // Detection is the bottleneck when the corridor was busy nearly all the time (or frames were dropped).
+  // Share of the run with a frame in detection (sum of detect() wall times; > 1 with frames in flight in parallel).
   const busyFraction = run.inferenceMs / 1000 / run.seconds;
   const framesDropped = dropsEach.reduce((a, b) => a + b, 0);
   const half = run.seconds * 500;

@@ -9,7 +9,7 @@
  * The header costs ~15 bytes per frame; the pixel bytes are exactly rawvideo rgb24.
  *
  * Memory: at most one frame under construction; stdout chunks are copied once into a buffer of the
- * frame's size, in shared memory (SharedArrayBuffer) so that worker threads can read it without a copy.
+ * frame's own (never a view of a chunk, which would keep the whole chunk alive while the frame lives).
  */
 
 export class FrameStreamError extends Error {
@@ -50,9 +50,7 @@ export class PpmFrameSplitter {
         continue;
       }
       const remaining = this.need - this.filled;
-      // Frames live in shared memory: detection workers read them without a copy (postMessage shares
-      // a SharedArrayBuffer instead of cloning ~0.7 MB per worker).
-      if (!this.frame) this.frame = Buffer.from(new SharedArrayBuffer(this.need));
+      if (!this.frame) this.frame = Buffer.allocUnsafeSlow(this.need);
       const n = Math.min(remaining, len - off);
       chunk.copy(this.frame, this.filled, off, off + n);
       this.filled += n;

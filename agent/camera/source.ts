@@ -15,6 +15,7 @@ import { childLog, type Logger } from '../../common/log.js';
 import { Backoff } from './backoff.js';
 import { buildIngestCommand, describeFfmpegExit, knownFfmpegReason, redactUrl } from './ffmpeg.js';
 import { PpmFrameSplitter } from './ppm-splitter.js';
+import type { CameraIngestConfig, CameraSourceEvents, CameraSourceOptions, CameraSourceStatus, CameraState, Frame } from './types.js';
 
 /**
  * Niceness of the decoders. When a decoder and a detection worker want the same core at the same
@@ -23,7 +24,6 @@ import { PpmFrameSplitter } from './ppm-splitter.js';
  * Saturated 6 x 15 fps: 74 → 78 inferences/s with the decoders at nice 10 (docs/performance.md).
  */
 export const DECODE_NICE = 10;
-import type { CameraIngestConfig, CameraSourceEvents, CameraSourceOptions, CameraSourceStatus, CameraState, Frame } from './types.js';
 
 const STDERR_LINES = 40;
 /** Kill reason of a planned restart with another decode mode (not a failure: no back-off, stays online). */
