@@ -3,6 +3,7 @@
  * Exit codes: 0 clean stop, 2 bad config or arguments, 1 failure to start.
  */
 import { parseArgs } from 'node:util';
+import { HEAP_FLAG, heapSized } from '../common/heap.js';
 import { log } from '../common/log.js';
 import { Agent } from './agent.js';
 import { ConfigError, loadSiteConfig } from './config/load.js';
@@ -53,6 +54,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${args.values.config}: ok (${config.cameras.length} cameras, ${config.models.pack.length} models)\n`);
     return 0;
   }
+  if (!heapSized()) log.warn({ flag: HEAP_FLAG }, 'node started without an initial old-space size: garbage collection will run back to back under load (start with npm run agent, or pass the flag to node)');
   const agent = await Agent.start(config);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -24,6 +24,7 @@ import { ModelPack } from '../agent/detect/index.js';
 import { isWanted } from '../agent/detect/model.js';
 import { DEFAULT_PACK } from '../agent/detect/pack.js';
 import { WorkerPack } from '../agent/detect/workers.js';
+import { heapSized } from '../common/heap.js';
 import { startFeed, type Feed } from './bench/feed.js';
 import { prepareClips } from './bench/media.js';
 import {
@@ -297,7 +298,7 @@ async function main(): Promise<void> {
       cameras: o.cameras,
       fps: o.fps,
       seconds: o.seconds,
-      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
+      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, heapSized: heapSized(), pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
       ...summarise(o, run, bare, decode),
       bareCpuPercent: r1(bare.cpuPercent),
       motionGate: gate,

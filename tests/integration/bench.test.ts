@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../agent/detect/index.js';
 import { parseArgs } from '../../scripts/bench.js';
+import { HEAP_FLAG } from '../../common/heap.js';
 
 const run = promisify(execFile);
 const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
@@ -22,7 +23,7 @@ describe('bench', () => {
   });
 
   it('runs 1 camera x 2 fps for 5 s and prints one JSON object with every figure', { timeout: 300_000 }, async () => {
-    const { stdout } = await run(TSX, [path.join(REPO_ROOT, 'scripts/bench.ts'), '--cameras', '1', '--fps', '2', '--seconds', '5', '--json', '--warmup', '2', '--gate-seconds', '6'], {
+    const { stdout } = await run(TSX, [HEAP_FLAG, path.join(REPO_ROOT, 'scripts/bench.ts'), '--cameras', '1', '--fps', '2', '--seconds', '5', '--json', '--warmup', '2', '--gate-seconds', '6'], {
       cwd: REPO_ROOT,
       env: { ...process.env, LOG_LEVEL: 'warn' },
       maxBuffer: 16 * 2 ** 20,
@@ -34,6 +35,8 @@ describe('bench', () => {
     // Service hours, a camera without zones: of the default pack only the face model is wanted (and measured bare).
     expect(r.config.pack).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox']);
     expect(r.config.models).toEqual(['rfb640_masked_face']);
+    // The V8 flag reaches node through tsx (as in the package.json scripts).
+    expect(r.config.heapSized).toBe(true);
     const positive = (x: unknown) => expect(typeof x === 'number' && x > 0, `${String(x)} > 0`).toBe(true);
     positive(r.pipelineInferencesPerSec);
     positive(r.bareInferencesPerSec);
