@@ -71,7 +71,7 @@ export class Agent {
       cam.on('status', (s) => uplink?.publishCameraStatus(cameraStatusMessage(config, cfg.id, cfg.name, s)));
       return cam;
     });
-    // A camera whose picture stays still decodes keyframes only until it changes (pipeline decides).
+    // A camera whose picture stays still decodes one keyframe every idleFrameEverySec until it changes (pipeline decides).
     pipeline.on('decode', (id, mode) => cameras.find((c) => c.id === id)?.setIdleDecode(mode === 'keyframes'));
 
     const timers: NodeJS.Timeout[] = [];

@@ -68,7 +68,7 @@ interface CameraLane {
   tracker: Tracker;
   rules: RuleEngine;
   gate: MotionGate | null;
-  /** The camera was told to decode keyframes only (its picture is still). */
+  /** The camera was told to decode a keyframe now and then only (its picture is still). */
   idle: boolean;
   counters: CameraCounters;
 }
@@ -214,14 +214,14 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.judge(lane, frame, detections, ts);
   }
 
-  /** Ask for keyframes-only decoding once the picture has been still long enough, and back on a change. */
+  /** Ask for idle sampling (a keyframe every idleFrameEverySec) once the picture has been still long enough, and back on a change. */
   private followStillness(lane: CameraLane, gate: MotionGate, ts: number): void {
     const after = lane.cfg.idleKeyframesAfterSec;
     if (after <= 0 || lane.cfg.keyframesOnly) return;
     const idle = lane.idle ? !gate.moved : gate.stillForMs(ts) >= after * 1000;
     if (idle === lane.idle) return;
     lane.idle = idle;
-    log.info({ camera: lane.cfg.id, decode: idle ? 'keyframes' : 'full', stillSec: Math.round(gate.stillForMs(ts) / 1000) }, idle ? 'picture still: keyframes only' : 'picture changed: full decoding');
+    log.info({ camera: lane.cfg.id, decode: idle ? 'keyframes' : 'full', stillSec: Math.round(gate.stillForMs(ts) / 1000) }, idle ? 'picture still: idle sampling' : 'picture changed: full decoding');
     this.emit('decode', lane.cfg.id, idle ? 'keyframes' : 'full');
   }
 

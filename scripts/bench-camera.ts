@@ -6,7 +6,8 @@
  *
  * Starts one simulated camera (scripts/sim-camera.ts) and measures, one after the other, for
  * `seconds` each after a warm-up: a bare `ffmpeg -i rtsp://... -f null -` (full decode, nothing
- * else), the CameraSource with full decoding, and the CameraSource with keyframesOnly. CPU is read
+ * else), the CameraSource with full decoding, with keyframesOnly, and idle (a still camera: one
+ * keyframe every 5 s, two ffmpeg processes). CPU is read
  * from /proc/<pid>/stat of the ffmpeg child (user+system), Node's own share from process.cpuUsage().
  * `--noise` serves a generated clip with moving content and sensor-like noise (real cameras cost
  * more than a slideshow of still photos). Prints one JSON object on stdout.
@@ -40,12 +41,13 @@ function cpuTicks(pid: number): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** % of one core used by `pid` over `secs`, plus Node's own % over the same interval. */
-async function measure(pid: number, secs: number): Promise<{ ffmpegPct: number; nodePct: number }> {
+async function measure(pids: readonly number[], secs: number): Promise<{ ffmpegPct: number; nodePct: number }> {
+  const ticks = () => pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
   const t0 = process.hrtime.bigint();
-  const c0 = cpuTicks(pid);
+  const c0 = ticks();
   const n0 = process.cpuUsage();
   await sleep(secs * 1000);
-  const c1 = cpuTicks(pid);
+  const c1 = ticks();
   const n1 = process.cpuUsage(n0);
   const el = Number(process.hrtime.bigint() - t0) / 1e9;
   return {
@@ -70,19 +72,21 @@ async function main(): Promise<void> {
     // Bare decode, same input flags as the ingest.
     const bare = spawn('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-rtsp_transport', 'tcp', '-analyzeduration', '0', '-probesize', '32', '-threads', '1', '-i', sim.url, '-f', 'null', '-'], { stdio: 'ignore' });
     await sleep(3000);
-    result.bareDecode = (await measure(bare.pid!, seconds)).ffmpegPct;
+    result.bareDecode = (await measure([bare.pid!], seconds)).ffmpegPct;
     bare.kill('SIGKILL');
-    for (const keyframesOnly of [false, true]) {
-      const cam = new CameraSource({ id: 'bench', url: sim.url, fps, keyframesOnly, frameWidth: width });
+    for (const mode of ['fullDecode', 'keyframesOnly', 'idle'] as const) {
+      const cam = new CameraSource({ id: 'bench', url: sim.url, fps, keyframesOnly: mode === 'keyframesOnly', frameWidth: width });
       let frames = 0;
       cam.on('frame', () => frames++);
       cam.start();
       const t0 = Date.now();
       while (cam.status().state !== 'online' && Date.now() - t0 < 20_000) await sleep(100);
-      await sleep(3000);
+      // idle: what a still camera runs (receiver + decoder of one keyframe every 5 s)
+      if (mode === 'idle') cam.setIdleDecode(true);
+      await sleep(mode === 'idle' ? 8000 : 3000);
       const f0 = frames;
-      const m = await measure(cam.ffmpegPid!, seconds);
-      result[keyframesOnly ? 'keyframesOnly' : 'fullDecode'] = { ...m, framesPerSec: Math.round(((frames - f0) / seconds) * 100) / 100 };
+      const m = await measure(cam.ffmpegPids, seconds);
+      result[mode] = { ...m, framesPerSec: Math.round(((frames - f0) / seconds) * 100) / 100 };
       await cam.stop();
     }
   } finally {

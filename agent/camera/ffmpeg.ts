@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { CameraIngestConfig } from './types.js';
 
 export interface IngestCommand {
-  /** What follows `-i`. */
+  /** What follows `-i` (`pipe:0` for the decoder of idle sampling, see buildIdleIngest). */
   input: string;
   inputOptions: string[];
   /** The video filter chain (select at the detection rate, scale, pixel format). */
@@ -39,15 +39,15 @@ export function selectFilter(fps: number): string {
 /** ffmpeg's socket I/O timeout for network cameras (connect and read). */
 export const RTSP_IO_TIMEOUT_MS = 5000;
 
-export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
-  const inputOptions: string[] = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'warning'];
-  let input = cfg.url;
+/** Options of the input: the camera connection (RTSP over TCP, or a file played in real time). */
+function sourceOptions(cfg: CameraIngestConfig): { input: string; options: string[] } {
   if (cfg.url.startsWith('file://')) {
-    input = fileURLToPath(cfg.url);
     // Demo/test input: play at native rate, forever.
-    inputOptions.push('-re', '-stream_loop', '-1');
-  } else {
-    inputOptions.push(
+    return { input: fileURLToPath(cfg.url), options: ['-re', '-stream_loop', '-1'] };
+  }
+  return {
+    input: cfg.url,
+    options: [
       '-rtsp_transport', 'tcp',
       '-allowed_media_types', 'video',
       // Socket I/O timeout (µs): connect and read. The CameraSource watchdog covers what this does not.
@@ -56,30 +56,75 @@ export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
       '-flags', 'low_delay',
       '-analyzeduration', '0',
       '-probesize', '32',
-    );
-  }
-  // Decoder: one thread (no frame-threading delay; 4-16 cameras share a small box).
-  inputOptions.push('-threads', '1');
+    ],
+  };
+}
+
+const QUIET = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'warning'];
+
+/**
+ * Bitstream filter of idle sampling: drops every packet except a keyframe at least `everySec` after
+ * the last one kept (the first keyframe is kept). ld(0): time of the last kept keyframe, ld(1): one
+ * has been kept. Timestamps are the stream's own (RTP), so the interval holds whatever the GOP is.
+ */
+export function keyframeSampler(everySec: number): string {
+  const gap = Number((everySec * 0.95).toPrecision(6)); // a frame of timestamp jitter must not skip a keyframe
+  return `noise=drop='if(key*(gte(pts*tb-ld(0),${gap})+not(ld(1))),st(0,pts*tb);st(1,1);0,1)'`;
+}
+
+function decodeSteps(cfg: CameraIngestConfig): { decode: string[]; scale: string[]; out: Pick<IngestCommand, 'outputOptions' | 'format' | 'codec'> } {
+  return {
+    // Decoder: one thread (no frame-threading delay; 4-16 cameras share a small box).
+    decode: ['-threads', '1'],
+    scale: [
+      // Height from the display aspect ratio (handles non-square pixels), rounded down to even.
+      `scale=w=${cfg.frameWidth}:h=trunc(ow/dar/2)*2:flags=bilinear`,
+      'setsar=1',
+      'format=rgb24',
+    ],
+    out: {
+      outputOptions: [
+        '-map', '0:v:0',
+        '-an', '-sn', '-dn',
+        '-filter_threads', '1',
+        // Hand every selected frame over as it comes: no duplication, no dropping by ffmpeg's muxer.
+        '-fps_mode', 'passthrough',
+        '-enc_time_base', '-1',
+        '-flush_packets', '1',
+      ],
+      format: 'image2pipe',
+      codec: 'ppm',
+    },
+  };
+}
+
+/** The ingest of one camera: connect, decode (every frame, or keyframes only), keep the detection rate, scale. */
+export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
+  const src = sourceOptions(cfg);
+  const { decode, scale, out } = decodeSteps(cfg);
+  const inputOptions = [...QUIET, ...src.options, ...decode];
   if (cfg.keyframesOnly) inputOptions.push('-skip_frame', 'nokey');
+  return { input: src.input, inputOptions, filter: [selectFilter(cfg.fps), ...scale].join(','), ...out };
+}
 
-  const filter = [
-    selectFilter(cfg.fps),
-    // Height from the display aspect ratio (handles non-square pixels), rounded down to even.
-    `scale=w=${cfg.frameWidth}:h=trunc(ow/dar/2)*2:flags=bilinear`,
-    'setsar=1',
-    'format=rgb24',
-  ].join(',');
-
-  const outputOptions = [
-    '-map', '0:v:0',
-    '-an', '-sn', '-dn',
-    '-filter_threads', '1',
-    // Hand every selected frame over as it comes: no duplication, no dropping by ffmpeg's muxer.
-    '-fps_mode', 'passthrough',
-    '-enc_time_base', '-1',
-    '-flush_packets', '1',
+/**
+ * The ingest of a camera whose picture is still (CameraSource.setIdleDecode): one keyframe every
+ * `everySec` seconds is decoded, nothing else. ffmpeg 5 cannot drop packets before its decoder, so
+ * this takes two processes: a `receiver` that copies the stream without decoding and keeps one
+ * keyframe per interval (`keyframeSampler`), muxed as NUT (framed: each packet can be read as soon as
+ * it is written), and the `decoder`, which reads that on stdin. The camera then costs about what
+ * receiving its stream costs.
+ */
+export function buildIdleIngest(cfg: CameraIngestConfig, everySec: number): { receiver: string[]; decoder: IngestCommand } {
+  const src = sourceOptions(cfg);
+  const { decode, scale, out } = decodeSteps(cfg);
+  const receiver = [
+    ...QUIET, ...src.options, '-i', src.input,
+    '-map', '0:v:0', '-c', 'copy', '-bsf:v', keyframeSampler(everySec),
+    '-f', 'nut', '-flush_packets', '1', 'pipe:1',
   ];
-  return { input, inputOptions, filter, outputOptions, format: 'image2pipe', codec: 'ppm' };
+  const inputOptions = [...QUIET, '-f', 'nut', '-probesize', '32', '-analyzeduration', '0', '-flags', 'low_delay', ...decode];
+  return { receiver, decoder: { input: 'pipe:0', inputOptions, filter: scale.join(','), ...out } };
 }
 
 const INVALID_DATA = 'invalid data: not a playable video stream';

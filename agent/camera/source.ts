@@ -6,14 +6,16 @@
  * starts after an exponential back-off. Nothing here throws once constructed; failures become
  * `status` events (state offline + a readable error) and log lines.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { setPriority } from 'node:os';
+import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import ffmpeg, { type FfmpegCommand } from 'fluent-ffmpeg';
 import { childLog, type Logger } from '../../common/log.js';
+import { IDLE_FRAME_EVERY_SEC } from '../config/schema.js';
 import { Backoff } from './backoff.js';
-import { buildIngestCommand, describeFfmpegExit, knownFfmpegReason, redactUrl } from './ffmpeg.js';
+import { buildIdleIngest, buildIngestCommand, describeFfmpegExit, knownFfmpegReason, redactUrl } from './ffmpeg.js';
 import { PpmFrameSplitter } from './ppm-splitter.js';
 import type { CameraIngestConfig, CameraSourceEvents, CameraSourceOptions, CameraSourceStatus, CameraState, Frame } from './types.js';
 
@@ -34,6 +36,10 @@ interface Attempt {
   id: number;
   cmd: FfmpegCommand;
   proc: ChildProcess | null;
+  /** Idle sampling: the ffmpeg that receives the stream and passes one keyframe now and then to `proc`. */
+  receiver: ChildProcess | null;
+  /** Resolves once the receiver (if any) has exited. */
+  receiverDone: Promise<void>;
   startedAt: number;
   onlineAt: number | null;
   stderr: string[];
@@ -67,8 +73,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private frameTimes: number[] = [];
   private seq = 0;
   private st: CameraSourceStatus;
-  /** Keyframes only because the picture is still (setIdleDecode), on top of the configured keyframesOnly. */
+  /** The picture is still (setIdleDecode): one keyframe every idleFrameEverySec, see buildIdleIngest. */
   private idleKeyframes = false;
+  /** ms between frames of the running idle sampling; 0 while decoding normally. */
+  private samplingEveryMs = 0;
 
   constructor(config: CameraIngestConfig, options: CameraSourceOptions = {}) {
     super();
@@ -94,9 +102,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     return { ...this.st, fps: this.measureFps(Date.now()) };
   }
 
-  /** Process id of the running ffmpeg (diagnostics, CPU measurement); undefined between attempts. */
-  get ffmpegPid(): number | undefined {
-    return this.current?.proc?.pid;
+  /** Process ids of the running ffmpeg (decoder first, then the receiver of idle sampling); empty between attempts. */
+  get ffmpegPids(): number[] {
+    const a = this.current;
+    return [a?.proc?.pid, a?.receiver?.pid].filter((p): p is number => p !== undefined);
   }
 
   /** Connects and keeps reconnecting until stop(). Idempotent. */
@@ -121,7 +130,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     const a = this.current;
     if (a) {
       this.kill(a, 'stopped');
-      await a.done;
+      await Promise.all([a.done, a.receiverDone]);
     }
     this.current = null;
     this.frameTimes = [];
@@ -130,9 +139,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   }
 
   /**
-   * Decode keyframes only (true) or every frame (false) from now on. Used while the picture is still:
-   * decoding is then most of a camera's cost. Restarts ffmpeg at once, without going offline or
-   * counting a reconnect; a camera configured `keyframesOnly` stays so.
+   * Decode one keyframe every `idleFrameEverySec` (true) or every frame (false) from now on. Used while
+   * the picture is still: decoding is then most of a camera's cost, and the motion gate needs only a
+   * frame now and then to notice a change. Restarts ffmpeg at once, without going offline or counting
+   * a reconnect; a camera configured `keyframesOnly` stays as it is.
    */
   setIdleDecode(keyframesOnly: boolean): void {
     if (this.idleKeyframes === keyframesOnly) return;
@@ -143,7 +153,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (this.running && a && this.st.state === 'online') this.kill(a, MODE_SWITCH);
   }
 
-  /** Whether ffmpeg decodes keyframes only (configured, or the picture is still). */
+  /** Whether ffmpeg decodes keyframes only (configured, or sampled because the picture is still). */
   get keyframesOnly(): boolean {
     return this.cfg.keyframesOnly || this.idleKeyframes;
   }
@@ -153,7 +163,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private connect(): void {
     this.retryTimer = null;
     if (!this.running) return;
-    const c = buildIngestCommand({ ...this.cfg, keyframesOnly: this.keyframesOnly });
+    const everySec = this.cfg.idleFrameEverySec ?? IDLE_FRAME_EVERY_SEC;
+    const idle = this.idleKeyframes && !this.cfg.keyframesOnly ? buildIdleIngest(this.cfg, everySec) : null;
+    this.samplingEveryMs = idle ? everySec * 1000 : 0;
+    const c = idle?.decoder ?? buildIngestCommand(this.cfg);
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     const cmd = ffmpeg({ stdoutLines: STDERR_LINES });
@@ -161,6 +174,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       id: ++this.attempts,
       cmd,
       proc: null,
+      receiver: null,
+      receiverDone: Promise.resolve(),
       startedAt: Date.now(),
       onlineAt: null,
       stderr: [],
@@ -192,8 +207,9 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     sink.on('error', () => undefined);
 
     if (this.ffmpegPath) cmd.setFfmpegPath(this.ffmpegPath);
+    const receiver = idle ? this.startReceiver(a, idle.receiver) : null;
     cmd
-      .input(c.input)
+      .input(receiver?.stdout ?? c.input)
       .inputOptions(...c.inputOptions)
       .videoFilters(c.filter)
       .outputOptions(...c.outputOptions)
@@ -235,6 +251,28 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     }
   }
 
+  /**
+   * The receiving half of idle sampling. Its stdout feeds the decoder's stdin, its stderr joins the
+   * attempt's (the reasons of a failed connection are there); when it exits the decoder reads the end
+   * of its input and exits too, which ends the attempt as usual.
+   */
+  private startReceiver(a: Attempt, args: string[]): ChildProcess {
+    const rx = spawn(this.ffmpegPath ?? 'ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    a.receiver = rx;
+    a.receiverDone = new Promise((resolve) => rx.once('close', () => resolve()));
+    createInterface({ input: rx.stderr! }).on('line', (line) => {
+      a.stderr.push(line);
+      if (a.stderr.length > STDERR_LINES) a.stderr.shift();
+    });
+    rx.on('error', (err) => a.stderr.push(err.message)); // not started: its stdout ends, and the decoder with it
+    try {
+      if (rx.pid !== undefined) setPriority(rx.pid, DECODE_NICE);
+    } catch {
+      /* exited already */
+    }
+    return rx;
+  }
+
   private onFrame(a: Attempt, data: Buffer, width: number, height: number): void {
     if (a !== this.current || a.killReason) return;
     const now = Date.now();
@@ -264,7 +302,9 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       const since = now - (this.st.lastFrameAt ?? a.startedAt);
       // Default timeout: at least 3x the longest gap seen on this connection (keyframes-only on a
       // camera with a long GOP delivers a frame every few seconds), at most 60 s.
-      const limit = this.stallExplicit ? this.stallMs : Math.min(60_000, Math.max(this.stallMs, 3 * this.longestGap));
+      const usual = this.stallExplicit ? this.stallMs : Math.min(60_000, Math.max(this.stallMs, 3 * this.longestGap));
+      // Idle sampling delivers a frame every idleFrameEverySec by design (plus up to a GOP after a restart).
+      const limit = Math.max(usual, 3 * this.samplingEveryMs);
       if (since > limit) this.fail(a, `stalled: no frame for ${(since / 1000).toFixed(1)} s`);
     } else if (now - a.startedAt > this.connectMs) {
       const known = knownFfmpegReason(a.stderr);
@@ -288,6 +328,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
 
   /** SIGTERM (ffmpeg quits at its next I/O check), SIGKILL if it is still there 1.5 s later. */
   private signal(a: Attempt): void {
+    if (a.receiver?.exitCode === null) a.receiver.kill('SIGTERM');
     const p = a.proc;
     if (!p || a.settled || a.killTimer) return;
     p.kill('SIGTERM');
@@ -300,6 +341,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (a.settled) return;
     a.settled = true;
     if (a.killTimer) clearTimeout(a.killTimer);
+    // The decoder is gone: its receiver has nobody to feed.
+    if (a.receiver && a.receiver.exitCode === null && a.receiver.signalCode === null) a.receiver.kill('SIGKILL');
     a.resolveDone();
     if (a !== this.current) return;
     this.current = null;

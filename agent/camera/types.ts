@@ -40,7 +40,7 @@ export interface CameraSourceEvents {
 }
 
 /** The fields of a camera's configuration the ingest uses. */
-export type CameraIngestConfig = Pick<CameraConfig, 'id' | 'url' | 'fps' | 'keyframesOnly' | 'frameWidth'>;
+export type CameraIngestConfig = Pick<CameraConfig, 'id' | 'url' | 'fps' | 'keyframesOnly' | 'frameWidth'> & Partial<Pick<CameraConfig, 'idleFrameEverySec'>>;
 
 export interface CameraSourceOptions {
   /**

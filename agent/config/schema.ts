@@ -19,6 +19,9 @@ export const ZoneSchema = z.strictObject({
   points: z.array(Point).min(3, 'expected at least 3 [x, y] points (0..1 of the frame)'),
 });
 
+/** Default seconds between the frames of a still camera (`idleFrameEverySec`). */
+export const IDLE_FRAME_EVERY_SEC = 5;
+
 export const CameraSchema = z.strictObject({
   id: Id,
   name: z.string().min(1).max(128),
@@ -28,11 +31,14 @@ export const CameraSchema = z.strictObject({
   /** Decode keyframes only (cheapest); the effective rate is then at most one frame per GOP. */
   keyframesOnly: z.boolean().default(false),
   /**
-   * After this many seconds without any change in the picture, decode keyframes only (a fraction of
-   * the decoding CPU) until a keyframe shows a change; 0 keeps full decoding. Detection on a still
-   * picture is already skipped by the motion gate; this saves the decoding too.
+   * After this many seconds without any change in the picture, decode only one keyframe every
+   * `idleFrameEverySec` (the stream is still received, not decoded) until such a frame shows a
+   * change; 0 keeps full decoding. Detection on a still picture is already skipped by the motion
+   * gate; this saves the decoding too.
    */
   idleKeyframesAfterSec: z.number().min(0).max(3600).default(60),
+  /** Seconds between the frames of a still camera: how late a change can be noticed. */
+  idleFrameEverySec: z.number().min(1).max(60).default(IDLE_FRAME_EVERY_SEC),
   /** Width of the frames ffmpeg hands to Node; height follows the stream's aspect ratio. */
   frameWidth: z.number().int().min(160).max(1920).default(640),
   zones: z.array(ZoneSchema).default([]),

@@ -13,7 +13,7 @@
  * a subject that stopped in the picture).
  *
  * `stillForMs` says how long the picture has not changed; the pipeline uses it to switch a camera
- * that has been still for a while to keyframes-only decoding (decoding is then the camera's main cost).
+ * that has been still for a while to sampling a keyframe now and then (decoding is then the camera's main cost).
  */
 export interface MotionGateOptions {
   /** Mean absolute luma difference over the grid (0..255) from which a frame counts as changed. Default 4. */

@@ -1,6 +1,6 @@
 /** CPU time of processes from /proc (Linux): utime + stime, summed over the pids seen. */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 let TICK = 100;
 try {
@@ -25,26 +25,6 @@ export function procInfo(pid: number): ProcInfo | null {
   } catch {
     return null;
   }
-}
-
-export function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-}
-
-/** Children of `parent` whose command line matches `filter`. */
-export function childrenOf(parent: number, filter: (cmd: string) => boolean): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const pid = Number(d);
-    const info = procInfo(pid);
-    if (info?.ppid === parent && filter(cmdline(pid))) out.push(pid);
-  }
-  return out;
 }
 
 /**

@@ -18,7 +18,7 @@ import { RuleEngine, rulesForSite } from '../../agent/rules/index.js';
 import { topics } from '../../protocol/topics.js';
 import { SHARED_DATA } from './media.js';
 import { freeTcpPort, spawnChild, waitExit, type Feed } from './feed.js';
-import { childrenOf, cmdline, CpuMeter } from './procstat.js';
+import { CpuMeter } from './procstat.js';
 
 export interface BenchOptions {
   cameras: number;
@@ -331,8 +331,10 @@ export async function runAgent(
   const agent = await Agent.start(config, { detector, motion: o.motion ? undefined : false, env: { BK_MQTT_USERNAME: 'bench', BK_MQTT_PASSWORD: 'bench' } });
   const decodeModes: Record<string, string[]> = {};
   agent.pipeline.on('decode', (id, mode) => (decodeModes[id] ??= []).push(mode));
-  const isAgentFfmpeg = (cmd: string) => cmd.includes('image2pipe') && cams.some((c) => cmd.includes(c.url));
-  const ffmpegMeter = new CpuMeter(() => childrenOf(process.pid, isAgentFfmpeg));
+  // The agent's ffmpeg processes (a still camera has two), and whose camera each is.
+  const pidCamera = new Map<number, string>();
+  const agentFfmpegs = () => agent.cameras.flatMap((c) => c.ffmpegPids.map((pid) => (pidCamera.set(pid, c.id), pid)));
+  const ffmpegMeter = new CpuMeter(agentFfmpegs);
   const harnessPids = [...feed.pids(), ...(broker.pid ? [broker.pid] : [])];
   const harnessMeter = new CpuMeter(() => harnessPids);
   try {
@@ -382,13 +384,11 @@ export async function runAgent(
     harnessMeter.sample();
     const c1 = agent.pipeline.counters();
     const t1 = agent.pipeline.totals();
-    // ffmpeg CPU per camera (its URL is on the command line).
-    const perPid = ffmpegMeter.perPid();
+    // ffmpeg CPU per camera.
     const camCpu = new Map<string, number>();
-    for (const [pid, sec] of perPid) {
-      const cmd = cmdline(pid);
-      const cam = cams.find((c) => cmd.includes(c.url + ' ') || cmd.endsWith(c.url));
-      if (cam) camCpu.set(cam.id, (camCpu.get(cam.id) ?? 0) + sec);
+    for (const [pid, sec] of ffmpegMeter.perPid()) {
+      const cam = pidCamera.get(pid);
+      if (cam) camCpu.set(cam, (camCpu.get(cam) ?? 0) + sec);
     }
     const perCamera: AgentRun['perCamera'] = {};
     for (const cam of cams) {

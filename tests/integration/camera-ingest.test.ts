@@ -13,6 +13,16 @@ import { CameraSource, DECODE_NICE, type CameraSourceStatus, type Frame } from '
 import type { CameraIngestConfig, CameraSourceOptions } from '../../agent/camera/types.js';
 import { freeTcpPort, MASK_IMAGES, startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
 
+/** Whether a process exists (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const sources: CameraSource[] = [];
 function camera(cfg: Partial<CameraIngestConfig> & { id: string; url: string }, opts?: CameraSourceOptions) {
   const cam = new CameraSource({ fps: 2, keyframesOnly: false, frameWidth: 320, ...cfg }, opts);
@@ -78,7 +88,7 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(st.frames).toBe(frames.length);
     expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
     // The decoder yields to detection when both want a core.
-    expect(getPriority(cam.ffmpegPid!)).toBe(DECODE_NICE);
+    expect(getPriority(cam.ffmpegPids[0]!)).toBe(DECODE_NICE);
     for (const f of frames) {
       expect([f.cameraId, f.width, f.height, f.data.length]).toEqual(['c-rate', 320, 180, 320 * 180 * 3]);
     }
@@ -108,8 +118,8 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(Math.max(...frames.map(mean))).toBeGreaterThan(20);
   });
 
-  it('switches to keyframes-only decoding and back while staying online (setIdleDecode)', async () => {
-    const { cam, frames, statuses } = camera({ id: 'c-idle', url: sim.urls[1]!, fps: 5, frameWidth: 256 });
+  it('switches to one keyframe every idleFrameEverySec and back while staying online (setIdleDecode)', async () => {
+    const { cam, frames, statuses } = camera({ id: 'c-idle', url: sim.urls[1]!, fps: 5, frameWidth: 256, idleFrameEverySec: 2 });
     cam.start();
     await until(() => frames.length > 0, 10_000, 'first frame');
     const rate = async (ms: number) => {
@@ -119,10 +129,20 @@ describe('CameraSource on a simulated RTSP camera', () => {
     };
     await sleep(1_000);
     expect(await rate(2_000)).toBeGreaterThan(3.5); // full decoding at 5 fps
+    const fullPids = cam.ffmpegPids;
+    expect(fullPids).toHaveLength(1);
     cam.setIdleDecode(true);
     expect(cam.keyframesOnly).toBe(true);
-    await sleep(1_500); // ffmpeg restarts
-    expect(await rate(3_000)).toBeLessThanOrEqual(1.4); // GOP 1 s: about one keyframe per second
+    await until(() => cam.ffmpegPids.length === 2, 5_000, 'receiver and decoder');
+    const idlePids = cam.ffmpegPids;
+    // Both halves at the decoders' priority; the full-decoding ffmpeg is gone.
+    for (const pid of idlePids) expect(getPriority(pid)).toBe(DECODE_NICE);
+    expect(alive(fullPids[0]!)).toBe(false);
+    await sleep(2_500);
+    // GOP 1 s, one keyframe every 2 s kept: 0.5 frames/s (full decoding of keyframes would give 1).
+    const idleRate = await rate(8_000);
+    expect(idleRate).toBeGreaterThanOrEqual(0.25);
+    expect(idleRate).toBeLessThanOrEqual(0.75);
     cam.setIdleDecode(false);
     await sleep(1_500);
     expect(await rate(2_000)).toBeGreaterThan(3.5);
@@ -130,6 +150,9 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
     expect(cam.status().reconnects).toBe(0);
     expect(cam.status().state).toBe('online');
+    // Back to one process: the receiver and decoder of idle sampling have exited.
+    expect(cam.ffmpegPids).toHaveLength(1);
+    for (const pid of idlePids) expect(alive(pid)).toBe(false);
   });
 
   it('reports an unreachable camera with a clear error and backs off, while another camera keeps delivering', async () => {

@@ -3,11 +3,12 @@
  * and the select filter's frame-rate semantics checked with real ffmpeg.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FrameStreamError, PpmFrameSplitter } from '../../agent/camera/ppm-splitter.js';
-import { buildIngestCommand, selectFilter } from '../../agent/camera/ffmpeg.js';
+import { buildIdleIngest, buildIngestCommand, keyframeSampler, selectFilter } from '../../agent/camera/ffmpeg.js';
 import { Backoff } from '../../agent/camera/backoff.js';
 import { MASK_IMAGES } from '../helpers/rtsp.js';
 
@@ -141,6 +142,42 @@ describe('ingest command', () => {
     expect(c.input).toBe('/tmp/a b.mp4');
     expect(c.inputOptions.join(' ')).toMatch(/-re -stream_loop -1/);
     expect(c.inputOptions).not.toContain('-rtsp_transport');
+  });
+
+  it('idle: a receiver that copies the camera stream without decoding, a decoder reading it on stdin', () => {
+    const { receiver, decoder } = buildIdleIngest({ id: 'c', url: 'rtsp://10.0.0.2/s', fps: 2, keyframesOnly: false, frameWidth: 640 }, 5);
+    const rx = receiver.join(' ');
+    expect(rx).toMatch(/-rtsp_transport tcp .*-i rtsp:\/\/10\.0\.0\.2\/s /);
+    expect(rx).toMatch(/-c copy -bsf:v noise=drop=/);
+    expect(rx).toMatch(/-f nut -flush_packets 1 pipe:1$/);
+    expect(decoder.input).toBe('pipe:0');
+    expect(decoder.inputOptions.join(' ')).toMatch(/-f nut -probesize 32/);
+    expect(decoder.inputOptions).not.toContain('-rtsp_transport');
+    // The receiver chooses the frames: no select filter, only the scaling.
+    expect(decoder.filter).not.toMatch(/select/);
+    expect(decoder.filter).toMatch(/scale=w=640:/);
+  });
+});
+
+describe('keyframe sampler (idle ingest), on real ffmpeg', () => {
+  it('keeps the first keyframe and then one at least every N seconds, nothing else', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bk-sampler-'));
+    try {
+      // 12.5 s at 15 fps, a keyframe every second (GOP 15).
+      const clip = join(dir, 'gop1.ts');
+      ffmpegOut(['-f', 'lavfi', '-i', 'testsrc=s=160x120:r=15', '-t', '12.5', '-c:v', 'libx264', '-g', '15', '-keyint_min', '15', '-sc_threshold', '0', '-y', clip]);
+      const out = join(dir, 'kept.nut');
+      ffmpegOut(['-i', clip, '-map', '0:v', '-c', 'copy', '-bsf:v', keyframeSampler(4), '-f', 'nut', '-y', out]);
+      const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'packet=pts_time,flags', '-of', 'csv=p=0', out], { encoding: 'utf8' });
+      const packets = probe.stdout.trim().split('\n').map((l) => l.split(','));
+      expect(packets.every(([, flags]) => flags!.startsWith('K'))).toBe(true);
+      const t = packets.map(([pts]) => Number(pts));
+      // Keyframes at 0, 1, 2 ... s (+ the stream's start offset): 0, 4, 8, 12 are kept.
+      expect(t).toHaveLength(4);
+      for (let i = 1; i < t.length; i++) expect(t[i]! - t[i - 1]!).toBeCloseTo(4, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
