@@ -150,7 +150,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (this.cfg.keyframesOnly) return;
     this.log.info({ decode: keyframesOnly ? 'keyframes' : 'full' }, 'decode mode');
     const a = this.current;
-    if (this.running && a && this.st.state === 'online') this.kill(a, MODE_SWITCH);
+    // Also while connecting: that attempt was started in the other mode. Between attempts the next one picks it up.
+    if (this.running && a) this.kill(a, MODE_SWITCH);
   }
 
   /** Whether ffmpeg decodes keyframes only (configured, or sampled because the picture is still). */

@@ -155,6 +155,15 @@ describe('CameraSource on a simulated RTSP camera', () => {
     for (const pid of idlePids) expect(alive(pid)).toBe(false);
   });
 
+  it('setIdleDecode before the camera is online applies to the connection in progress', async () => {
+    const { cam, frames } = camera({ id: 'c-idle-early', url: sim.urls[0]!, fps: 5, frameWidth: 256, idleFrameEverySec: 1 });
+    cam.start();
+    cam.setIdleDecode(true);
+    await until(() => frames.length > 0, 15_000, 'first frame');
+    expect(cam.ffmpegPids).toHaveLength(2);
+    expect(cam.status().reconnects).toBe(0);
+  });
+
   it('reports an unreachable camera with a clear error and backs off, while another camera keeps delivering', async () => {
     const closed = await freeTcpPort();
     const good = camera({ id: 'c-good', url: sim.urls[0]! });
