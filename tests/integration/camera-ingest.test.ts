@@ -12,16 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CameraSource, DECODE_NICE, type CameraSourceStatus, type Frame } from '../../agent/camera/index.js';
 import type { CameraIngestConfig, CameraSourceOptions } from '../../agent/camera/types.js';
 import { freeTcpPort, MASK_IMAGES, startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
-
-/** Whether a process exists (signal 0 checks without sending anything). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { alive } from '../helpers/process.js';
 
 const sources: CameraSource[] = [];
 function camera(cfg: Partial<CameraIngestConfig> & { id: string; url: string }, opts?: CameraSourceOptions) {

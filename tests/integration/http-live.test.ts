@@ -12,19 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startSimCamera, type SimCamera } from '../../scripts/sim-camera.js';
 import { ApiClient, USERS, startFixture, type Fixture } from '../helpers/central.js';
+import { alive } from '../helpers/process.js';
 
 let fx: Fixture;
 let cam: SimCamera;
 let dir: string;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'bk-live-'));
