@@ -229,10 +229,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
         proc.once('close', (code, signal) => this.settle(a, code, signal));
         if (a.killReason) this.signal(a);
       })
-      .on('stderr', (line: string) => {
-        a.stderr.push(line);
-        if (a.stderr.length > STDERR_LINES) a.stderr.shift();
-      })
+      .on('stderr', (line: string) => keepStderr(a, line))
       .on('error', (err: Error) => {
         // After a spawn, 'close' settles the attempt (it waits for the real exit); before one
         // (ffmpeg missing, capability check failed) this is the only signal.
@@ -260,12 +257,12 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private startReceiver(a: Attempt, args: string[]): ChildProcess {
     const rx = spawn(this.ffmpegPath ?? 'ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     a.receiver = rx;
-    a.receiverDone = new Promise((resolve) => rx.once('close', () => resolve()));
-    createInterface({ input: rx.stderr! }).on('line', (line) => {
-      a.stderr.push(line);
-      if (a.stderr.length > STDERR_LINES) a.stderr.shift();
+    a.receiverDone = new Promise((resolve) => {
+      rx.once('close', () => resolve());
+      rx.once('error', () => resolve()); // not started (its stdout ends, and the decoder with it)
     });
-    rx.on('error', (err) => a.stderr.push(err.message)); // not started: its stdout ends, and the decoder with it
+    createInterface({ input: rx.stderr! }).on('line', (line) => keepStderr(a, line));
+    rx.on('error', (err) => keepStderr(a, err.message));
     try {
       if (rx.pid !== undefined) setPriority(rx.pid, DECODE_NICE);
     } catch {
@@ -392,4 +389,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     const first = this.frameTimes[this.frameTimes.length - n]!;
     return Math.round(((n - 1) / (Math.max(1, now - first) / 1000)) * 100) / 100;
   }
+}
+
+/** The last STDERR_LINES lines of an attempt's ffmpeg processes, for the reason of an exit. */
+function keepStderr(a: Attempt, line: string): void {
+  a.stderr.push(line);
+  if (a.stderr.length > STDERR_LINES) a.stderr.shift();
 }
