@@ -14,6 +14,7 @@ import { stringify } from 'yaml';
 import { hashPassword } from '../central/auth/password.js';
 import { freeTcpPort } from '../common/net.js';
 import { REPO_ROOT } from '../agent/detect/pack.js';
+import { HEAP_FLAG } from '../common/heap.js';
 
 const HELP = `Usage: npm start [-- --images DIR] [--http-port 8080] [--mqtt-port 1883] [--seconds N]
 
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
   const cent = start('central', ['central/main.ts', '--config', path.join(dir, 'central.yaml')]);
   children.push(cent);
   await Promise.all([waitFor(camera, /(rtsp:\/\/\S+)/, 'simulated camera'), waitHttp(`${publicUrl}/api/me`)]);
-  const agent = start('agent', ['agent/main.ts', '--config', path.join(dir, 'site.yaml')], {
+  const agent = start('agent', [HEAP_FLAG, 'agent/main.ts', '--config', path.join(dir, 'site.yaml')], {
     BK_MQTT_USERNAME: 'canteen-001',
     BK_MQTT_PASSWORD: creds.sitePassword,
   });
