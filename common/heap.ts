@@ -1,5 +1,5 @@
 /**
- * The V8 heap setting the agent's processes are started with (package.json scripts).
+ * The V8 heap setting the agent is started with (package.json `agent` and `bench`, the demo's agent).
  *
  * The agent's JavaScript heap is small (~25 MB live) while Node moves ~100 MB/s of frame and pipe
  * buffers through it. With V8's default sizing the old generation's limit then sits only ~10 %
