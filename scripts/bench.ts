@@ -201,15 +201,21 @@ function summarise(o: Cli, run: AgentRun, bare: Awaited<ReturnType<typeof bareIn
 }
 
 function gateSummary(run: AgentRun, cpuSecPerInference: number) {
-  const cost = (c: AgentRun['perCamera'][string]) => c.ffmpegCpuSec + c.inferences * cpuSecPerInference;
+  const cost = (c: AgentRun['perCamera'][string]) => c.ffmpegCpuSec + c.receiveCpuSec + c.inferences * cpuSecPerInference;
   const busy = run.perCamera['busy']!;
   const still = run.perCamera['still']!;
   const s = run.seconds;
   return {
     seconds: r1(s),
     busy: { inferencesPerSec: r2(busy.inferences / s), skippedPerSec: r2(busy.skippedStill / s), decodeCpuPercent: r1((busy.ffmpegCpuSec / s) * 100), costCpuPercent: r1((cost(busy) / s) * 100) },
-    still: { inferencesPerSec: r2(still.inferences / s), skippedPerSec: r2(still.skippedStill / s), decodeCpuPercent: r1((still.ffmpegCpuSec / s) * 100), costCpuPercent: r1((cost(still) / s) * 100) },
-    // Cost = the camera's ffmpeg CPU + its inferences × the bare CPU-seconds per inference.
+    still: {
+      inferencesPerSec: r2(still.inferences / s),
+      skippedPerSec: r2(still.skippedStill / s),
+      decodeCpuPercent: r1((still.ffmpegCpuSec / s) * 100),
+      receiveCpuPercent: r2((still.receiveCpuSec / s) * 100),
+      costCpuPercent: r1((cost(still) / s) * 100),
+    },
+    // Cost = the camera's ffmpeg CPU + the agent's receiving of it (a still camera) + its inferences × the bare CPU-seconds per inference.
     stillCostRatio: r3(cost(busy) > 0 ? cost(still) / cost(busy) : null),
     // The still camera switches to keyframes-only decoding after idleKeyframesAfterSec (before the measurement).
     stillDecodeModes: run.decodeModes['still'] ?? [],

@@ -5,7 +5,8 @@ Each mount point re-serves an RTP/H.264 stream that arrives on a local UDP port 
 
     /usr/bin/python3 scripts/rtsp-server.py --port 8554 --mount cam1=5000 --mount cam2=5002
 
-Binds 127.0.0.1 unless --host says otherwise, RTP over TCP (interleaved) only. A mount's media is
+Binds 127.0.0.1 unless --host says otherwise, RTP over TCP (interleaved) only. `--auth
+digest:USER:PASSWORD` (or basic:...) makes every mount require those credentials, as real cameras do. A mount's media is
 shared by all clients of that mount (one udpsrc per mount). Prints one line "READY <port>" on stdout
 when listening; exits 0 on SIGINT/SIGTERM. Errors go to stderr and exit 2.
 
@@ -35,11 +36,20 @@ def parse_mount(text: str) -> tuple[str, int]:
     return name, int(port)
 
 
+def parse_auth(text: str) -> tuple[str, str, str]:
+    method, _, rest = text.partition(":")
+    user, sep, password = rest.partition(":")
+    if method not in ("basic", "digest") or not sep or not user:
+        raise argparse.ArgumentTypeError(f'bad --auth "{method}:...": expected basic|digest:USER:PASSWORD')
+    return method, user, password
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8554)
     ap.add_argument("--mount", type=parse_mount, action="append", required=True, help="PATH=UDP_PORT (repeatable)")
+    ap.add_argument("--auth", type=parse_auth, help="basic|digest:USER:PASSWORD")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -50,6 +60,18 @@ def main() -> int:
     # brings SPS/PPS for the SDP; with the default single thread, clients of 16 mounts queued behind
     # each other for a GOP each.
     server.get_thread_pool().set_max_threads(64)
+    if args.auth:
+        method, user, password = args.auth
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "camera-user")
+        if method == "digest":
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(user, password, token)
+        else:
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        server.set_auth(auth)
     mounts = server.get_mount_points()
     seen = set()
     for name, udp_port in args.mount:
@@ -65,6 +87,9 @@ def main() -> int:
         )
         factory.set_shared(True)
         factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
+        if args.auth:
+            factory.add_role_from_structure(Gst.Structure.new_from_string(
+                "camera-user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
         mounts.add_factory("/" + name, factory)
 
     try:

@@ -3,6 +3,7 @@
  *
  *   npm run sim-camera -- <video file | image folder> [--port 8554] [--path cam1 ...] [--count N]
  *                         [--fps 15] [--size 1280x720] [--gop 30] [--image-seconds 1] [--loop]
+ *                         [--auth basic|digest:USER:PASSWORD]
  *
  * One GStreamer RTSP server process (scripts/rtsp-server.py) serves every mount point; one ffmpeg per
  * mount encodes the source (libx264 ultrafast/zerolatency, one slice per frame, SPS/PPS repeated before
@@ -56,6 +57,8 @@ export interface SimCameraOptions {
   imageSeconds?: number;
   /** Loop the source forever (default true here; the CLI loops only with --loop). */
   loop?: boolean;
+  /** Require these credentials, as real cameras do; `urls` then carry them (user:password@). */
+  auth?: { method: 'basic' | 'digest'; user: string; password: string };
 }
 
 export interface SimCamera {
@@ -90,6 +93,7 @@ interface Resolved {
   gop: number;
   imageSeconds: number;
   loop: boolean;
+  auth: SimCameraOptions['auth'] | null;
 }
 
 function resolveOptions(o: SimCameraOptions): Resolved {
@@ -114,7 +118,7 @@ function resolveOptions(o: SimCameraOptions): Resolved {
   if (!(imageSeconds > 0)) throw new Error(`sim-camera: image-seconds ${imageSeconds} must be > 0`);
   if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535))
     throw new Error(`sim-camera: port ${o.port} out of range`);
-  return { source, isDir, paths, fps, width, height, gop, imageSeconds, loop: o.loop ?? true };
+  return { source, isDir, paths, fps, width, height, gop, imageSeconds, loop: o.loop ?? true, auth: o.auth ?? null };
 }
 
 
@@ -284,6 +288,7 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
   const launch = async (): Promise<void> => {
     stopping = false;
     const mountArgs = r.paths.flatMap((p, i) => ['--mount', `${p}=${udpPorts[i]}`]);
+    if (r.auth) mountArgs.push('--auth', `${r.auth.method}:${r.auth.user}:${r.auth.password}`);
     for (let attempt = 0; ; attempt++) {
       const srv = spawnChild(PYTHON, [SERVER_SCRIPT, '--port', String(port), ...mountArgs], 'rtsp-server');
       const ok = await new Promise<boolean>((res) => {
@@ -350,16 +355,17 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
     if (prepared) await rm(prepared.dir, { recursive: true, force: true });
     throw err;
   }
-  const urls = r.paths.map((p) => `rtsp://127.0.0.1:${port}/${p}`);
-  logger.info({ urls, source: r.source }, 'sim-camera: serving');
+  const creds = r.auth ? `${encodeURIComponent(r.auth.user)}:${encodeURIComponent(r.auth.password)}@` : '';
+  const urlOf = (p: string) => `rtsp://${creds}127.0.0.1:${port}/${p}`;
+  logger.info({ urls: r.paths.map((p) => `rtsp://127.0.0.1:${port}/${p}`), source: r.source, auth: r.auth?.method ?? 'none' }, 'sim-camera: serving');
   let cleaned = false;
 
   return {
     get url() {
-      return `rtsp://127.0.0.1:${port}/${r.paths[0]}`;
+      return urlOf(r.paths[0]!);
     },
     get urls() {
-      return r.paths.map((p) => `rtsp://127.0.0.1:${port}/${p}`);
+      return r.paths.map(urlOf);
     },
     get port() {
       return port;
@@ -395,7 +401,7 @@ export async function startSimCamera(options: SimCameraOptions): Promise<SimCame
 // ---------------------------------------------------------------------------------------------- CLI
 
 function usage(): string {
-  return 'usage: npm run sim-camera -- <video file | image folder> [--port 8554] [--path cam1 ...] [--count N] [--fps 15] [--size 1280x720] [--gop 30] [--image-seconds 1] [--loop]';
+  return 'usage: npm run sim-camera -- <video file | image folder> [--port 8554] [--path cam1 ...] [--count N] [--fps 15] [--size 1280x720] [--gop 30] [--image-seconds 1] [--loop] [--auth basic|digest:USER:PASSWORD]';
 }
 
 function parseCli(argv: string[]): SimCameraOptions {
@@ -418,6 +424,12 @@ function parseCli(argv: string[]): SimCameraOptions {
       case '--gop': o.gop = num(flag, val()); break;
       case '--image-seconds': o.imageSeconds = num(flag, val()); break;
       case '--loop': o.loop = true; break;
+      case '--auth': {
+        const m = /^(basic|digest):([^:]+):(.*)$/.exec(val() ?? '');
+        if (!m) throw new Error('--auth: expected basic|digest:USER:PASSWORD');
+        o.auth = { method: m[1] as 'basic' | 'digest', user: m[2]!, password: m[3]! };
+        break;
+      }
       case '--size': {
         const v = val() ?? '';
         const m = /^(\d+)x(\d+)$/.exec(v);

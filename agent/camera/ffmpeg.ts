@@ -113,18 +113,27 @@ export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
  * this takes two processes: a `receiver` that copies the stream without decoding and keeps one
  * keyframe per interval (`keyframeSampler`), muxed as NUT (framed: each packet can be read as soon as
  * it is written), and the `decoder`, which reads that on stdin. The camera then costs about what
- * receiving its stream costs.
+ * receiving its stream costs. RTSP cameras are received by the agent itself (rtsp-receiver.ts,
+ * cheaper); this serves files and cameras that receiver cannot (RTSPS, codecs other than H.264/5).
  */
 export function buildIdleIngest(cfg: CameraIngestConfig, everySec: number): { receiver: string[]; decoder: IngestCommand } {
   const src = sourceOptions(cfg);
-  const { decode, scale, out } = decodeSteps(cfg);
   const receiver = [
     ...QUIET, ...src.options, '-i', src.input,
     '-map', '0:v:0', '-c', 'copy', '-bsf:v', keyframeSampler(everySec),
     '-f', 'nut', '-flush_packets', '1', 'pipe:1',
   ];
-  const inputOptions = [...QUIET, '-f', 'nut', '-probesize', '32', '-analyzeduration', '0', '-flags', 'low_delay', ...decode];
-  return { receiver, decoder: { input: 'pipe:0', inputOptions, filter: scale.join(','), ...out } };
+  return { receiver, decoder: buildSampledDecoder(cfg, 'nut') };
+}
+
+/**
+ * The decoder of idle sampling: sampled keyframes arrive on stdin, as NUT from the ffmpeg receiver
+ * (buildIdleIngest) or as an Annex-B H.264 / H.265 stream from the agent's own (rtsp-receiver.ts).
+ */
+export function buildSampledDecoder(cfg: CameraIngestConfig, format: 'nut' | 'h264' | 'hevc'): IngestCommand {
+  const { decode, scale, out } = decodeSteps(cfg);
+  const inputOptions = [...QUIET, '-f', format, '-probesize', '32', '-analyzeduration', '0', '-flags', 'low_delay', ...decode];
+  return { input: 'pipe:0', inputOptions, filter: scale.join(','), ...out };
 }
 
 const INVALID_DATA = 'invalid data: not a playable video stream';

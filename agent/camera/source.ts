@@ -5,18 +5,23 @@
  * rate, and keeps the camera alive: any exit, stall or garbage ends the ffmpeg process and a new one
  * starts after an exponential back-off. Nothing here throws once constructed; failures become
  * `status` events (state offline + a readable error) and log lines.
+ *
+ * While the picture is still (setIdleDecode) only a keyframe every few seconds is decoded: the agent
+ * receives an RTSP stream itself and feeds the sampled keyframes to the decoder (rtsp-receiver.ts);
+ * a file, or a camera that receiver cannot serve, goes through a receiving ffmpeg (buildIdleIngest).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
-import { Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import ffmpeg, { type FfmpegCommand } from 'fluent-ffmpeg';
 import { childLog, type Logger } from '../../common/log.js';
 import { IDLE_FRAME_EVERY_SEC } from '../config/schema.js';
 import { Backoff } from './backoff.js';
-import { buildIdleIngest, buildIngestCommand, describeFfmpegExit, knownFfmpegReason, redactUrl } from './ffmpeg.js';
+import { buildIdleIngest, buildIngestCommand, buildSampledDecoder, describeFfmpegExit, knownFfmpegReason, redactUrl, RTSP_IO_TIMEOUT_MS, type IngestCommand } from './ffmpeg.js';
 import { PpmFrameSplitter } from './ppm-splitter.js';
+import { RtspReceiver, RtspUnsupported } from './rtsp-receiver.js';
 import type { CameraIngestConfig, CameraSourceEvents, CameraSourceOptions, CameraSourceStatus, CameraState, Frame } from './types.js';
 
 /**
@@ -40,6 +45,8 @@ interface Attempt {
   receiver: ChildProcess | null;
   /** Resolves once the receiver (if any) has exited. */
   receiverDone: Promise<void>;
+  /** Idle sampling of an RTSP camera: the agent receives the stream itself and feeds `proc`. */
+  rtsp: RtspReceiver | null;
   startedAt: number;
   onlineAt: number | null;
   stderr: string[];
@@ -77,6 +84,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private idleKeyframes = false;
   /** ms between frames of the running idle sampling; 0 while decoding normally. */
   private samplingEveryMs = 0;
+  /** The camera's server cannot serve the agent's RTSP receiver: idle sampling uses ffmpeg's. */
+  private rtspUnsupported: string | null = null;
+  /** CPU ms spent in the agent receiving this camera's stream (idle sampling), over ended attempts. */
+  private receiveCpuEnded = 0;
 
   constructor(config: CameraIngestConfig, options: CameraSourceOptions = {}) {
     super();
@@ -102,10 +113,15 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     return { ...this.st, fps: this.measureFps(Date.now()) };
   }
 
-  /** Process ids of the running ffmpeg (decoder first, then the receiver of idle sampling); empty between attempts. */
+  /** Process ids of the running ffmpeg (decoder first, then ffmpeg's receiver of idle sampling); empty between attempts. */
   get ffmpegPids(): number[] {
     const a = this.current;
     return [a?.proc?.pid, a?.receiver?.pid].filter((p): p is number => p !== undefined);
+  }
+
+  /** CPU ms the agent itself spent receiving this camera's stream (idle sampling of an RTSP camera). */
+  get receiveCpuMs(): number {
+    return this.receiveCpuEnded + (this.current?.rtsp?.cpuMs ?? 0);
   }
 
   /** Connects and keeps reconnecting until stop(). Idempotent. */
@@ -165,18 +181,17 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     this.retryTimer = null;
     if (!this.running) return;
     const everySec = this.cfg.idleFrameEverySec ?? IDLE_FRAME_EVERY_SEC;
-    const idle = this.idleKeyframes && !this.cfg.keyframesOnly ? buildIdleIngest(this.cfg, everySec) : null;
+    const idle = this.idleKeyframes && !this.cfg.keyframesOnly;
     this.samplingEveryMs = idle ? everySec * 1000 : 0;
-    const c = idle?.decoder ?? buildIngestCommand(this.cfg);
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    const cmd = ffmpeg({ stdoutLines: STDERR_LINES });
     const a: Attempt = {
       id: ++this.attempts,
-      cmd,
+      cmd: ffmpeg({ stdoutLines: STDERR_LINES }),
       proc: null,
       receiver: null,
       receiverDone: Promise.resolve(),
+      rtsp: null,
       startedAt: Date.now(),
       onlineAt: null,
       stderr: [],
@@ -192,6 +207,53 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     // A decode-mode switch keeps the camera online (the watchdog still catches a stream that does not come back).
     if (this.st.state !== 'online') this.setState('connecting', this.st.error);
 
+    if (!idle) this.launch(a, buildIngestCommand(this.cfg));
+    else if (this.cfg.url.startsWith('rtsp://') && !this.rtspUnsupported) this.receiveRtsp(a, everySec);
+    else {
+      const { receiver, decoder } = buildIdleIngest(this.cfg, everySec);
+      this.launch(a, decoder, this.startReceiver(a, receiver).stdout!);
+    }
+  }
+
+  /**
+   * Idle sampling of an RTSP camera: the agent receives the stream (rtsp-receiver.ts) and feeds the
+   * sampled keyframes to a decoder. A server that cannot serve that receiver is remembered, and idle
+   * sampling of this camera goes through ffmpeg's receiver from then on.
+   */
+  private receiveRtsp(a: Attempt, everySec: number): void {
+    let rx: RtspReceiver;
+    try {
+      rx = new RtspReceiver({ url: this.cfg.url, everySec, timeoutMs: RTSP_IO_TIMEOUT_MS });
+    } catch (err) {
+      this.rtspUnsupported = (err as Error).message;
+      a.killReason = MODE_SWITCH;
+      this.settle(a, null, null);
+      return;
+    }
+    a.rtsp = rx;
+    // The connection ended while decoding: end the attempt with its reason (ffmpeg's wording).
+    rx.on('closed', (reason) => this.fail(a, knownFfmpegReason([reason]) ?? reason));
+    rx.start().then(
+      (codec) => {
+        if (a.killReason || a.settled) this.settle(a, null, null);
+        else this.launch(a, buildSampledDecoder(this.cfg, codec === 'H264' ? 'h264' : 'hevc'), rx.output);
+      },
+      (err: Error) => {
+        rx.stop();
+        if (err instanceof RtspUnsupported) {
+          this.rtspUnsupported = err.message;
+          this.log.info({ reason: err.message }, 'idle sampling through ffmpeg: the camera cannot serve the agent\'s RTSP receiver');
+          a.killReason ??= MODE_SWITCH;
+        }
+        keepStderr(a, err.message);
+        this.settle(a, null, null);
+      },
+    );
+  }
+
+  /** Runs the decoding ffmpeg of an attempt: frames from its stdout become `frame` events. */
+  private launch(a: Attempt, c: IngestCommand, input?: Readable): void {
+    const cmd = a.cmd;
     const splitter = new PpmFrameSplitter((data, width, height) => this.onFrame(a, data, width, height));
     const sink = new Writable({
       write: (chunk: Buffer, _enc, cb) => {
@@ -208,9 +270,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     sink.on('error', () => undefined);
 
     if (this.ffmpegPath) cmd.setFfmpegPath(this.ffmpegPath);
-    const receiver = idle ? this.startReceiver(a, idle.receiver) : null;
     cmd
-      .input(receiver?.stdout ?? c.input)
+      .input(input ?? c.input)
       .inputOptions(...c.inputOptions)
       .videoFilters(c.filter)
       .outputOptions(...c.outputOptions)
@@ -327,7 +388,9 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   /** SIGTERM (ffmpeg quits at its next I/O check), SIGKILL if it is still there 1.5 s later. */
   private signal(a: Attempt): void {
     if (a.receiver?.exitCode === null) a.receiver.kill('SIGTERM');
+    a.rtsp?.stop();
     const p = a.proc;
+    // No decoder yet: a receiver still setting up settles the attempt when it fails or finishes (receiveRtsp).
     if (!p || a.settled || a.killTimer) return;
     p.kill('SIGTERM');
     a.killTimer = setTimeout(() => {
@@ -341,6 +404,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (a.killTimer) clearTimeout(a.killTimer);
     // The decoder is gone: its receiver has nobody to feed.
     if (a.receiver && a.receiver.exitCode === null && a.receiver.signalCode === null) a.receiver.kill('SIGKILL');
+    if (a.rtsp) {
+      a.rtsp.stop();
+      this.receiveCpuEnded += a.rtsp.cpuMs;
+    }
     a.resolveDone();
     if (a !== this.current) return;
     this.current = null;

@@ -256,7 +256,7 @@ export interface AgentRun {
   seconds: number;
   inferences: number;
   inferenceMs: number;
-  perCamera: Record<string, { frames: number; inferences: number; skippedStill: number; dropped: number; framesIn: number; ffmpegCpuSec: number }>;
+  perCamera: Record<string, { frames: number; inferences: number; skippedStill: number; dropped: number; framesIn: number; ffmpegCpuSec: number; receiveCpuSec: number }>;
   agentCpuSec: number;
   ffmpegCpuSec: number;
   harnessCpuSec: number;
@@ -331,7 +331,7 @@ export async function runAgent(
   const agent = await Agent.start(config, { detector, motion: o.motion ? undefined : false, env: { BK_MQTT_USERNAME: 'bench', BK_MQTT_PASSWORD: 'bench' } });
   const decodeModes: Record<string, string[]> = {};
   agent.pipeline.on('decode', (id, mode) => (decodeModes[id] ??= []).push(mode));
-  // The agent's ffmpeg processes (a still camera has two), and whose camera each is.
+  // The agent's ffmpeg processes, and whose camera each is.
   const pidCamera = new Map<number, string>();
   const agentFfmpegs = () => agent.cameras.flatMap((c) => c.ffmpegPids.map((pid) => (pidCamera.set(pid, c.id), pid)));
   const ffmpegMeter = new CpuMeter(agentFfmpegs);
@@ -352,6 +352,9 @@ export async function runAgent(
 
     const c0 = agent.pipeline.counters();
     const t0 = agent.pipeline.totals();
+    // CPU the agent spends receiving still cameras' streams itself (idle sampling, rtsp-receiver.ts).
+    const receiveMs = () => new Map(agent.cameras.map((c) => [c.id, c.receiveCpuMs]));
+    const r0 = receiveMs();
     ffmpegMeter.sample();
     harnessMeter.sample();
     const cpu0 = process.cpuUsage();
@@ -384,6 +387,7 @@ export async function runAgent(
     harnessMeter.sample();
     const c1 = agent.pipeline.counters();
     const t1 = agent.pipeline.totals();
+    const r1 = receiveMs();
     // ffmpeg CPU per camera.
     const camCpu = new Map<string, number>();
     for (const [pid, sec] of ffmpegMeter.perPid()) {
@@ -401,6 +405,7 @@ export async function runAgent(
         dropped: b.framesDropped - a.framesDropped,
         framesIn: b.framesIn - a.framesIn,
         ffmpegCpuSec: camCpu.get(cam.id) ?? 0,
+        receiveCpuSec: ((r1.get(cam.id) ?? 0) - (r0.get(cam.id) ?? 0)) / 1000,
       };
     }
     rssMB.push(process.memoryUsage().rss / 2 ** 20);

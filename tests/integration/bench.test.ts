@@ -71,5 +71,7 @@ describe('bench', () => {
     // ... and, still for longer than the phase's idle time, decoded keyframes only; the busy one never.
     expect(r.motionGate.stillDecodeModes).toEqual(['keyframes']);
     expect(r.motionGate.busyDecodeModes).toEqual([]);
+    // The agent received the still camera's stream itself, and that is part of the camera's cost.
+    positive(r.motionGate.still.receiveCpuPercent);
   });
 });

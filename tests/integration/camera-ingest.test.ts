@@ -124,16 +124,21 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(fullPids).toHaveLength(1);
     cam.setIdleDecode(true);
     expect(cam.keyframesOnly).toBe(true);
-    await until(() => cam.ffmpegPids.length === 2, 5_000, 'receiver and decoder');
+    // The agent receives the stream itself (rtsp-receiver.ts); one ffmpeg decodes what it keeps.
+    await until(() => cam.ffmpegPids.length === 1 && cam.ffmpegPids[0] !== fullPids[0], 5_000, 'the decoder of idle sampling');
     const idlePids = cam.ffmpegPids;
-    // Both halves at the decoders' priority; the full-decoding ffmpeg is gone.
-    for (const pid of idlePids) expect(getPriority(pid)).toBe(DECODE_NICE);
+    expect(getPriority(idlePids[0]!)).toBe(DECODE_NICE);
     expect(alive(fullPids[0]!)).toBe(false);
     await sleep(2_500);
+    const cpu0 = cam.receiveCpuMs;
     // GOP 1 s, one keyframe every 2 s kept: 0.5 frames/s (full decoding of keyframes would give 1).
     const idleRate = await rate(8_000);
     expect(idleRate).toBeGreaterThanOrEqual(0.25);
     expect(idleRate).toBeLessThanOrEqual(0.75);
+    // Receiving is priced (the bench adds it to the camera's cost), and it is small: < 2 % of the time.
+    expect(cam.receiveCpuMs).toBeGreaterThan(cpu0);
+    expect(cam.receiveCpuMs - cpu0).toBeLessThan(160);
+    expect(Math.max(...frames.slice(-3).map(mean))).toBeGreaterThan(20);
     cam.setIdleDecode(false);
     await sleep(1_500);
     expect(await rate(2_000)).toBeGreaterThan(3.5);
@@ -141,7 +146,7 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
     expect(cam.status().reconnects).toBe(0);
     expect(cam.status().state).toBe('online');
-    // Back to one process: the receiver and decoder of idle sampling have exited.
+    // Back to full decoding: the decoder of idle sampling has exited.
     expect(cam.ffmpegPids).toHaveLength(1);
     for (const pid of idlePids) expect(alive(pid)).toBe(false);
   });
@@ -151,8 +156,41 @@ describe('CameraSource on a simulated RTSP camera', () => {
     cam.start();
     cam.setIdleDecode(true);
     await until(() => frames.length > 0, 15_000, 'first frame');
-    expect(cam.ffmpegPids).toHaveLength(2);
+    expect(cam.ffmpegPids).toHaveLength(1);
+    expect(cam.receiveCpuMs).toBeGreaterThan(0);
     expect(cam.status().reconnects).toBe(0);
+  });
+
+  it.each(['digest', 'basic'] as const)('idle sampling of a camera that requires %s authentication: the agent receives the stream', async (method) => {
+    const authed = await startSimCamera({ source: MASK_IMAGES, auth: { method, user: 'admin', password: 'pa ss:w0rd' } });
+    try {
+      const { cam, frames, statuses } = camera({ id: `c-auth-${method}`, url: authed.url, fps: 5, frameWidth: 256, idleFrameEverySec: 1 });
+      cam.start();
+      await until(() => frames.length > 0, 10_000, 'first frame (full decoding)');
+      cam.setIdleDecode(true);
+      await until(() => cam.receiveCpuMs > 0, 8_000, 'the agent receiving');
+      const n0 = frames.length;
+      await until(() => frames.length >= n0 + 2, 8_000, 'sampled keyframes');
+      // One decoder: the agent's receiver authenticated (a fallback to ffmpeg's receiver would be two processes).
+      expect(cam.ffmpegPids).toHaveLength(1);
+      expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
+      expect(Math.max(...frames.slice(-2).map(mean))).toBeGreaterThan(20);
+
+      // Wrong password while idle: the agent's receiver gives way to ffmpeg's, whose error becomes the status.
+      const bad = camera({ id: `c-auth-bad-${method}`, url: authed.url.replace('pa%20ss', 'nope') }, { backoff: { initialMs: 300 } });
+      bad.cam.setIdleDecode(true);
+      bad.cam.start();
+      let sawFfmpegReceiver = false;
+      await until(() => {
+        sawFfmpegReceiver ||= bad.cam.ffmpegPids.length === 2;
+        return bad.cam.status().error !== null;
+      }, 10_000, 'the bad camera\'s error');
+      expect(bad.cam.status().error).toBe('unauthorized (RTSP 401): wrong or missing credentials');
+      expect(sawFfmpegReceiver || bad.cam.status().reconnects > 0).toBe(true);
+      expect(bad.frames).toHaveLength(0);
+    } finally {
+      await authed.stop();
+    }
   });
 
   it('reports an unreachable camera with a clear error and backs off, while another camera keeps delivering', async () => {
@@ -288,6 +326,12 @@ describe('CameraSource lifecycle', () => {
       await until(() => frames.length >= 14, 10_000, '14 frames (longer than the 3 s clip: it loops)');
       expect([frames[0]!.width, frames[0]!.height]).toEqual([240, 134]);
       expect(new Set(frames.map((f) => Math.round(mean(f)))).size).toBeGreaterThanOrEqual(2);
+      // Idle sampling of a file goes through ffmpeg's receiver (the agent's own receives RTSP): two processes.
+      cam.setIdleDecode(true);
+      await until(() => cam.ffmpegPids.length === 2, 5_000, "ffmpeg's receiver and the decoder");
+      const n0 = frames.length;
+      await until(() => frames.length > n0, 10_000, 'a sampled frame');
+      expect(cam.receiveCpuMs).toBe(0);
       const pgrep = () => spawnSync('pgrep', ['-f', clip], { encoding: 'utf8' }).stdout.trim();
       expect(pgrep()).not.toBe('');
       await cam.stop();
