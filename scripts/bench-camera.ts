@@ -6,8 +6,9 @@
  *
  * Starts one simulated camera (scripts/sim-camera.ts) and measures, one after the other, for
  * `seconds` each after a warm-up: a bare `ffmpeg -i rtsp://... -f null -` (full decode, nothing
- * else), the CameraSource with full decoding, with keyframesOnly, and idle (a still camera: one
- * keyframe every 5 s, two ffmpeg processes). CPU is read
+ * else), the CameraSource with full decoding, with keyframesOnly, and idle (a still camera: the
+ * agent receives the stream, one ffmpeg decodes a keyframe every 5 s; `receivePct`, the agent's
+ * receiving, is part of `nodePct`). CPU is read
  * from /proc/<pid>/stat of the ffmpeg child (user+system), Node's own share from process.cpuUsage().
  * `--noise` serves a generated clip with moving content and sensor-like noise (real cameras cost
  * more than a slideshow of still photos). Prints one JSON object on stdout.
@@ -81,12 +82,15 @@ async function main(): Promise<void> {
       cam.start();
       const t0 = Date.now();
       while (cam.status().state !== 'online' && Date.now() - t0 < 20_000) await sleep(100);
-      // idle: what a still camera runs (receiver + decoder of one keyframe every 5 s)
+      // idle: what a still camera runs (the agent receives the stream, one ffmpeg decodes a keyframe every 5 s)
       if (mode === 'idle') cam.setIdleDecode(true);
       await sleep(mode === 'idle' ? 8000 : 3000);
       const f0 = frames;
+      const r0 = cam.receiveCpuMs;
       const m = await measure(cam.ffmpegPids, seconds);
-      result[mode] = { ...m, framesPerSec: Math.round(((frames - f0) / seconds) * 100) / 100 };
+      // The agent's receiving (its socket handler), part of nodePct.
+      const receivePct = Math.round(((cam.receiveCpuMs - r0) / 10 / seconds) * 100) / 100;
+      result[mode] = { ...m, ...(mode === 'idle' ? { receivePct } : {}), framesPerSec: Math.round(((frames - f0) / seconds) * 100) / 100 };
       await cam.stop();
     }
   } finally {

@@ -97,7 +97,7 @@ export class RtpKeyframeSampler {
     for (const ps of o.parameterSets ?? []) this.noteParam(ps);
   }
 
-  /** One RTP packet of the video track. */
+  /** One RTP packet of the video track (may be a view of a reused buffer: what is kept is copied). */
   push(pkt: Buffer): void {
     const r = parseRtp(pkt);
     if (!r) return;
@@ -153,12 +153,12 @@ export class RtpKeyframeSampler {
       for (let i = R.headerLen; i + 2 <= p.length; ) {
         const n = p.readUInt16BE(i);
         if (i + 2 + n > p.length) break;
-        this.nals.push(p.subarray(i + 2, i + 2 + n));
+        this.nals.push(Buffer.from(p.subarray(i + 2, i + 2 + n)));
         i += 2 + n;
       }
     } else if (t === R.fragment) {
       const fuHeader = p[R.headerLen]!;
-      const data = p.subarray(R.headerLen + 1);
+      const data = Buffer.from(p.subarray(R.headerLen + 1));
       if (fuHeader & 0x80) this.fu = [R.fuNalHeader(p), data];
       else if (this.fu) this.fu.push(data);
       else this.broken = true; // middle of a unit whose start we did not see
@@ -167,7 +167,7 @@ export class RtpKeyframeSampler {
         this.fu = null;
       }
     } else if (p.length > 0) {
-      this.nals.push(p);
+      this.nals.push(Buffer.from(p));
     }
   }
 
