@@ -31,7 +31,7 @@ const READ_BYTES = 256 * 1024;
 const BATCH_MS = 100;
 
 /**
- * The camera answered, but not as this receiver needs: an error status (even a 401: ffmpeg connected
+ * The camera answered, but not as this receiver needs: a 4xx status (even a 401: ffmpeg connected
  * with the same credentials before the picture went still), no H.264/H.265 video, no TCP interleaving,
  * an unknown authentication scheme. The camera's idle sampling then goes through ffmpeg instead,
  * whose errors, if any, become the camera's status as usual.
@@ -246,7 +246,7 @@ export class RtspReceiver extends EventEmitter<RtspReceiverEvents> {
     return `${method} ${uri} RTSP/1.0\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
   }
 
-  /** One request; a 401 is answered once with the URL's credentials. Non-2xx rejects (RtspUnsupported). */
+  /** One request; a 401 is answered once with the URL's credentials. 4xx rejects with RtspUnsupported. */
   private async request(method: string, uri: string, headers: Record<string, string> = {}, retried = false): Promise<Response> {
     if (!this.sock || this.closedReason) throw new Error(this.closedReason ?? 'not connected');
     const text = this.format(method, uri, headers);
@@ -259,8 +259,11 @@ export class RtspReceiver extends EventEmitter<RtspReceiverEvents> {
       this.auth = authorizer(res.headers.get('www-authenticate') ?? '', decodeURIComponent(this.url.username), decodeURIComponent(this.url.password));
       return this.request(method, uri, headers, true);
     }
-    if (res.status < 200 || res.status > 299) throw new RtspUnsupported(`method ${method} failed: ${res.status} ${res.reason}`);
-    return res;
+    if (res.status >= 200 && res.status <= 299) return res;
+    const failed = `method ${method} failed: ${res.status} ${res.reason}`;
+    // 5xx: the camera is busy or restarting (a shared stream being torn down answers 503) and ffmpeg
+    // would meet the same; a retry with back-off, not a fallback.
+    throw res.status >= 500 ? new Error(failed) : new RtspUnsupported(failed);
   }
 }
 

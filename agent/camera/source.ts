@@ -36,6 +36,8 @@ const STDERR_LINES = 40;
 /** Kill reason of a planned restart with another decode mode (not a failure: no back-off, stays online). */
 const MODE_SWITCH = 'decode mode switch';
 const MAX_FRAME_TIMES = 256;
+/** Idle sampling: wait before the one retry of a receiver that the camera answered with 5xx. */
+const SERVER_BUSY_RETRY_MS = 500;
 
 interface Attempt {
   id: number;
@@ -220,7 +222,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
    * sampled keyframes to a decoder. A server that cannot serve that receiver is remembered, and idle
    * sampling of this camera goes through ffmpeg's receiver from then on.
    */
-  private receiveRtsp(a: Attempt, everySec: number): void {
+  private receiveRtsp(a: Attempt, everySec: number, retried = false): void {
     let rx: RtspReceiver;
     try {
       rx = new RtspReceiver({ url: this.cfg.url, everySec, timeoutMs: RTSP_IO_TIMEOUT_MS });
@@ -230,6 +232,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       this.settle(a, null, null);
       return;
     }
+    if (a.rtsp) this.receiveCpuEnded += a.rtsp.cpuMs; // the one retried
     a.rtsp = rx;
     // The connection ended while decoding: end the attempt with its reason (ffmpeg's wording).
     rx.on('closed', (reason) => this.fail(a, knownFfmpegReason([reason]) ?? reason));
@@ -240,6 +243,12 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       },
       (err: Error) => {
         rx.stop();
+        // A server that shares one stream among its clients may answer 503 while it tears down the
+        // stream the full-decoding ffmpeg just left: once, try again shortly instead of going offline.
+        if (!retried && !a.killReason && / failed: 5\d\d /.test(err.message)) {
+          setTimeout(() => (a.killReason ? this.settle(a, null, null) : this.receiveRtsp(a, everySec, true)), SERVER_BUSY_RETRY_MS);
+          return;
+        }
         if (err instanceof RtspUnsupported) {
           this.rtspUnsupported = err.message;
           this.log.info({ reason: err.message }, 'idle sampling through ffmpeg: the camera cannot serve the agent\'s RTSP receiver');

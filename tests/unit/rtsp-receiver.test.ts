@@ -157,6 +157,14 @@ describe('RtspReceiver', () => {
     expect((e401 as Error).message).toBe('method OPTIONS failed: 401 Unauthorized');
     wrong.stop();
 
+    // 5xx is the camera's trouble (busy, restarting): a failure to retry, ffmpeg would meet it too.
+    const busy = await fakeCamera({ setupStatus: '503 Service Unavailable' });
+    const rx503 = new RtspReceiver({ url: busy.url, everySec: 1, timeoutMs: 2000 });
+    const e503 = await rx503.start().catch((e: Error) => e);
+    expect(e503).not.toBeInstanceOf(RtspUnsupported);
+    expect((e503 as Error).message).toBe('method SETUP failed: 503 Service Unavailable');
+    rx503.stop();
+
     const closedPort = await freeTcpPort();
     const refused = new RtspReceiver({ url: `rtsp://127.0.0.1:${closedPort}/x`, everySec: 1, timeoutMs: 2000 });
     const e = await refused.start().catch((x: Error) => x);
