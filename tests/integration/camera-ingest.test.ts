@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -159,6 +159,47 @@ describe('CameraSource on a simulated RTSP camera', () => {
     expect(cam.ffmpegPids).toHaveLength(1);
     expect(cam.receiveCpuMs).toBeGreaterThan(0);
     expect(cam.status().reconnects).toBe(0);
+  });
+
+  it('idle sampling: a 503 to the agent\'s receiver is retried once, without going offline or falling back to ffmpeg', async () => {
+    // A proxy in front of the simulator answers the agent's first connection with 503, as a server
+    // tearing down the stream the full decoder just left does; everything else passes through.
+    const upstream = new URL(sim.urls[0]!);
+    let refused = 0;
+    const port = await freeTcpPort();
+    const proxy = createServer((client) => {
+      client.on('error', () => undefined);
+      client.once('data', (first) => {
+        const text = first.toString('latin1');
+        if (refused === 0 && text.includes('bright-kitchen-agent')) {
+          refused++;
+          client.end(`RTSP/1.0 503 Service Unavailable\r\nCSeq: ${/CSeq: (\d+)/i.exec(text)?.[1] ?? 1}\r\n\r\n`);
+          return;
+        }
+        const up = connect(Number(upstream.port), upstream.hostname, () => up.write(first));
+        up.on('error', () => client.destroy());
+        client.on('close', () => up.destroy());
+        up.on('close', () => client.destroy());
+        client.pipe(up);
+        up.pipe(client);
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(port, '127.0.0.1', r));
+    try {
+      const { cam, frames, statuses } = camera({ id: 'c-503', url: `rtsp://127.0.0.1:${port}${upstream.pathname}`, fps: 5, frameWidth: 256, idleFrameEverySec: 1 });
+      cam.start();
+      await until(() => frames.length > 0, 10_000, 'first frame (full decoding)');
+      cam.setIdleDecode(true);
+      await until(() => refused === 1, 5_000, 'the 503');
+      const n0 = frames.length;
+      await until(() => frames.length >= n0 + 2, 10_000, 'sampled keyframes after the retry');
+      expect(cam.ffmpegPids).toHaveLength(1); // the agent's receiver, not ffmpeg's
+      expect(cam.receiveCpuMs).toBeGreaterThan(0);
+      expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
+      expect(cam.status().reconnects).toBe(0);
+    } finally {
+      proxy.close();
+    }
   });
 
   it.each(['digest', 'basic'] as const)('idle sampling of a camera that requires %s authentication: the agent receives the stream', async (method) => {
