@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { CameraIngestConfig } from './types.js';
 
 export interface IngestCommand {
-  /** What follows `-i` (`pipe:0` for the decoder of idle sampling, see buildIdleIngest). */
+  /** What follows `-i` (`pipe:0` for the decoder of idle sampling, see buildSampledDecoder). */
   input: string;
   inputOptions: string[];
   /** The video filter chain (select at the detection rate, scale, pixel format). */
@@ -63,12 +63,21 @@ function sourceOptions(cfg: CameraIngestConfig): { input: string; options: strin
 const QUIET = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'warning'];
 
 /**
+ * Idle sampling keeps a keyframe at least this long after the last one kept: a little under the
+ * interval, so that a frame of timestamp jitter does not skip a keyframe. Used by both samplers
+ * (keyframeSampler here, rtp-keyframes.ts).
+ */
+export function keyframeGapSec(everySec: number): number {
+  return Number((everySec * 0.95).toPrecision(6));
+}
+
+/**
  * Bitstream filter of idle sampling: drops every packet except a keyframe at least `everySec` after
  * the last one kept (the first keyframe is kept). ld(0): time of the last kept keyframe, ld(1): one
  * has been kept. Timestamps are the stream's own (RTP), so the interval holds whatever the GOP is.
  */
 export function keyframeSampler(everySec: number): string {
-  const gap = Number((everySec * 0.95).toPrecision(6)); // a frame of timestamp jitter must not skip a keyframe
+  const gap = keyframeGapSec(everySec);
   return `noise=drop='if(key*(gte(pts*tb-ld(0),${gap})+not(ld(1))),st(0,pts*tb);st(1,1);0,1)'`;
 }
 

@@ -8,6 +8,8 @@
  * for the next access unit seconds later.
  */
 
+import { keyframeGapSec } from './ffmpeg.js';
+
 export type VideoCodec = 'H264' | 'H265';
 
 const START = Buffer.from([0, 0, 0, 1]);
@@ -88,12 +90,11 @@ export class RtpKeyframeSampler {
   private fu: Buffer[] | null = null;
   private keptTs: number | null = null;
   /** Counters for status and tests. */
-  readonly stats = { packets: 0, lost: 0, keyframes: 0, passed: 0 };
+  readonly stats = { packets: 0, lost: 0, passed: 0 };
 
   constructor(private readonly o: KeyframeSamplerOptions) {
     this.rules = RULES[o.codec];
-    // A frame of timestamp jitter must not skip a keyframe (same margin as the ffmpeg sampler).
-    this.gapTicks = Math.round(o.everySec * 0.95 * o.clockRate);
+    this.gapTicks = Math.round(keyframeGapSec(o.everySec) * o.clockRate);
     for (const ps of o.parameterSets ?? []) this.noteParam(ps);
   }
 
@@ -131,7 +132,6 @@ export class RtpKeyframeSampler {
     if (!collecting || this.broken || this.nals.length === 0) return;
     const types = this.nals.map((n) => this.rules.type(n));
     if (!types.some((t) => this.rules.isKey(t))) return;
-    this.stats.keyframes++;
     for (const n of this.nals) this.noteParam(n);
     const parts: Buffer[] = [];
     // Parameter sets the access unit lacks (the camera sends them out of band, or only now and then).
@@ -150,12 +150,7 @@ export class RtpKeyframeSampler {
     const R = this.rules;
     const t = R.type(p);
     if (t === R.aggregate) {
-      for (let i = R.headerLen; i + 2 <= p.length; ) {
-        const n = p.readUInt16BE(i);
-        if (i + 2 + n > p.length) break;
-        this.nals.push(Buffer.from(p.subarray(i + 2, i + 2 + n)));
-        i += 2 + n;
-      }
+      for (const nal of this.aggregated(p)) this.nals.push(Buffer.from(nal));
     } else if (t === R.fragment) {
       const fuHeader = p[R.headerLen]!;
       const data = Buffer.from(p.subarray(R.headerLen + 1));
@@ -176,19 +171,22 @@ export class RtpKeyframeSampler {
     const R = this.rules;
     const t = R.type(p);
     if (R.paramSlot(t) >= 0) this.noteParam(p);
-    else if (t === R.aggregate) {
-      for (let i = R.headerLen; i + 2 < p.length; ) {
-        const n = p.readUInt16BE(i);
-        if (i + 2 + n > p.length) break;
-        if (R.paramSlot(R.type(p, i + 2)) >= 0) this.noteParam(p.subarray(i + 2, i + 2 + n));
-        i += 2 + n;
-      }
+    else if (t === R.aggregate) for (const nal of this.aggregated(p)) this.noteParam(nal);
+  }
+
+  /** The NAL units of an aggregation packet (STAP-A / AP: [16-bit size][NAL] ...), as views of it. */
+  private *aggregated(p: Buffer): Generator<Buffer> {
+    for (let i = this.rules.headerLen; i + 2 < p.length; ) {
+      const n = p.readUInt16BE(i);
+      if (n === 0 || i + 2 + n > p.length) return;
+      yield p.subarray(i + 2, i + 2 + n);
+      i += 2 + n;
     }
   }
 
   private noteParam(nal: Buffer): void {
     const slot = this.rules.paramSlot(this.rules.type(nal));
-    // A copy: the packet's memory belongs to a socket chunk that should not be kept alive.
+    // A copy: the packet is a view of the receiver's reused read buffer.
     if (slot >= 0 && !this.params[slot]?.equals(nal)) this.params[slot] = Buffer.from(nal);
   }
 }

@@ -65,7 +65,6 @@ export interface RtspReceiverEvents {
 export class RtspReceiver extends EventEmitter<RtspReceiverEvents> {
   /** Annex-B keyframes for the decoder's stdin; ends when the connection does. */
   readonly output = new PassThrough({ highWaterMark: 1 << 20 });
-  codec: VideoCodec | null = null;
   /** CPU time (ms) spent parsing what the socket delivered: this camera's receiving cost inside the agent. */
   cpuMs = 0;
   private readonly url: URL;
@@ -111,7 +110,6 @@ export class RtspReceiver extends EventEmitter<RtspReceiverEvents> {
     this.session = id;
     this.aggregate = track.aggregate;
     const timeoutS = Number(/timeout=(\d+)/i.exec(params.join(';'))?.[1] ?? DEFAULT_SESSION_TIMEOUT_S) || DEFAULT_SESSION_TIMEOUT_S;
-    this.codec = track.codec;
     this.sampler = new RtpKeyframeSampler({
       codec: track.codec,
       clockRate: track.clockRate,
@@ -131,7 +129,7 @@ export class RtspReceiver extends EventEmitter<RtspReceiverEvents> {
 
   /** Counters of the sampler (packets seen, lost, keyframes passed on). */
   get stats() {
-    return this.sampler?.stats ?? { packets: 0, lost: 0, keyframes: 0, passed: 0 };
+    return this.sampler?.stats ?? { packets: 0, lost: 0, passed: 0 };
   }
 
   /** Ends the session (TEARDOWN, best effort) and the connection. Idempotent. */
