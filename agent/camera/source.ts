@@ -121,6 +121,11 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     return [a?.proc?.pid, a?.receiver?.pid].filter((p): p is number => p !== undefined);
   }
 
+  /** Who receives the stream during idle sampling: the agent itself (RTSP), or ffmpeg (files, fallback). */
+  get idleReceiver(): 'agent' | 'ffmpeg' {
+    return this.cfg.url.startsWith('rtsp://') && !this.rtspUnsupported ? 'agent' : 'ffmpeg';
+  }
+
   /** CPU ms the agent itself spent receiving this camera's stream (idle sampling of an RTSP camera). */
   get receiveCpuMs(): number {
     return this.receiveCpuEnded + (this.current?.rtsp?.cpuMs ?? 0);
@@ -210,7 +215,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (this.st.state !== 'online') this.setState('connecting', this.st.error);
 
     if (!idle) this.launch(a, buildIngestCommand(this.cfg));
-    else if (this.cfg.url.startsWith('rtsp://') && !this.rtspUnsupported) this.receiveRtsp(a, everySec);
+    else if (this.idleReceiver === 'agent') this.receiveRtsp(a, everySec);
     else {
       const { receiver, decoder } = buildIdleIngest(this.cfg, everySec);
       this.launch(a, decoder, this.startReceiver(a, receiver).stdout!);

@@ -194,6 +194,7 @@ describe('CameraSource on a simulated RTSP camera', () => {
       const n0 = frames.length;
       await until(() => frames.length >= n0 + 2, 10_000, 'sampled keyframes after the retry');
       expect(cam.ffmpegPids).toHaveLength(1); // the agent's receiver, not ffmpeg's
+      expect(cam.idleReceiver).toBe('agent');
       expect(cam.receiveCpuMs).toBeGreaterThan(0);
       expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
       expect(cam.status().reconnects).toBe(0);
@@ -214,6 +215,7 @@ describe('CameraSource on a simulated RTSP camera', () => {
       await until(() => frames.length >= n0 + 2, 8_000, 'sampled keyframes');
       // One decoder: the agent's receiver authenticated (a fallback to ffmpeg's receiver would be two processes).
       expect(cam.ffmpegPids).toHaveLength(1);
+      expect(cam.idleReceiver).toBe('agent');
       expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
       expect(Math.max(...frames.slice(-2).map(mean))).toBeGreaterThan(20);
 
@@ -221,13 +223,10 @@ describe('CameraSource on a simulated RTSP camera', () => {
       const bad = camera({ id: `c-auth-bad-${method}`, url: authed.url.replace('pa%20ss', 'nope') }, { backoff: { initialMs: 300 } });
       bad.cam.setIdleDecode(true);
       bad.cam.start();
-      let sawFfmpegReceiver = false;
-      await until(() => {
-        sawFfmpegReceiver ||= bad.cam.ffmpegPids.length === 2;
-        return bad.cam.status().error !== null;
-      }, 10_000, 'the bad camera\'s error');
+      expect(bad.cam.idleReceiver).toBe('agent');
+      await until(() => bad.cam.status().error !== null, 10_000, 'the bad camera\'s error');
       expect(bad.cam.status().error).toBe('unauthorized (RTSP 401): wrong or missing credentials');
-      expect(sawFfmpegReceiver || bad.cam.status().reconnects > 0).toBe(true);
+      expect(bad.cam.idleReceiver).toBe('ffmpeg');
       expect(bad.frames).toHaveLength(0);
     } finally {
       await authed.stop();
@@ -373,6 +372,7 @@ describe('CameraSource lifecycle', () => {
       const n0 = frames.length;
       await until(() => frames.length > n0, 10_000, 'a sampled frame');
       expect(cam.receiveCpuMs).toBe(0);
+      expect(cam.idleReceiver).toBe('ffmpeg');
       const pgrep = () => spawnSync('pgrep', ['-f', clip], { encoding: 'utf8' }).stdout.trim();
       expect(pgrep()).not.toBe('');
       await cam.stop();
