@@ -1,21 +1,33 @@
 /**
- * Evaluate the model pack on a labelled folder (Pascal VOC or YOLO).
- *   npm run eval -- <dir> [--map with_mask=masked_face,without_mask=face] [--iou 0.3,0.5] [--json] [--config site.yaml]
- *                       [--negatives DIR,...]
+ * Evaluate the model pack on labelled photos.
+ *   Detections on a labelled folder (Pascal VOC or YOLO):
+ *     npm run eval -- <dir> [--map with_mask=masked_face,without_mask=face] [--iou 0.3,0.5] [--json] [--config site.yaml]
+ *                         [--negatives DIR,...]
+ *   Violations at image level (the still rules of `npm run detect`):
+ *     npm run eval -- --violation KIND [--positives DIR,...] [--negatives DIR,...]
+ *                         [--labels CSV --positive-when COLUMN=VALUE [--where COLUMN=VALUE ...]] [--list] [--json] [--config site.yaml]
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_VOC_MAP, parseClassMap, readDataset, resolveGroundTruth, type Dataset } from '../detect/datasets.js';
-import { defaultTargets, evaluate, type EvalImage, type Metric } from '../detect/evaluate.js';
+import { VIOLATION_KINDS, VIOLATION_TEXT, type ViolationKind } from '../../protocol/violations.js';
+import { loadSiteConfig } from '../config/load.js';
 import { isImageFile, loadImage } from '../detect/image.js';
 import { loadManifest, manifestPath } from '../detect/manifest.js';
 import { ModelPack, modelsSection } from '../detect/pack.js';
+import { DEFAULT_VOC_MAP, parseClassMap, readDataset, resolveGroundTruth, type Dataset } from '../eval/datasets.js';
+import { defaultTargets, evaluate, type EvalImage, type Metric } from '../eval/evaluate.js';
+import { imagesFromFolders, mergeImageSets, parseColumnTest, readLabelsCsv, type LabelledImage } from '../eval/image-sets.js';
+import { judge, parseViolationKind, rulesOfKind, scoreViolations, type ViolationMetrics, type ViolationOutcome } from '../eval/violations.js';
+import { evaluateStill, rulesForSite } from '../rules/index.js';
 
-const HELP = `Evaluate detection on a labelled image folder.
+const HELP = `Evaluate the model pack on labelled photos: detections on a labelled folder, or violations at image level.
 
-Usage: npm run eval -- <dir> [options]
+Usage: npm run eval -- <dir> [options]                                     detections (boxes)
+       npm run eval -- --violation KIND [--positives DIR,...] [--negatives DIR,...]
+                       [--labels CSV --positive-when C=V [--where C=V]] [options]  violations (yes / no per photo)
 
+Detections:
   <dir>                 Pascal VOC folder (annotations/*.xml + images/; <filename> names the image)
                         or YOLO folder (images/{train,val}/ + labels/{train,val}/, or images/ + labels/)
   --map A=label,...     dataset class → canonical label; VOC default: ${DEFAULT_VOC_MAP};
@@ -24,16 +36,36 @@ Usage: npm run eval -- <dir> [options]
   --iou T1,T2           IoU thresholds for a match (default: 0.3,0.5)
   --floor S             lowest score kept for average precision (default: 0.05); precision and recall
                         are reported at each model's operating threshold (manifest or config minScore)
-  --config FILE         site config whose models section gives the pack (default: rfb640_masked_face + yolox_nano;
-                        config/detect-kitchen.yaml adds rodent_yolox + cigarette_yolox)
   --negatives DIR,...   folders of photos that show none of the evaluated labels (people, kitchens):
                         false alarms at the operating threshold per label (images with one, detections)
   --limit N             evaluate the first N images only
-  --json                one JSON object instead of the table
+
+  Reported per label (and for face+masked_face matched regardless of mask, with "label acc" = share of
+  matched faces whose mask / no-mask label is right): precision, recall, AP at each IoU threshold.
+
+Violations (each photo: the pack, then the still-image rules exactly as \`npm run detect\` applies them,
+ignoring persistence and schedule; the photo "raises" KIND when a rule of that kind fires):
+  --violation KIND      ${VIOLATION_KINDS.join(', ')}
+  --positives DIR,...   folders of photos that show the violation (not recursive)
+  --negatives DIR,...   folders of photos that do not
+  --labels CSV          or / and a labels CSV, one row per image; its "file" column names the image,
+                        relative to the CSV's folder or its images/ subfolder (or absolute)
+  --positive-when C=V   with --labels: rows whose column C is V are positives, the others negatives
+                        (e.g. --positive-when has_hat=0)
+  --where C=V           with --labels: keep only rows whose column C is V (repeatable, all must hold;
+                        e.g. --where video=kitchenB to score one video as a validation split)
+  --list                also print every photo's outcome (TP, MISS, FA, ok), misses and false alarms first
+  Reported: positives, raised (true positives), recall; negatives, false alarms, false-alarm rate;
+  precision = TP / (TP + false alarms); the same per folder / CSV. Progress goes to stderr every 20 photos.
+
+Both:
+  --config FILE         site config whose models section gives the pack and (violations) whose rules apply
+                        (default: rfb640_masked_face + yolox_nano and the built-in rules;
+                        config/detect-kitchen.yaml adds rodent_yolox + cigarette_yolox)
+  --json                one JSON object instead of the table (violations: with every photo's outcome)
   -h, --help            this text
 
-Reported per label (and for face+masked_face matched regardless of mask, with "label acc" = share of
-matched faces whose mask / no-mask label is right): precision, recall, AP at each IoU threshold.`;
+Exit status: 2 for a bad option, 1 for a bad input (folder, CSV, model, image).`;
 
 export interface EvalReport {
   dataset: { dir: string; format: Dataset['format']; images: number; objects: Record<string, number>; ignored: Record<string, number> };
@@ -158,18 +190,130 @@ export function formatTable(r: EvalReport): string {
   return lines.join('\n');
 }
 
+export interface ViolationImage extends ViolationOutcome {
+  /** Highest score per detected label (what the pack saw: why a miss is a miss). */
+  detections: Record<string, number>;
+}
+
+export interface ViolationReport {
+  kind: ViolationKind;
+  /** The enabled rules of the kind and what they look at. */
+  rules: { id: string; labels: string[]; unless: string[]; with: string[]; minScore: number; zones: string[] }[];
+  models: { name: string; minScore: number }[];
+  metrics: ViolationMetrics;
+  images: ViolationImage[];
+  seconds: number;
+}
+
+const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
+
+/**
+ * Run the pack and the still rules on every photo; `progress(done, total)` after each. Only models
+ * that can produce a label the kind's rules look at are run (the rest cannot change the outcome).
+ */
+export async function runViolationEval(opts: {
+  kind: ViolationKind;
+  images: LabelledImage[];
+  config?: string;
+  progress?: (done: number, total: number) => void;
+}): Promise<ViolationReport> {
+  const t0 = performance.now();
+  if (opts.images.length === 0) throw new Error('no images to evaluate');
+  const siteRules = rulesForSite(opts.config ? loadSiteConfig(opts.config).rules : []);
+  const of = rulesOfKind(siteRules, opts.kind);
+  if (of.rules.length === 0) throw new Error(`--violation ${opts.kind}: no enabled rule of this kind${opts.config ? ` in ${opts.config}` : ' among the built-in rules'}`);
+  const pack = await ModelPack.fromConfig(modelsSection(opts.config));
+  try {
+    const produced = pack.labels;
+    if (![...of.subjects].some((l) => produced.has(l)))
+      throw new Error(
+        `--violation ${opts.kind}: no model in the pack produces ${[...of.subjects].join(', ')} (the subjects of rule ${of.rules.map((r) => r.id).join(', ')}); ` +
+          `the pack produces ${[...produced].sort().join(', ')}${opts.config ? '' : ' (choose a pack with --config)'}`,
+      );
+    const images: ViolationImage[] = [];
+    for (const im of opts.images) {
+      const img = await loadImage(im.file);
+      const dets = await pack.detect(img, { labels: of.labels });
+      const j = judge(evaluateStill(dets, img, { rules: of.rules }), opts.kind);
+      const best: Record<string, number> = {};
+      for (const d of dets) best[d.label] = round4(Math.max(best[d.label] ?? 0, d.score));
+      images.push({ ...im, ...j, score: j.score === null ? null : round4(j.score), detections: best });
+      opts.progress?.(images.length, opts.images.length);
+    }
+    return {
+      kind: opts.kind,
+      rules: of.rules.map((r) => ({ id: r.id, labels: r.labels, unless: r.unless, with: r.with, minScore: r.minScore, zones: r.zones })),
+      models: pack.models.filter((m) => [...m.labels].some((l) => of.labels.has(l))).map((m) => ({ name: m.name, minScore: m.minScore })),
+      metrics: scoreViolations(images),
+      images,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    await pack.close();
+  }
+}
+
+const OUTCOME_ORDER = { MISS: 0, FA: 1, TP: 2, ok: 3 } as const;
+export function outcomeOf(o: { positive: boolean; raised: boolean }): keyof typeof OUTCOME_ORDER {
+  return o.positive ? (o.raised ? 'TP' : 'MISS') : o.raised ? 'FA' : 'ok';
+}
+
+export function formatViolationTable(r: ViolationReport, list: boolean): string {
+  const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+  const m = r.metrics;
+  const rules = r.rules
+    .map((x) => `${x.id} (${x.labels.join('/')} >= ${x.minScore}${x.unless.length ? `, unless ${x.unless.join('/')}` : ''}${x.with.length ? `, with ${x.with.join('/')}` : ''}${x.zones.length ? `, zones ${x.zones.join('/')}: never in a still photo` : ''})`)
+    .join(', ');
+  const lines = [
+    `violation  ${r.kind} (${VIOLATION_TEXT[r.kind].en}, ${VIOLATION_TEXT[r.kind].zh}): rules ${rules}`,
+    `models     ${r.models.map((x) => `${x.name} (min score ${x.minScore})`).join(', ')}`,
+    '',
+    `positives  ${String(m.positives).padStart(5)} photos  ${String(m.truePositives).padStart(5)} raised        recall           ${f(m.recall)}`,
+    `negatives  ${String(m.negatives).padStart(5)} photos  ${String(m.falseAlarms).padStart(5)} false alarms  false-alarm rate ${f(m.falseAlarmRate)}`,
+    `precision  ${f(m.precision)} (${m.truePositives} of ${m.truePositives + m.falseAlarms} raised photos are positives)`,
+  ];
+  if (m.sources.length > 1) {
+    lines.push('', 'per source:');
+    for (const s of m.sources)
+      lines.push(`  ${(s.positive ? 'positives' : 'negatives').padEnd(9)} ${s.source}: ${s.raised} of ${s.images} raised (${f(s.raised / s.images)})`);
+  }
+  if (list) {
+    lines.push('', 'photos (MISS: positive not raised, FA: negative raised; score: the highest violation, then the best score per detected label):');
+    const sorted = [...r.images].sort((a, b) => OUTCOME_ORDER[outcomeOf(a)] - OUTCOME_ORDER[outcomeOf(b)]);
+    for (const im of sorted) {
+      const dets = Object.entries(im.detections)
+        .map(([l, v]) => `${l} ${v.toFixed(2)}`)
+        .join(', ');
+      lines.push(`  ${outcomeOf(im).padEnd(4)} ${(im.score === null ? '-' : im.score.toFixed(3)).padStart(5)}  ${im.file}${dets ? `  [${dets}]` : ''}`);
+    }
+  }
+  lines.push('', `${r.images.length} photos in ${r.seconds.toFixed(1)} s`);
+  return lines.join('\n');
+}
+
+const splitList = (s: string | undefined): string[] => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+
 async function main(): Promise<void> {
   let parsed;
   try {
     parsed = parseArgs({
       options: {
+        // detections
         map: { type: 'string' },
         split: { type: 'string' },
-        iou: { type: 'string', default: '0.3,0.5' },
-        floor: { type: 'string', default: '0.05' },
-        config: { type: 'string' },
+        iou: { type: 'string' },
+        floor: { type: 'string' },
         limit: { type: 'string' },
+        // violations
+        violation: { type: 'string' },
+        positives: { type: 'string' },
+        labels: { type: 'string' },
+        'positive-when': { type: 'string' },
+        where: { type: 'string', multiple: true },
+        list: { type: 'boolean', default: false },
+        // both
         negatives: { type: 'string' },
+        config: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -183,8 +327,48 @@ async function main(): Promise<void> {
     process.stdout.write(`${HELP}\n`);
     return;
   }
+  const given = (names: readonly (keyof typeof a)[]) => names.filter((n) => a[n] !== undefined && a[n] !== false).map((n) => `--${n}`);
+  if (a.violation !== undefined) {
+    const other = given(['map', 'split', 'iou', 'floor', 'limit']);
+    if (other.length) fail(`${other.join(', ')}: options of the detection eval, not of --violation\n\n${HELP}`, 2);
+    if (positionals.length) fail(`--violation takes its photos from --positives / --negatives / --labels, not from "${positionals.join(' ')}"\n\n${HELP}`, 2);
+    let kind: ViolationKind;
+    let where;
+    let positiveWhen;
+    try {
+      kind = parseViolationKind(a.violation);
+      where = (a.where ?? []).map((w) => parseColumnTest(w, '--where'));
+      positiveWhen = a['positive-when'] === undefined ? undefined : parseColumnTest(a['positive-when'], '--positive-when');
+    } catch (err) {
+      fail((err as Error).message, 2);
+    }
+    if (a.labels === undefined && (positiveWhen || where.length)) fail(`${given(['positive-when', 'where']).join(', ')}: only with --labels CSV`, 2);
+    if (a.labels !== undefined && !positiveWhen) fail('--labels needs --positive-when COLUMN=VALUE (which rows are positives, e.g. has_hat=0)', 2);
+    if (a.labels === undefined && a.positives === undefined && a.negatives === undefined) fail(`--violation ${kind}: no photos (give --positives, --negatives or --labels)\n\n${HELP}`, 2);
+    try {
+      const sets = [imagesFromFolders(splitList(a.positives), splitList(a.negatives))];
+      if (a.labels !== undefined) sets.push(readLabelsCsv(a.labels, { positiveWhen: positiveWhen!, where }));
+      const images = mergeImageSets(sets);
+      const t0 = performance.now();
+      const report = await runViolationEval({
+        kind,
+        images,
+        config: a.config,
+        progress: (done, total) => {
+          if (done % 20 === 0 || (done === total && total > 20))
+            process.stderr.write(`eval: ${done}/${total} photos (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+        },
+      });
+      process.stdout.write(`${a.json ? JSON.stringify(report) : formatViolationTable(report, a.list)}\n`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    return;
+  }
+  const other = given(['positives', 'labels', 'positive-when', 'where', 'list']);
+  if (other.length) fail(`${other.join(', ')}: options of the violation eval, only with --violation KIND\n\n${HELP}`, 2);
   if (positionals.length !== 1) fail(`expected one dataset folder, got ${positionals.length}\n\n${HELP}`, 2);
-  const floor = Number(a.floor);
+  const floor = Number(a.floor ?? '0.05');
   if (!(floor >= 0 && floor <= 1)) fail(`--floor: expected a score between 0 and 1, got "${a.floor}"`, 2);
   const limit = a.limit === undefined ? undefined : Number(a.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) fail(`--limit: expected a positive integer, got "${a.limit}"`, 2);
@@ -193,11 +377,11 @@ async function main(): Promise<void> {
       dir: positionals[0]!,
       map: a.map ? parseClassMap(a.map) : undefined,
       split: a.split,
-      iou: parseList('iou', a.iou!),
+      iou: parseList('iou', a.iou ?? '0.3,0.5'),
       floor,
       config: a.config,
       limit,
-      negatives: a.negatives ? a.negatives.split(',').map((x) => x.trim()).filter(Boolean) : undefined,
+      negatives: a.negatives ? splitList(a.negatives) : undefined,
     });
     process.stdout.write(`${a.json ? JSON.stringify(report) : formatTable(report)}\n`);
   } catch (err) {

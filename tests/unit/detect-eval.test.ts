@@ -3,8 +3,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { parseClassMap, parseVocXml, readDataset, resolveGroundTruth, type GroundTruth } from '../../agent/detect/datasets.js';
-import { averagePrecision, defaultTargets, evaluate, type EvalImage } from '../../agent/detect/evaluate.js';
+import { parseClassMap, parseVocXml, readDataset, resolveGroundTruth, type GroundTruth } from '../../agent/eval/datasets.js';
+import { averagePrecision, defaultTargets, evaluate, type EvalImage } from '../../agent/eval/evaluate.js';
 import type { BoxXYXY } from '../../agent/detect/types.js';
 import { tempDir } from './detect-fixtures.js';
 

@@ -4,8 +4,8 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { isImageFile } from './image.js';
-import type { BoxXYXY } from './types.js';
+import { isImageFile } from '../detect/image.js';
+import type { BoxXYXY } from '../detect/types.js';
 
 export interface GroundTruth {
   /** Mapped (canonical) label, or undefined when the dataset class is not in the map (ignored). */

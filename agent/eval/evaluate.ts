@@ -5,7 +5,7 @@
  */
 import { iou } from '../../common/geometry.js';
 import type { GroundTruth } from './datasets.js';
-import type { Detection } from './types.js';
+import type { Detection } from '../detect/types.js';
 
 export interface EvalImage {
   gt: GroundTruth[];
