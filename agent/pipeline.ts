@@ -13,7 +13,7 @@ import { PROTOCOL_VERSION, type EventMessage } from '../protocol/messages.js';
 import type { CameraConfig, SiteConfig } from './config/schema.js';
 import type { Detection, RgbImage } from './detect/types.js';
 import { MotionGate, type MotionGateOptions } from './gate/motion.js';
-import { Tracker } from './track/index.js';
+import { AttributeVoter, Tracker } from './track/index.js';
 import { RuleEngine, rulesForSite, type Violation } from './rules/index.js';
 import { annotate, encodeJpeg, type EvidenceStore } from './evidence/index.js';
 import { eventOutboxMessages, type Outbox } from './outbox/index.js';
@@ -66,6 +66,8 @@ interface CameraLane {
   /** A frame of this camera is being processed. */
   busy: boolean;
   tracker: Tracker;
+  /** Head attributes believed per track (the head cascade's per-track agreement). */
+  heads: AttributeVoter;
   rules: RuleEngine;
   gate: MotionGate | null;
   /** The camera was told to decode a keyframe now and then only (its picture is still). */
@@ -104,6 +106,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         pending: null,
         busy: false,
         tracker: new Tracker(),
+        heads: new AttributeVoter(),
         rules: new RuleEngine({ rules, zones: cam.zones, serviceHours: config.serviceHours, timezone: config.site.timezone, cameraId: cam.id }),
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
         idle: false,
@@ -201,7 +204,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     if (gate && !detect) {
       lane.counters.framesSkippedStill++;
       // A still scene keeps its tracks and episodes alive: the last detections stand for this frame.
-      this.judge(lane, frame, gate.lastDetections as Detection[], ts);
+      this.judge(lane, frame, gate.lastDetections as Detection[], ts, false);
       return;
     }
     const t0 = performance.now();
@@ -211,7 +214,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.inferences++;
     lane.counters.framesProcessed++;
     lane.gate?.remember(detections);
-    this.judge(lane, frame, detections, ts);
+    this.judge(lane, frame, detections, ts, true);
   }
 
   /** Ask for idle sampling (a keyframe every idleFrameEverySec) once the picture has been still long enough, and back on a change. */
@@ -225,8 +228,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.emit('decode', lane.cfg.id, idle ? 'keyframes' : 'full');
   }
 
-  private judge(lane: CameraLane, frame: PipelineFrame, detections: readonly Detection[], ts: number): void {
-    const tracked = lane.tracker.update(detections, ts);
+  /** `fresh`: detections of a new inference (false: the motion gate repeats the last ones). */
+  private judge(lane: CameraLane, frame: PipelineFrame, detections: readonly Detection[], ts: number, fresh: boolean): void {
+    // Heads are tracked whatever their attributes, then named by their track's vote (chef_hat, head, cigarette ...).
+    const tracked = lane.heads.update(lane.tracker.update(detections, ts), ts, fresh);
     const violations = lane.rules.evaluate(tracked, this.opts.now?.() ?? ts, frame);
     if (violations.length === 0) return;
     // Evidence is encoded off the detection loop (frames are owned by the receiver: no copy needed).

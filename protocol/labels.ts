@@ -11,9 +11,9 @@ export const LABEL_TEXT: Record<CanonicalLabel, { zh: string; en: string }> = {
   person: { zh: '人员', en: 'person' },
   face: { zh: '未戴口罩', en: 'bare face' },
   masked_face: { zh: '戴口罩', en: 'masked face' },
-  head: { zh: '头部', en: 'head' },
+  head: { zh: '未戴帽子', en: 'bare head' }, // the head cascade reports covered heads as chef_hat
   chef_hat: { zh: '厨师帽', en: 'chef hat' },
-  cigarette: { zh: '香烟', en: 'cigarette' },
+  cigarette: { zh: '吸烟', en: 'smoking' },
   rodent: { zh: '老鼠', en: 'rodent' },
   cat: { zh: '猫', en: 'cat' },
   dog: { zh: '狗', en: 'dog' },

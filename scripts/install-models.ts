@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadManifests, modelFilePath, type LoadedManifest } from '../agent/detect/manifest.js';
+import { loadManifests, modelFilePath, type AnyManifest } from '../agent/detect/manifest.js';
 import { DEFAULT_MANIFESTS_DIR, DEFAULT_MODELS_DIR, REPO_ROOT } from '../agent/detect/pack.js';
 
 const HELP = `Install model files named by the manifests, verified by sha256.
@@ -60,7 +60,7 @@ async function fetchTo(url: string, tmp: string): Promise<void> {
 }
 
 /** Install (or verify) one manifest's file. */
-export async function installOne(m: LoadedManifest, mirror: string, dest: string): Promise<InstallResult> {
+export async function installOne(m: AnyManifest, mirror: string, dest: string): Promise<InstallResult> {
   const target = modelFilePath(m, dest);
   if (m.bundled) {
     const got = await fileSha256(target);

@@ -13,6 +13,7 @@ import { loadSiteConfig } from '../config/load.js';
 import { ModelPack, modelsSection } from '../detect/pack.js';
 import type { Detection, RgbImage } from '../detect/types.js';
 import { evaluateStill, rulesForSite, type StillViolation } from '../rules/index.js';
+import { judgeOnce } from '../track/attributes.js';
 
 const HELP = `Detect objects in still images with the model pack.
 
@@ -21,9 +22,12 @@ Usage: npm run detect -- [options] <image or folder> ...
   <image or folder>   JPEG / PNG / WebP ... files, or folders of them (not recursive)
   --json              one JSON object per image per line:
                       {"file","width","height","detections":[{"label","score","box":[x1,y1,x2,y2]}],
+                       "heads":[{"box","source","attributes":{"covered":p,...},"labels":[...]}],
                        "violations":[{"kind","ruleId","label","score","box","severity"}]}
-                      (boxes in source-image pixels; violations = rules whose condition holds in
-                      the still photo, ignoring persistence and schedule)
+                      (boxes in source-image pixels; heads = the head cascade's regions (from a face
+                      or a person) with the classifier's probabilities and the labels they give;
+                      violations = rules whose condition holds in the still photo, ignoring
+                      persistence and schedule)
   --annotate DIR      also write <DIR>/<name>.jpg with boxes and labels drawn
   --config FILE       site config whose models section gives the pack and whose rules apply
                       (default: rfb640_masked_face + yolox_nano from models/, files in var/models;
@@ -37,17 +41,28 @@ export interface ImageResult {
   width: number;
   height: number;
   detections: { label: string; score: number; box: [number, number, number, number] }[];
+  heads: { box: [number, number, number, number]; source: string; attributes: Record<string, number>; labels: string[] }[];
   violations: StillViolation[];
 }
 
 const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
 
+/** `dets` as the pack returned them (heads with attributes); detections are reported as judged (judgeOnce). */
 export function toResult(file: string, img: RgbImage, dets: Detection[], violations: StillViolation[] = []): ImageResult {
+  const box = (b: readonly number[]) => b.map((v) => round(v, 1)) as [number, number, number, number];
   return {
     file,
     width: img.width,
     height: img.height,
-    detections: dets.map((d) => ({ label: d.label, score: round(d.score, 4), box: d.box.map((v) => round(v, 1)) as [number, number, number, number] })),
+    detections: judgeOnce(dets).map((d) => ({ label: d.label, score: round(d.score, 4), box: box(d.box) })),
+    heads: dets
+      .filter((d) => d.attributes)
+      .map((d) => ({
+        box: box(d.box),
+        source: d.source ?? 'face',
+        attributes: Object.fromEntries(d.attributes!.map((a) => [a.name, round(a.p, 4)])),
+        labels: judgeOnce([d]).map((j) => j.label),
+      })),
     violations: violations.map((v) => ({ ...v, score: round(v.score, 4), box: v.box.map((x) => round(x, 1)) as [number, number, number, number] })),
   };
 }
@@ -76,6 +91,8 @@ const COLOURS: Record<string, string> = {
   masked_face: '#30c030',
   person: '#3080ff',
   cigarette: '#ff8000',
+  head: '#ff3030',
+  chef_hat: '#30c030',
   rodent: '#c000c0',
   cat: '#c000c0',
   dog: '#c000c0',
@@ -158,14 +175,14 @@ async function main(): Promise<void> {
     try {
       const img = await loadImage(file);
       const dets = await pack.detect(img);
-      const r = toResult(file, img, dets, evaluateStill(dets, img, { rules }));
+      const r = toResult(file, img, dets, evaluateStill(judgeOnce(dets), img, { rules }));
       process.stdout.write(`${a.json ? JSON.stringify(r) : table(r)}\n`);
       if (a.annotate) {
         const base = path.basename(file, path.extname(file));
         let out = path.join(a.annotate, `${base}.jpg`);
         for (let i = 2; written.has(out); i++) out = path.join(a.annotate, `${base}-${i}.jpg`);
         written.add(out);
-        writeFileSync(out, await annotate(img, dets));
+        writeFileSync(out, await annotate(img, judgeOnce(dets)));
       }
     } catch (err) {
       failed++;

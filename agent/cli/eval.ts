@@ -13,13 +13,15 @@ import { parseArgs } from 'node:util';
 import { VIOLATION_KINDS, VIOLATION_TEXT, type ViolationKind } from '../../protocol/violations.js';
 import { loadSiteConfig } from '../config/load.js';
 import { isImageFile, loadImage } from '../detect/image.js';
-import { loadManifest, manifestPath } from '../detect/manifest.js';
+import { isClassifier, loadManifest, manifestPath } from '../detect/manifest.js';
 import { ModelPack, modelsSection } from '../detect/pack.js';
+import { isWanted } from '../detect/model.js';
 import { DEFAULT_VOC_MAP, parseClassMap, readDataset, resolveGroundTruth, type Dataset } from '../eval/datasets.js';
 import { defaultTargets, evaluate, type EvalImage, type Metric } from '../eval/evaluate.js';
 import { imagesFromFolders, mergeImageSets, parseColumnTest, readLabelsCsv, type LabelledImage } from '../eval/image-sets.js';
 import { judge, parseViolationKind, rulesOfKind, scoreViolations, type ViolationMetrics, type ViolationOutcome } from '../eval/violations.js';
 import { evaluateStill, rulesForSite } from '../rules/index.js';
+import { judgeOnce } from '../track/attributes.js';
 
 const HELP = `Evaluate the model pack on labelled photos: detections on a labelled folder, or violations at image level.
 
@@ -116,6 +118,7 @@ export async function runEval(opts: {
   const section = modelsSection(opts.config);
   const pack = section.pack.filter((ref) => {
     const m = loadManifest(manifestPath(path.resolve(section.manifests), ref.manifest));
+    if (isClassifier(m)) return false; // the head cascade is scored per violation (--violation), not by box AP
     const produced = Object.values(m.classes).filter((l) => !ref.labels || ref.labels.includes(l));
     return produced.some((l) => labels.has(l));
   });
@@ -199,7 +202,7 @@ export interface ViolationReport {
   kind: ViolationKind;
   /** The enabled rules of the kind and what they look at. */
   rules: { id: string; labels: string[]; unless: string[]; with: string[]; minScore: number; zones: string[] }[];
-  models: { name: string; minScore: number }[];
+  models: { name: string; minScore: number | null }[];
   metrics: ViolationMetrics;
   images: ViolationImage[];
   seconds: number;
@@ -233,7 +236,7 @@ export async function runViolationEval(opts: {
     const images: ViolationImage[] = [];
     for (const im of opts.images) {
       const img = await loadImage(im.file);
-      const dets = await pack.detect(img, { labels: of.labels });
+      const dets = judgeOnce(await pack.detect(img, { labels: of.labels }));
       const j = judge(evaluateStill(dets, img, { rules: of.rules }), opts.kind);
       const best: Record<string, number> = {};
       for (const d of dets) best[d.label] = round4(Math.max(best[d.label] ?? 0, d.score));
@@ -243,7 +246,10 @@ export async function runViolationEval(opts: {
     return {
       kind: opts.kind,
       rules: of.rules.map((r) => ({ id: r.id, labels: r.labels, unless: r.unless, with: r.with, minScore: r.minScore, zones: r.zones })),
-      models: pack.models.filter((m) => [...m.labels].some((l) => of.labels.has(l))).map((m) => ({ name: m.name, minScore: m.minScore })),
+      models: [
+        ...pack.models.filter((m) => isWanted(m.labels, pack.classifier?.cascade.detectorLabels(of.labels) ?? of.labels)).map((m) => ({ name: m.name, minScore: m.minScore })),
+        ...(pack.classifier?.cascade.wanted(of.labels) ? [{ name: pack.classifier.name, minScore: null }] : []),
+      ],
       metrics: scoreViolations(images),
       images,
       seconds: (performance.now() - t0) / 1000,
@@ -266,7 +272,7 @@ export function formatViolationTable(r: ViolationReport, list: boolean): string 
     .join(', ');
   const lines = [
     `violation  ${r.kind} (${VIOLATION_TEXT[r.kind].en}, ${VIOLATION_TEXT[r.kind].zh}): rules ${rules}`,
-    `models     ${r.models.map((x) => `${x.name} (min score ${x.minScore})`).join(', ')}`,
+    `models     ${r.models.map((x) => `${x.name} (${x.minScore === null ? 'head classifier' : `min score ${x.minScore}`})`).join(', ')}`,
     '',
     `positives  ${String(m.positives).padStart(5)} photos  ${String(m.truePositives).padStart(5)} raised        recall           ${f(m.recall)}`,
     `negatives  ${String(m.negatives).padStart(5)} photos  ${String(m.falseAlarms).padStart(5)} false alarms  false-alarm rate ${f(m.falseAlarmRate)}`,

@@ -7,3 +7,5 @@ export * from './nms.js';
 export * from './model.js';
 export * from './pack.js';
 export * from './image.js';
+export * from './heads.js';
+export * from './classifier.js';

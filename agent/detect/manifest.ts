@@ -6,7 +6,8 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LABELS } from '../../protocol/labels.js';
-import { ConfigError, loadYaml } from '../config/load.js';
+import { ConfigError, readYaml, validate } from '../config/load.js';
+import { CropRecipeSchema } from './heads.js';
 
 export const MANIFEST_SUFFIX = '.model.yaml';
 
@@ -63,18 +64,23 @@ export const DecoderSchema = z.discriminatedUnion('family', [
   z.strictObject({ family: z.literal('yolov8'), output: z.string().min(1) }),
 ]);
 
+/** What every manifest has: the file, where it comes from, how to feed it. */
+const Common = {
+  name: Name,
+  description: z.string().optional(),
+  /** Model file name. Installed from a mirror into the models dir, or shipped in models/ when bundled. */
+  file: RelFile,
+  sha256: Sha256,
+  /** true: `file` is relative to the manifests folder (project-trained, committed); false: installed from a mirror. */
+  bundled: z.boolean().default(false),
+  source: z.string().min(1),
+  license: z.string().min(1),
+  input: InputSpecSchema,
+};
+
 export const ManifestSchema = z
   .strictObject({
-    name: Name,
-    description: z.string().optional(),
-    /** Model file name. Installed from a mirror into the models dir, or shipped in models/ when bundled. */
-    file: RelFile,
-    sha256: Sha256,
-    /** true: `file` is relative to the manifests folder (project-trained, committed); false: installed from a mirror. */
-    bundled: z.boolean().default(false),
-    source: z.string().min(1),
-    license: z.string().min(1),
-    input: InputSpecSchema,
+    ...Common,
     decoder: DecoderSchema,
     /** Default operating point; a site's pack entry may override `minScore`. */
     scoreThreshold: z.number().min(0).max(1),
@@ -100,23 +106,77 @@ export const ManifestSchema = z
       ctx.addIssue({ code: 'custom', path: ['classes', '0'], message: 'ultraface class 0 is the background and cannot be mapped' });
   });
 
+/**
+ * One attribute column of a classifier: a crop whose probability reaches `threshold` is reported as
+ * `positive`, below it as `negative` (when given). `sources` limits it to heads found one way (a
+ * mask is judged only on heads the face model missed: where it found the face, it said masked or not).
+ */
+export const AttributeSchema = z.strictObject({
+  name: Name,
+  index: z.number().int().min(0),
+  threshold: z.number().min(0).max(1).default(0.5),
+  positive: Canonical,
+  negative: Canonical.optional(),
+  sources: z.array(z.enum(['face', 'person'])).min(1).default(['face', 'person']),
+});
+
+/**
+ * A classifier on crops cut by its `crop` recipe from the detections of the detectors of the same
+ * pack (the head cascade): output [N, K] sigmoid probabilities, N = crops of one frame.
+ */
+export const ClassifierManifestSchema = z
+  .strictObject({
+    ...Common,
+    decoder: z.strictObject({ family: z.literal('classifier'), output: z.string().min(1) }),
+    crop: CropRecipeSchema,
+    attributes: z.array(AttributeSchema).min(1),
+  })
+  .superRefine((m, ctx) => {
+    const seen = new Set<number>();
+    m.attributes.forEach((a, i) => {
+      if (seen.has(a.index)) ctx.addIssue({ code: 'custom', path: ['attributes', i, 'index'], message: `output column ${a.index} is used twice` });
+      seen.add(a.index);
+    });
+    if (m.input.resize.mode !== 'stretch') ctx.addIssue({ code: 'custom', path: ['input', 'resize', 'mode'], message: 'a classifier takes square crops: expected "stretch"' });
+    if (m.input.width !== m.input.height) ctx.addIssue({ code: 'custom', path: ['input', 'height'], message: `expected square crops (width ${m.input.width})` });
+  });
+
 export type ModelManifest = z.infer<typeof ManifestSchema>;
+export type ClassifierManifest = z.infer<typeof ClassifierManifestSchema>;
+export type AttributeSpec = z.infer<typeof AttributeSchema>;
 export type InputSpec = z.infer<typeof InputSpecSchema>;
 export type DecoderSpec = z.infer<typeof DecoderSchema>;
 
-/** A manifest plus where it came from. */
+/** A detector manifest plus where it came from. */
 export interface LoadedManifest extends ModelManifest {
   /** Absolute path of the manifest file. */
   manifestFile: string;
 }
+export interface LoadedClassifierManifest extends ClassifierManifest {
+  manifestFile: string;
+}
+export type AnyManifest = LoadedManifest | LoadedClassifierManifest;
 
-/** Load and validate one manifest file; errors (ConfigError) name the file and the field. */
-export function loadManifest(file: string): LoadedManifest {
-  const m = loadYaml(ManifestSchema, file);
+export function isClassifier(m: AnyManifest): m is LoadedClassifierManifest {
+  return m.decoder.family === 'classifier';
+}
+
+/** Load and validate one manifest file (detector or classifier); errors (ConfigError) name the file and the field. */
+export function loadManifest(file: string): AnyManifest {
+  const raw = readYaml(file);
+  const family = (raw as { decoder?: { family?: unknown } } | null)?.decoder?.family;
+  const m: ModelManifest | ClassifierManifest = family === 'classifier' ? validate(ClassifierManifestSchema, raw, file) : validate(ManifestSchema, raw, file);
   const expected = path.basename(file).slice(0, -MANIFEST_SUFFIX.length);
   if (file.endsWith(MANIFEST_SUFFIX) && m.name !== expected)
     throw new ConfigError(file, [`name: expected "${expected}" to match the file name (got "${m.name}")`]);
   return { ...m, manifestFile: path.resolve(file) };
+}
+
+/** A detector's manifest; a classifier's is an error naming the file. */
+export function loadDetectorManifest(file: string): LoadedManifest {
+  const m = loadManifest(file);
+  if (isClassifier(m)) throw new ConfigError(file, ['decoder.family: expected a detector (yolox, ultraface, yolov5, yolov8), got "classifier"']);
+  return m;
 }
 
 /** Path of the manifest for `name` inside `manifestsDir`. */
@@ -125,7 +185,7 @@ export function manifestPath(manifestsDir: string, name: string): string {
 }
 
 /** Every manifest in a folder, sorted by name. */
-export function loadManifests(manifestsDir: string): LoadedManifest[] {
+export function loadManifests(manifestsDir: string): AnyManifest[] {
   let entries: string[];
   try {
     entries = readdirSync(manifestsDir);
@@ -139,7 +199,7 @@ export function loadManifests(manifestsDir: string): LoadedManifest[] {
 }
 
 /** Where the model file of a manifest lives: bundled files sit next to the manifest, others in modelsDir. */
-export function modelFilePath(m: LoadedManifest, modelsDir: string): string {
+export function modelFilePath(m: AnyManifest, modelsDir: string): string {
   return m.bundled ? path.resolve(path.dirname(m.manifestFile), m.file) : path.resolve(modelsDir, m.file);
 }
 

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSiteConfig } from '../config/load.js';
 import { DEFAULT_PACK, type ModelRef, type SiteConfig } from '../config/schema.js';
-import { loadManifest, manifestPath } from './manifest.js';
+import { Classifier } from './classifier.js';
+import { isClassifier, loadManifest, manifestPath } from './manifest.js';
 import { isWanted, Model, type PackDetectOptions } from './model.js';
 import type { Detection, RgbImage } from './types.js';
 
@@ -23,10 +24,16 @@ export interface PackOptions {
   threads?: number;
   /** Busy-waiting onnxruntime threads (see ModelOptions.spinning); default false. */
   spinning?: boolean;
+  /** A classifier alone in a worker: its detectors run in other workers (WorkerPack checks them). */
+  feedersElsewhere?: boolean;
 }
 
 export class ModelPack {
-  private constructor(readonly models: readonly Model[]) {}
+  /** `models` are the detectors; `classifier` judges the head regions cut from their output (classifier.ts). */
+  private constructor(
+    readonly models: readonly Model[],
+    readonly classifier: Classifier | null = null,
+  ) {}
 
   /** Load every model of the pack. Relative dirs resolve against the current directory. */
   static async load(opts: PackOptions): Promise<ModelPack> {
@@ -34,24 +41,32 @@ export class ModelPack {
     const modelsDir = path.resolve(opts.dir ?? DEFAULT_MODELS_DIR);
     const seen = new Set<string>();
     const models: Model[] = [];
+    let classifier: Classifier | null = null;
     try {
       for (const [i, ref] of opts.pack.entries()) {
         try {
           if (seen.has(ref.manifest)) throw new Error(`listed twice`);
           seen.add(ref.manifest);
           const manifest = loadManifest(manifestPath(manifestsDir, ref.manifest));
-          models.push(await Model.load(manifest, { modelsDir, threads: opts.threads, spinning: opts.spinning, minScore: ref.minScore, labels: ref.labels }));
+          if (isClassifier(manifest)) {
+            if (classifier) throw new Error(`a pack holds one classifier, "${classifier.name}" is already in it`);
+            if (ref.minScore !== undefined || ref.labels) throw new Error('a classifier takes no minScore or labels here (its attributes[].threshold is in its manifest)');
+            classifier = await Classifier.load(manifest, { modelsDir, threads: opts.threads, spinning: opts.spinning });
+          } else {
+            models.push(await Model.load(manifest, { modelsDir, threads: opts.threads, spinning: opts.spinning, minScore: ref.minScore, labels: ref.labels }));
+          }
         } catch (err) {
           // Keep the error's class (ConfigError, ModelLoadError), say which pack entry it concerns.
           if (err instanceof Error) err.message = `models.pack[${i}] "${ref.manifest}": ${err.message}`;
           throw err;
         }
       }
+      if (classifier && !opts.feedersElsewhere) missingFeeders(classifier.cascade.needs, models.flatMap((m) => [...m.labels]), classifier.name);
     } catch (err) {
-      await Promise.all(models.map((m) => m.release()));
+      await Promise.all([...models.map((m) => m.release()), classifier?.release()]);
       throw err;
     }
-    return new ModelPack(models);
+    return new ModelPack(models, classifier);
   }
 
   /** From a site config's `models` section. */
@@ -66,11 +81,14 @@ export class ModelPack {
    */
   async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
     const { labels, ...infer } = opts;
+    const cascade = this.classifier?.cascade;
+    const wanted = cascade ? cascade.detectorLabels(labels) : labels;
     const all: Detection[] = [];
     for (const m of this.models) {
-      if (!isWanted(m.labels, labels)) continue;
+      if (!isWanted(m.labels, wanted)) continue;
       for (const d of await m.infer(img, infer)) all.push(d);
     }
+    if (this.classifier && cascade!.wanted(labels)) all.push(...(await this.classifier.classify(img, all)));
     return all;
   }
 
@@ -82,12 +100,18 @@ export class ModelPack {
 
   /** Every label the pack can produce. */
   get labels(): Set<string> {
-    return new Set(this.models.flatMap((m) => [...m.labels]));
+    return new Set([...this.models.flatMap((m) => [...m.labels]), ...(this.classifier?.cascade.labels ?? [])]);
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.models.map((m) => m.release()));
+    await Promise.all([...this.models.map((m) => m.release()), this.classifier?.release()]);
   }
+}
+
+/** A classifier whose crops come from labels no detector of the pack produces would never run: say so. */
+export function missingFeeders(needs: ReadonlySet<string>, produced: readonly string[], name: string): void {
+  if (![...needs].some((l) => produced.includes(l)))
+    throw new Error(`classifier "${name}" cuts its crops from ${[...needs].join(', ')}, which no detector of the pack produces (add rfb640_masked_face or yolox_nano)`);
 }
 
 /**

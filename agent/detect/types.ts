@@ -18,6 +18,21 @@ export interface Detection {
   box: BoxXYXY;
   /** Name of the model (manifest) that produced it. */
   model: string;
+  /** Head regions (classifier.ts): where the head was found. */
+  source?: 'face' | 'person';
+  /** Head regions: the classifier's judgement of each attribute on this crop. */
+  attributes?: HeadAttribute[];
+}
+
+/** One attribute of a head crop: its probability and the label it gives when believed (or not). */
+export interface HeadAttribute {
+  name: string;
+  p: number;
+  threshold: number;
+  /** Label of a head with the attribute (chef_hat, cigarette, masked_face). */
+  positive: string;
+  /** Label of a head without it (head = bare head, face = bare face), if that means something. */
+  negative?: string;
 }
 
 /** A detection candidate before NMS, box in model-input pixels. */

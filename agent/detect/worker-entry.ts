@@ -16,6 +16,13 @@ export interface DetectRequest {
   minScore?: number;
 }
 
+/** Classifier workers: a batch of `n` prepared crops; the buffer is transferred and sent back. */
+export interface ClassifyRequest {
+  id: number;
+  batch: Float32Array<ArrayBuffer>;
+  n: number;
+}
+
 /** Benchmark: the models bare (prepared tensor, no pre/post-processing) in a tight loop. */
 export interface BareRequest {
   id: number;
@@ -25,7 +32,24 @@ export interface BareRequest {
   data: Uint8Array;
 }
 
+/** Crops per bare run of a classifier: a frame with a few workers in view. */
+export const BARE_CROPS = 4;
+
 async function bare(pack: ModelPack, m: BareRequest): Promise<{ id: number; runs: number; seconds: number; cpuSec: number }> {
+  const clf = pack.classifier;
+  if (clf) {
+    const batch = new Float32Array(BARE_CROPS * 3 * clf.cascade.size * clf.cascade.size);
+    for (let i = 0; i < 3; i++) await clf.run(batch, BARE_CROPS);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    let runs = 0;
+    while (performance.now() - t0 < m.bareSeconds * 1000) {
+      await clf.run(batch, BARE_CROPS);
+      runs++;
+    }
+    const cu = process.cpuUsage(c0);
+    return { id: m.id, runs, seconds: (performance.now() - t0) / 1000, cpuSec: (cu.user + cu.system) / 1e6 };
+  }
   for (const model of pack.models) {
     model.prepare({ width: m.width, height: m.height, data: m.data });
     for (let i = 0; i < 3; i++) await model.runBare();
@@ -43,12 +67,24 @@ async function bare(pack: ModelPack, m: BareRequest): Promise<{ id: number; runs
 
 const port = parentPort!;
 try {
-  const pack = await ModelPack.load(workerData as PackOptions);
-  if (pack.models.length !== 1) throw new Error(`a detection worker runs one model, got ${pack.models.length}`);
-  const model = pack.models[0]!;
-  port.on('message', (m: DetectRequest | BareRequest) => {
+  const pack = await ModelPack.load({ ...(workerData as PackOptions), feedersElsewhere: true });
+  const classifier = pack.classifier;
+  if (pack.models.length + (classifier ? 1 : 0) !== 1) throw new Error(`a detection worker runs one model, got ${pack.models.length + (classifier ? 1 : 0)}`);
+  const model = pack.models[0];
+  port.on('message', (m: DetectRequest | BareRequest | ClassifyRequest) => {
     if ('bareSeconds' in m) {
       void bare(pack, m).then((r) => port.postMessage(r), (err: Error) => port.postMessage({ id: m.id, error: err.message }));
+      return;
+    }
+    if ('batch' in m) {
+      classifier!.run(m.batch, m.n).then(
+        ({ probs, columns }) => port.postMessage({ id: m.id, probs, columns }),
+        (err: Error) => port.postMessage({ id: m.id, error: err.message }),
+      );
+      return;
+    }
+    if (!model) {
+      port.postMessage({ id: m.id, error: 'this worker runs a classifier', tensor: m.tensor }, [m.tensor.buffer]);
       return;
     }
     const back = { tensor: m.tensor };
@@ -57,7 +93,8 @@ try {
       (err: Error) => port.postMessage({ id: m.id, error: err.message, ...back }, [m.tensor.buffer]),
     );
   });
-  port.postMessage({ ready: true, models: [model.name], labels: [...model.labels], input: model.manifest.input });
+  if (classifier) port.postMessage({ ready: true, models: [classifier.name], labels: [...classifier.cascade.labels], classifier: classifier.manifest });
+  else port.postMessage({ ready: true, models: [model!.name], labels: [...model!.labels], input: model!.manifest.input });
 } catch (err) {
   port.postMessage({ ready: false, error: (err as Error).message });
 }

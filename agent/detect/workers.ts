@@ -17,9 +17,10 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { HeadCascade } from './classifier.js';
 import { isWanted, type InferOptions, type PackDetectOptions } from './model.js';
-import type { PackOptions } from './pack.js';
-import type { InputSpec } from './manifest.js';
+import { missingFeeders, type PackOptions } from './pack.js';
+import type { ClassifierManifest, InputSpec } from './manifest.js';
 import { Preprocessor } from './preprocess.js';
 import type { Detection, RgbImage } from './types.js';
 
@@ -33,8 +34,19 @@ export interface BareRun {
 }
 
 interface Pending {
-  resolve: (d: Detection[]) => void;
+  resolve: (d: never) => void;
   reject: (e: Error) => void;
+}
+
+/** What a worker answers: detections, a classifier's probabilities, a benchmark's counts, or an error. */
+interface Reply {
+  id: number;
+  detections?: Detection[];
+  probs?: Float32Array;
+  columns?: number;
+  runs?: number;
+  error?: string;
+  tensor?: Float32Array<ArrayBuffer>;
 }
 
 class DetectWorker {
@@ -44,6 +56,8 @@ class DetectWorker {
   models: string[] = [];
   labels: string[] = [];
   private pre: Preprocessor | null = null;
+  /** Set when this worker runs the pack's classifier (the head cascade's second stage). */
+  cascade: HeadCascade | null = null;
   /** Input tensors back from the worker, ready for the next frame (as many as frames were in flight at once). */
   private readonly free: Float32Array<ArrayBuffer>[] = [];
 
@@ -57,7 +71,7 @@ class DetectWorker {
       : new Worker(ENTRY, { workerData: opts });
     const w = new DetectWorker(worker);
     return new Promise((resolve, reject) => {
-      worker.once('message', (m: { ready: boolean; error?: string; models?: string[]; labels?: string[]; input?: InputSpec }) => {
+      worker.once('message', (m: { ready: boolean; error?: string; models?: string[]; labels?: string[]; input?: InputSpec; classifier?: ClassifierManifest }) => {
         if (!m.ready) {
           void worker.terminate();
           reject(new Error(m.error ?? 'detection worker failed to start'));
@@ -65,8 +79,9 @@ class DetectWorker {
         }
         w.models = m.models ?? [];
         w.labels = m.labels ?? [];
-        w.pre = new Preprocessor(m.input!);
-        worker.on('message', (r: { id: number; detections?: Detection[]; error?: string; tensor?: Float32Array<ArrayBuffer> }) => w.settle(r));
+        if (m.classifier) w.cascade = new HeadCascade(m.classifier);
+        else w.pre = new Preprocessor(m.input!);
+        worker.on('message', (r: Reply) => w.settle(r));
         resolve(w);
       });
       worker.once('error', (err) => {
@@ -79,7 +94,8 @@ class DetectWorker {
 
   detect(img: RgbImage, opts: InferOptions): Promise<Detection[]> {
     if (this.dead) return Promise.reject(this.dead);
-    const pre = this.pre!;
+    if (!this.pre) return Promise.reject(new Error(`worker ${this.models.join('+')} runs a classifier, not a detector`));
+    const pre = this.pre;
     const tensor = this.free.pop() ?? new Float32Array(pre.size);
     let placement;
     try {
@@ -95,6 +111,16 @@ class DetectWorker {
     });
   }
 
+  /** Classifier workers: probabilities of `n` prepared crops (the batch's buffer is transferred). */
+  classify(batch: Float32Array<ArrayBuffer>, n: number): Promise<{ probs: Float32Array; columns: number }> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as never, reject });
+      this.worker.postMessage({ id, batch, n }, [batch.buffer]);
+    });
+  }
+
   /** Benchmark: this worker's models bare in a tight loop for `seconds`. */
   bare(img: RgbImage, seconds: number): Promise<BareRun> {
     if (this.dead) return Promise.reject(this.dead);
@@ -105,14 +131,16 @@ class DetectWorker {
     });
   }
 
-  private settle(r: { id: number; detections?: Detection[]; error?: string; runs?: number; tensor?: Float32Array<ArrayBuffer> }): void {
+  private settle(r: Reply): void {
     if (r.tensor) this.free.push(r.tensor);
     const p = this.pending.get(r.id);
     if (!p) return;
     this.pending.delete(r.id);
+    const resolve = p.resolve as (x: unknown) => void;
     if (r.error !== undefined) p.reject(new Error(r.error));
-    else if (r.runs !== undefined) (p.resolve as unknown as (x: unknown) => void)(r);
-    else p.resolve(r.detections ?? []);
+    else if (r.runs !== undefined) resolve(r);
+    else if (r.probs !== undefined) resolve({ probs: r.probs, columns: r.columns });
+    else resolve(r.detections ?? []);
   }
 
   private fail(err: Error): void {
@@ -128,7 +156,13 @@ class DetectWorker {
 }
 
 export class WorkerPack {
-  private constructor(private readonly workers: readonly DetectWorker[]) {}
+  private readonly detectors: readonly DetectWorker[];
+  private readonly classifier: DetectWorker | null;
+
+  private constructor(private readonly workers: readonly DetectWorker[]) {
+    this.detectors = workers.filter((w) => !w.cascade);
+    this.classifier = workers.find((w) => w.cascade) ?? null;
+  }
 
   /** One worker per model of `opts.pack` (same options as ModelPack.load, applied in each worker). */
   static async load(opts: PackOptions): Promise<WorkerPack> {
@@ -139,7 +173,16 @@ export class WorkerPack {
       await Promise.all(ok.map((w) => w.close()));
       throw (failed as PromiseRejectedResult).reason;
     }
-    return new WorkerPack(ok);
+    const pack = new WorkerPack(ok);
+    try {
+      if (ok.filter((w) => w.cascade).length > 1) throw new Error('a pack holds one classifier');
+      const c = pack.classifier?.cascade;
+      if (c) missingFeeders(c.needs, pack.detectors.flatMap((w) => w.labels), c.name);
+    } catch (err) {
+      await pack.close();
+      throw err;
+    }
+    return pack;
   }
 
   /** Names of the models, in pack order. */
@@ -156,14 +199,24 @@ export class WorkerPack {
     return new Set(this.workers.flatMap((w) => w.labels));
   }
 
-  /** Every model (or those `opts.labels` asks for) on one image, in parallel; detections in pack order. */
+  /**
+   * Every detector (or those `opts.labels` asks for) on one image, in parallel, detections in pack
+   * order; then the classifier on the head crops cut from them (cut here, judged in its worker).
+   */
   async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
     const { labels, ...infer } = opts;
-    return (await Promise.all(this.wanted(labels).map((w) => w.detect(img, infer)))).flat();
+    const cascade = this.classifier?.cascade;
+    const wanted = cascade ? cascade.detectorLabels(labels) : labels;
+    const dets = (await Promise.all(this.detectors.filter((w) => isWanted(w.labels, wanted)).map((w) => w.detect(img, infer)))).flat();
+    if (!cascade || !cascade.wanted(labels)) return dets;
+    const regions = cascade.regions(dets);
+    if (regions.length === 0) return dets;
+    const { probs, columns } = await this.classifier!.classify(cascade.prepare(img, regions) as Float32Array<ArrayBuffer>, regions.length);
+    return [...dets, ...cascade.decode(regions, probs, columns, img.width, img.height)];
   }
 
   private wanted(labels: ReadonlySet<string> | undefined): DetectWorker[] {
-    return this.workers.filter((w) => isWanted(w.labels, labels));
+    return this.workers.filter((w) => isWanted(w.labels, w.cascade ? labels : (this.classifier?.cascade?.detectorLabels(labels) ?? labels)));
   }
 
   /**

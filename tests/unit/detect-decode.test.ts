@@ -5,7 +5,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadManifest, Model, ModelLoadError, type Detection } from '../../agent/detect/index.js';
+import { loadDetectorManifest, loadManifest, Model, ModelLoadError, type Detection } from '../../agent/detect/index.js';
 import { constantModel, sha256, solidImage, tempDir, writeBundled } from './detect-fixtures.js';
 
 const dir = tempDir();
@@ -15,7 +15,7 @@ afterAll(async () => {
 });
 
 async function load(manifestFile: string): Promise<Model> {
-  const m = await Model.load(loadManifest(manifestFile), { modelsDir: '/nonexistent', threads: 1 });
+  const m = await Model.load(loadDetectorManifest(manifestFile), { modelsDir: '/nonexistent', threads: 1 });
   loaded.push(m);
   return m;
 }
@@ -70,10 +70,10 @@ describe('yolov5 decoder', () => {
     const all = await load(file);
     const low = await all.infer(solidImage(128, 64, [0, 0, 0]), { minScore: 0.1 });
     expect(low.map((d) => d.label).sort()).toEqual(['cat', 'person', 'person', 'person']);
-    const cats = await Model.load(loadManifest(file), { modelsDir: '/x', labels: ['cat'] });
+    const cats = await Model.load(loadDetectorManifest(file), { modelsDir: '/x', labels: ['cat'] });
     loaded.push(cats);
     expect((await cats.infer(solidImage(128, 64, [0, 0, 0]))).map((d) => d.label)).toEqual(['cat']);
-    await expect(Model.load(loadManifest(file), { modelsDir: '/x', labels: ['rodent'] })).rejects.toThrow(/rodent.*not produced by this model/);
+    await expect(Model.load(loadDetectorManifest(file), { modelsDir: '/x', labels: ['rodent'] })).rejects.toThrow(/rodent.*not produced by this model/);
   });
 });
 
@@ -233,7 +233,7 @@ describe('model file errors', () => {
     const f = writeBundled(dir, 'gone', bytes, base);
     const onnxFile = path.join(dir, 'gone.onnx');
     rmSync(onnxFile);
-    const err = await Model.load(loadManifest(f), { modelsDir: dir }).catch((e: unknown) => e);
+    const err = await Model.load(loadDetectorManifest(f), { modelsDir: dir }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelLoadError);
     expect(String(err)).toMatch(new RegExp(`${onnxFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*missing`));
   });
@@ -244,25 +244,25 @@ describe('model file errors', () => {
     const b = readFileSync(onnxFile);
     b[b.length - 1] = b[b.length - 1]! ^ 0xff;
     writeFileSync(onnxFile, b);
-    await expect(Model.load(loadManifest(f), { modelsDir: dir })).rejects.toThrow(/corrupt\.onnx: sha256 mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}/);
+    await expect(Model.load(loadDetectorManifest(f), { modelsDir: dir })).rejects.toThrow(/corrupt\.onnx: sha256 mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}/);
   });
 
   it('not an ONNX model (right hash, wrong content)', async () => {
     const junk = new TextEncoder().encode('this is not a protobuf model at all');
     const f = writeBundled(dir, 'junk', junk, base);
     expect(sha256(junk)).toHaveLength(64);
-    await expect(Model.load(loadManifest(f), { modelsDir: dir })).rejects.toThrow(/junk\.onnx: not an ONNX model/);
+    await expect(Model.load(loadDetectorManifest(f), { modelsDir: dir })).rejects.toThrow(/junk\.onnx: not an ONNX model/);
   });
 
   it('manifest that does not match the model (input name, input size, output name)', async () => {
-    await expect(Model.load(loadManifest(writeBundled(dir, 'm1', bytes, { ...base, input: { ...input(8, 8), name: 'data' } })), { modelsDir: dir })).rejects.toThrow(
+    await expect(Model.load(loadDetectorManifest(writeBundled(dir, 'm1', bytes, { ...base, input: { ...input(8, 8), name: 'data' } })), { modelsDir: dir })).rejects.toThrow(
       /m1\.onnx: .*m1\.model\.yaml does not match .*input "data" not found \(model inputs: images\)/,
     );
-    await expect(Model.load(loadManifest(writeBundled(dir, 'm2', bytes, { ...base, input: input(16, 8) })), { modelsDir: dir })).rejects.toThrow(
+    await expect(Model.load(loadDetectorManifest(writeBundled(dir, 'm2', bytes, { ...base, input: input(16, 8) })), { modelsDir: dir })).rejects.toThrow(
       /input "images" has shape \[1, 3, 8, 8\], manifest says \[1, 3, 8, 16\]/,
     );
     await expect(
-      Model.load(loadManifest(writeBundled(dir, 'm3', bytes, { ...base, decoder: { family: 'yolov5', output: 'output0' } })), { modelsDir: dir }),
+      Model.load(loadDetectorManifest(writeBundled(dir, 'm3', bytes, { ...base, decoder: { family: 'yolov5', output: 'output0' } })), { modelsDir: dir }),
     ).rejects.toThrow(/output "output0" not found \(model outputs: out, echo\)/);
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../agent/config/load.js';
-import { classTable, DEFAULT_MANIFESTS_DIR, loadManifest, loadManifests, modelFilePath } from '../../agent/detect/index.js';
+import { classTable, DEFAULT_MANIFESTS_DIR, loadDetectorManifest, loadManifest, loadManifests, modelFilePath, type LoadedManifest } from '../../agent/detect/index.js';
 import { tempDir } from './detect-fixtures.js';
 
 const good = {
@@ -41,13 +41,13 @@ describe('shipped manifests', () => {
     const ms = loadManifests(DEFAULT_MANIFESTS_DIR);
     const by = Object.fromEntries(ms.map((m) => [m.name, m]));
     expect(Object.keys(by)).toEqual(expect.arrayContaining(['yolox_nano', 'rfb640_masked_face', 'rfb320_face']));
-    const y = by.yolox_nano!;
+    const y = by.yolox_nano as LoadedManifest;
     expect(y.input).toMatchObject({ name: 'images', width: 416, height: 416, colorOrder: 'BGR', mean: [0, 0, 0], std: [1, 1, 1], resize: { mode: 'letterbox', align: 'top-left', pad: 114 } });
     expect(y.decoder).toEqual({ family: 'yolox', output: 'output', strides: [8, 16, 32], gridOffset: 0 });
     expect(y.classNames).toHaveLength(80);
     const t = classTable(y);
     expect([t[0], t[15], t[16], t[43], t[64]]).toEqual(['person', 'cat', 'dog', 'knife', undefined]);
-    const f = by.rfb640_masked_face!;
+    const f = by.rfb640_masked_face as LoadedManifest;
     expect(f.input).toMatchObject({ width: 640, height: 480, colorOrder: 'RGB', mean: [127, 127, 127], std: [128, 128, 128], resize: { mode: 'stretch' } });
     expect(f.classes).toEqual({ 1: 'face', 2: 'masked_face' });
     expect(modelFilePath(f, '/opt/models')).toBe('/opt/models/rfb640_masked_face.onnx');
@@ -56,7 +56,7 @@ describe('shipped manifests', () => {
 
 describe('manifest errors name file and field', () => {
   it('a good manifest loads with defaults', () => {
-    const m = loadManifest(write(good));
+    const m = loadDetectorManifest(write(good));
     expect(m.bundled).toBe(false);
     expect(m.nmsClassAgnostic).toBe(false);
   });

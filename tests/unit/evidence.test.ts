@@ -73,7 +73,7 @@ describe('annotate', () => {
   it('highlights the violation even when it is not among the detections, and survives odd boxes', async () => {
     const svg = overlaySvg(W, H, [other], { cameraName: 'c', siteName: 's', time: T, kind: 'smoking', violation: { label: 'cigarette', score: 0.5, box: [10, 10, 20, 20] } });
     expect(svg).toContain('#ff2020');
-    expect(svg).toContain('香烟');
+    expect(svg).toContain('吸烟');
     const jpg = await annotate(grayFrame(), [{ label: 'x', score: 1, box: [-50, -50, 9999, 9999] }, { label: 'y', score: 1, box: [50, 50, 50, 50] }], { cameraName: 'c', siteName: 's', time: T, kind: 'rodent' });
     expect((await sharp(jpg).metadata()).width).toBe(W);
   });
