@@ -92,6 +92,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   private readonly inflightEvidence = new Set<Promise<void>>();
   private inferences = 0;
   private inferenceMs = 0;
+  /** Head crops the classifier judged (the head cascade's second stage). */
+  private headCrops = 0;
   private readonly startedAt = Date.now();
   private readonly maxInflight: number;
 
@@ -148,10 +150,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     return Object.fromEntries([...this.lanes].map(([id, l]) => [id, { ...l.counters }]));
   }
 
-  totals(): CameraCounters & { inferences: number; inferenceMs: number; uptimeSec: number } {
+  totals(): CameraCounters & { inferences: number; inferenceMs: number; headCrops: number; uptimeSec: number } {
     const t: CameraCounters = { framesIn: 0, framesDropped: 0, framesSkippedStill: 0, framesProcessed: 0, eventsRaised: 0 };
     for (const l of this.lanes.values()) for (const k of Object.keys(t) as (keyof CameraCounters)[]) t[k] += l.counters[k];
-    return { ...t, inferences: this.inferences, inferenceMs: this.inferenceMs, uptimeSec: (Date.now() - this.startedAt) / 1000 };
+    return { ...t, inferences: this.inferences, inferenceMs: this.inferenceMs, headCrops: this.headCrops, uptimeSec: (Date.now() - this.startedAt) / 1000 };
   }
 
   private takeNext(): [CameraLane, PipelineFrame] | null {
@@ -212,6 +214,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     const detections = await this.opts.detector.detect(frame, { labels: lane.rules.wantedLabels(this.opts.now?.() ?? ts) });
     this.inferenceMs += performance.now() - t0;
     this.inferences++;
+    for (const d of detections) if (d.attributes) this.headCrops++;
     lane.counters.framesProcessed++;
     lane.gate?.remember(detections);
     this.judge(lane, frame, detections, ts, true);

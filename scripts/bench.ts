@@ -25,6 +25,7 @@ import { isWanted } from '../agent/detect/model.js';
 import { DEFAULT_PACK } from '../agent/detect/pack.js';
 import { WorkerPack } from '../agent/detect/workers.js';
 import { heapSized } from '../common/heap.js';
+import { BARE_CROPS } from '../agent/detect/classifier.js';
 import { startFeed, type Feed } from './bench/feed.js';
 import { prepareClips } from './bench/media.js';
 import {
@@ -141,6 +142,7 @@ function summarise(o: Cli, run: AgentRun, bare: Awaited<ReturnType<typeof bareIn
   const freePercent = Math.max(0, availableParallelism() * 100 - decode.cpuPercent - harnessPercent);
   const limit = Math.min(bare.inferencesPerSec, freePercent / 100 / bare.cpuSecPerInference);
   const pipelineCpuMs = run.inferences ? (run.agentCpuSec * 1000) / run.inferences : null;
+  const classifierMs = bare.perModelMs.head_attrs; // the default pack's head classifier
   return {
     pipelineInferencesPerSec: r2(pipelineRate),
     bareInferencesPerSec: r2(bare.inferencesPerSec),
@@ -154,6 +156,10 @@ function summarise(o: Cli, run: AgentRun, bare: Awaited<ReturnType<typeof bareIn
     detectorBusyFraction: r3(busyFraction),
     bareMsPerInference: r1(bare.msPerInference),
     bareModelMs: Object.fromEntries(Object.entries(bare.perModelMs).map(([k, v]) => [k, r1(v)])),
+    // The head cascade: crops judged per second in the run, and the classifier's bare time per crop
+    // (with workers its bare runs are batches of BARE_CROPS crops).
+    headCropsPerSec: r2(run.headCrops / run.seconds),
+    classifierMsPerCrop: classifierMs === undefined ? null : r2(classifierMs / BARE_CROPS),
     pipelineMsPerInference: r1(run.inferences ? run.inferenceMs / run.inferences : null),
     // CPU time per inference (all threads): steadier than rates when others load the machine.
     bareCpuMsPerInference: r1(bare.cpuSecPerInference * 1000),

@@ -2,6 +2,9 @@
 # One command from data to a shipped model:
 #   bash training/train.sh <rats|smoking|path> [--epochs N] [--imgsz 416] [--name NAME] [--resume]
 #                          [--max-images N] [--export models/] [--label LABEL] ...   (--help for all)
+#   bash training/train.sh heads [--holdout kitchenA|kitchenB|none] [--epochs 24] [--resume] [--export models/]
+#        the head-attribute classifier: cuts head crops with the project's detectors (cached in
+#        var/train/heads), then trains on them (training/heads/train.py --help)
 # Makes/reuses the Python venv (training/setup.sh), then runs training/train.py with it.
 # Long runs: nohup nice -n 10 bash training/train.sh rats --export models/ > train-rats.log 2>&1 &
 set -euo pipefail
@@ -11,4 +14,9 @@ bash "$ROOT/training/setup.sh" >&2
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 # One intra-op pool (torch.set_num_threads in train.py); keep OpenMP/MKL from adding their own.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-2}"
+if [[ "${1:-}" == heads ]]; then
+  shift
+  (cd "$ROOT" && node_modules/.bin/tsx training/heads/cut.ts --out "$ROOT/var/train/heads")
+  exec "$VENV/bin/python" "$ROOT/training/heads/train.py" "$ROOT/var/train/heads" "$@"
+fi
 exec "$VENV/bin/python" "$ROOT/training/train.py" "$@"

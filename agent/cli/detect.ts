@@ -30,8 +30,8 @@ Usage: npm run detect -- [options] <image or folder> ...
                       persistence and schedule)
   --annotate DIR      also write <DIR>/<name>.jpg with boxes and labels drawn
   --config FILE       site config whose models section gives the pack and whose rules apply
-                      (default: rfb640_masked_face + yolox_nano from models/, files in var/models;
-                      config/detect-kitchen.yaml adds the rodent and cigarette models)
+                      (default: the default pack — rfb640_masked_face, yolox_nano, rodent_yolox and
+                      the head classifier head_attrs — from models/, files in var/models)
   -h, --help          this text
 
 Model files are installed by \`npm run models\`. Exit status 1 if any image failed.`;

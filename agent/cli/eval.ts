@@ -62,8 +62,8 @@ ignoring persistence and schedule; the photo "raises" KIND when a rule of that k
 
 Both:
   --config FILE         site config whose models section gives the pack and (violations) whose rules apply
-                        (default: rfb640_masked_face + yolox_nano and the built-in rules;
-                        config/detect-kitchen.yaml adds rodent_yolox + cigarette_yolox)
+                        (default: the default pack — rfb640_masked_face, yolox_nano, rodent_yolox,
+                        head_attrs — and the built-in rules)
   --json                one JSON object instead of the table (violations: with every photo's outcome)
   -h, --help            this text
 

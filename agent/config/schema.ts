@@ -60,7 +60,8 @@ export const ModelRefSchema = z.strictObject({
  * (RuleEngine.wantedLabels), so the animal detectors cost nothing on a camera without a food zone
  * during service hours, and the face model nothing at night.
  */
-export const DEFAULT_PACK: z.input<typeof ModelRefSchema>[] = [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }, { manifest: 'rodent_yolox' }];
+/** The head classifier (head_attrs) judges crops cut from the face and person boxes of the first two. */
+export const DEFAULT_PACK: z.input<typeof ModelRefSchema>[] = [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano' }, { manifest: 'rodent_yolox' }, { manifest: 'head_attrs' }];
 
 export const ScheduleSchema = z.enum(['always', 'service', 'closed']);
 

@@ -16,6 +16,9 @@ import type { Detection, HeadAttribute, RgbImage } from './types.js';
 
 const log = childLog({ stage: 'detect' });
 
+/** Crops per bare (benchmark) run of a classifier: a frame with a few workers in view. */
+export const BARE_CROPS = 4;
+
 /** The label of a head region before the vote names it. */
 export const HEAD_LABEL = 'head';
 

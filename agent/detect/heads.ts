@@ -22,6 +22,11 @@ export const CropRecipeSchema = z.strictObject({
     labels: z.array(Canonical).min(1),
     minScore: z.number().min(0).max(1).default(0.5),
     grow: z.strictObject({ left: Frac, right: Frac, top: Frac, bottom: Frac }),
+    /**
+     * Only faces whose centre lies in a person box (when the frame has people): the face model also
+     * fires on round things on a counter (trays of meat), which are never on a person.
+     */
+    onPerson: z.boolean().default(false),
   }),
   /**
    * People without a face: a square of side `side` x person width (at most the box height), centred
@@ -33,6 +38,8 @@ export const CropRecipeSchema = z.strictObject({
       minScore: z.number().min(0).max(1).default(0.5),
       side: z.number().gt(0).max(1.5),
       above: z.number().min(0).max(1).default(0),
+      /** Skip people whose box starts at the frame's top edge: their head is (partly) out of view. */
+      skipTopEdge: z.boolean().default(true),
     })
     .optional(),
   /** Regions with a side below this (source pixels) are not judged: too few pixels to tell. */
@@ -61,7 +68,16 @@ function square(cx: number, cy: number, side: number): BoxXYXY {
 /** Head regions of one frame from its detections, largest first, at most `recipe.maxHeads`. */
 export function headRegions(dets: readonly Detection[], recipe: CropRecipe): HeadRegion[] {
   const out: HeadRegion[] = [];
-  const faces = dets.filter((d) => (recipe.face.labels as readonly string[]).includes(d.label) && d.score >= recipe.face.minScore);
+  const p = recipe.person;
+  const people = p ? dets.filter((d) => (p.labels as readonly string[]).includes(d.label) && d.score >= p.minScore) : [];
+  const onSomeone = (f: Detection) => {
+    const cx = (f.box[0] + f.box[2]) / 2;
+    const cy = (f.box[1] + f.box[3]) / 2;
+    return people.some((d) => cx >= d.box[0] && cx <= d.box[2] && cy >= d.box[1] && cy <= d.box[3]);
+  };
+  const faces = dets.filter(
+    (d) => (recipe.face.labels as readonly string[]).includes(d.label) && d.score >= recipe.face.minScore && (!recipe.face.onPerson || people.length === 0 || onSomeone(d)),
+  );
   const g = recipe.face.grow;
   for (const f of faces) {
     const [x1, y1, x2, y2] = f.box;
@@ -74,11 +90,10 @@ export function headRegions(dets: readonly Detection[], recipe: CropRecipe): Hea
     const side = Math.max(gx2 - gx1, gy2 - gy1);
     out.push({ box: square((gx1 + gx2) / 2, (gy1 + gy2) / 2, side), source: 'face', from: f });
   }
-  const p = recipe.person;
   if (p) {
-    for (const d of dets) {
-      if (!(p.labels as readonly string[]).includes(d.label) || d.score < p.minScore) continue;
+    for (const d of people) {
       const [x1, y1, x2, y2] = d.box;
+      if (p.skipTopEdge && y1 <= 1) continue;
       // Same worker as a face when a face centre lies in the upper half of the person box.
       const hasFace = faces.some((f) => {
         const cx = (f.box[0] + f.box[2]) / 2;

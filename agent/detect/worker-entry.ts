@@ -5,6 +5,7 @@
  * MQTT) free, and this thread does little else than inference.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { BARE_CROPS } from './classifier.js';
 import { ModelPack, type PackOptions } from './pack.js';
 import type { Placement } from './preprocess.js';
 
@@ -32,8 +33,6 @@ export interface BareRequest {
   data: Uint8Array;
 }
 
-/** Crops per bare run of a classifier: a frame with a few workers in view. */
-export const BARE_CROPS = 4;
 
 async function bare(pack: ModelPack, m: BareRequest): Promise<{ id: number; runs: number; seconds: number; cpuSec: number }> {
   const clf = pack.classifier;

@@ -8,11 +8,14 @@
  * `minLooks` looks and at least `agreement` of them say the same; then the head is reported as the
  * attribute's `positive` label (chef_hat, cigarette, masked_face) or its `negative` one (head = bare
  * head, face = bare face), with the head's box and track id, so the rules' persistence and cooldown
- * follow the worker. Until then nothing is reported for it: one blurred crop neither raises nor clears
- * an alert. Deployed systems use 3 looks and ~60 %; a still image is one look (`minLooks: 1`).
+ * follow the worker. Until then nothing is reported for it, and a belief changes only when the
+ * window decides otherwise: one blurred crop neither raises nor clears an alert. Deployed systems use
+ * 3 looks and ~60 %; a still image is one look (`minLooks: 1`, or judgeOnce).
  *
- * Frames the motion gate skips repeat the last detections: they are not new looks (`fresh: false`),
- * the last belief stands.
+ * Frames the motion gate skips repeat the last detections (`fresh: false`): they are not new looks.
+ * The picture is still then, so the crops would not differ either; a track with no belief yet takes
+ * its looks as they are (one is enough), so a worker standing still is judged as a still photo is
+ * instead of waiting for motion that never comes.
  */
 import type { HeadAttribute } from '../detect/types.js';
 import type { Tracked, TrackInput } from './tracker.js';
@@ -34,6 +37,7 @@ interface HeadInput extends TrackInput {
 
 interface Votes {
   looks: Map<string, boolean[]>;
+  believed: Map<string, boolean>;
   /** Probabilities of the looks, for the reported score. */
   probs: Map<string, number[]>;
   lastSeen: number;
@@ -67,7 +71,7 @@ export class AttributeVoter {
         continue;
       }
       let v = this.tracks.get(d.trackId);
-      if (!v) this.tracks.set(d.trackId, (v = { looks: new Map(), probs: new Map(), lastSeen: now }));
+      if (!v) this.tracks.set(d.trackId, (v = { looks: new Map(), believed: new Map(), probs: new Map(), lastSeen: now }));
       v.lastSeen = now;
       for (const a of d.attributes) {
         const looks = v.looks.get(a.name) ?? [];
@@ -82,7 +86,9 @@ export class AttributeVoter {
           v.looks.set(a.name, looks);
           v.probs.set(a.name, probs);
         }
-        const belief = this.belief(looks);
+        const decided = this.belief(looks, fresh ? this.minLooks : 1);
+        if (decided !== undefined) v.believed.set(a.name, decided);
+        const belief = v.believed.get(a.name);
         if (belief === undefined) continue;
         const label = belief ? a.positive : a.negative;
         if (!label) continue;
@@ -95,8 +101,8 @@ export class AttributeVoter {
   }
 
   /** true / false when enough looks agree, undefined while they do not. */
-  private belief(looks: readonly boolean[]): boolean | undefined {
-    if (looks.length < this.minLooks) return undefined;
+  private belief(looks: readonly boolean[], minLooks: number): boolean | undefined {
+    if (looks.length < minLooks) return undefined;
     const yes = looks.filter(Boolean).length;
     if (yes >= this.agreement * looks.length) return true;
     if (looks.length - yes >= this.agreement * looks.length) return false;

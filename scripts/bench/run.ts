@@ -256,6 +256,8 @@ export interface AgentRun {
   seconds: number;
   inferences: number;
   inferenceMs: number;
+  /** Head crops the classifier judged during the run. */
+  headCrops: number;
   perCamera: Record<string, { frames: number; inferences: number; skippedStill: number; dropped: number; framesIn: number; ffmpegCpuSec: number; receiveCpuSec: number }>;
   agentCpuSec: number;
   ffmpegCpuSec: number;
@@ -413,6 +415,7 @@ export async function runAgent(
       seconds: elapsed,
       inferences: t1.inferences - t0.inferences,
       inferenceMs: t1.inferenceMs - t0.inferenceMs,
+      headCrops: t1.headCrops - t0.headCrops,
       perCamera,
       agentCpuSec: (cpu.user + cpu.system) / 1e6,
       ffmpegCpuSec: ffmpegMeter.total(),

@@ -35,7 +35,7 @@ describe('detect CLI', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(2);
-    expect(Object.keys(lines[0])).toEqual(['file', 'width', 'height', 'detections', 'violations']);
+    expect(Object.keys(lines[0])).toEqual(['file', 'width', 'height', 'detections', 'heads', 'violations']);
     expect(lines[0]).toMatchObject({ file: imgs[0], width: 640, height: 480 });
     const labels = new Set(lines[0].detections.map((d: { label: string }) => d.label));
     expect(labels).toEqual(new Set(['person', 'face']));
@@ -97,7 +97,7 @@ describe('eval CLI', () => {
   it('--negatives counts false alarms on photos without the object, and names a bad folder', async () => {
     const neg = tempDir('bk-neg-');
     for (const f of readdirSync(path.join(DATA, 'masks/images')).sort().slice(0, 2)) copyFileSync(path.join(DATA, 'masks/images', f), path.join(neg, f));
-    const args = [path.join(DATA, 'rats'), '--split', 'val', '--map', '0=rodent', '--config', 'config/detect-kitchen.yaml', '--limit', '3'];
+    const args = [path.join(DATA, 'rats'), '--split', 'val', '--map', '0=rodent', '--limit', '3'];
     const r = await cli('eval.ts', [...args, '--json', '--negatives', neg]);
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);

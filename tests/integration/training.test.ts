@@ -4,7 +4,7 @@
  * onnxruntime), runs one iteration on 8 rat images at 160x160, exports ONNX + manifest + model card
  * into a temp dir; the export must load in onnxruntime-node with yolox_nano's I/O layout and pass the
  * agent's own manifest schema. A second run resumes from last.pt. The shipped models in models/
- * (rodent_yolox, cigarette_yolox) are checked against their manifests too.
+ * (rodent_yolox; head_attrs in head-cascade.test.ts) are checked against their manifests too.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -130,7 +130,7 @@ describe('training pipeline (tiny slice)', () => {
 });
 
 describe('shipped project-trained models', () => {
-  for (const name of ['rodent_yolox', 'cigarette_yolox']) {
+  for (const name of ['rodent_yolox']) {
     const manifest = path.join(REPO_ROOT, 'models', `${name}.model.yaml`);
     it.skipIf(!existsSync(manifest))(`${name}: bundled file matches its manifest and runs`, async () => {
       const m = loadManifest(manifest);

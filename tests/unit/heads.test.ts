@@ -107,16 +107,18 @@ describe('AttributeVoter', () => {
     expect(third.map((d) => d.label)).toEqual(['chef_hat']);
     expect(third[0]!.trackId).toBe(7);
     expect(third[0]!.attributes).toBeUndefined();
-    expect(v.update([head(0.1)], 1500)).toEqual([]); // 2 of 4: undecided
+    expect(v.update([head(0.1)], 1500).map((d) => d.label)).toEqual(['chef_hat']); // 2 of 4: undecided, the belief stands
     expect(v.update([head(0.1)], 2000).map((d) => d.label)).toEqual(['head']); // 3 of 5 bare
   });
 
-  it('does not count frames the motion gate repeats as new looks', () => {
+  it('a still picture (frames the motion gate repeats) is judged on its one look, and repeats add no looks', () => {
     const v = new AttributeVoter();
-    v.update([head(0.1)], 0);
-    for (let t = 500; t < 5000; t += 500) expect(v.update([head(0.1)], t, false)).toEqual([]);
-    v.update([head(0.1)], 5000);
-    expect(v.update([head(0.1)], 5500).map((d) => d.label)).toEqual(['head']);
+    expect(v.update([head(0.1)], 0)).toEqual([]); // a fresh look alone: not yet
+    expect(v.update([head(0.1)], 500, false).map((d) => d.label)).toEqual(['head']); // still: that look is the picture
+    for (let t = 1000; t < 5000; t += 500) v.update([head(0.1)], t, false);
+    // The repeats were not counted: two fresh covered looks make 2 of 3 covered, the belief turns.
+    expect(v.update([head(0.9)], 5000).map((d) => d.label)).toEqual(['head']);
+    expect(v.update([head(0.9)], 5500).map((d) => d.label)).toEqual(['chef_hat']);
   });
 
   it('passes other detections through and reports one label per believed attribute', () => {
