@@ -38,12 +38,22 @@ describe('detect CLI', () => {
     expect(Object.keys(lines[0])).toEqual(['file', 'width', 'height', 'detections', 'heads', 'violations']);
     expect(lines[0]).toMatchObject({ file: imgs[0], width: 640, height: 480 });
     const labels = new Set(lines[0].detections.map((d: { label: string }) => d.label));
-    expect(labels).toEqual(new Set(['person', 'face']));
-    // Still-image violations: every bare face is a no_mask violation at its own box, nothing else.
-    const faces = lines[0].detections.filter((d: { label: string }) => d.label === 'face');
-    expect(lines[0].violations.map((v: { kind: string; box: number[] }) => [v.kind, v.box])).toEqual(
-      faces.map((f: { box: number[] }) => ['no_mask', f.box]),
-    );
+    expect(labels).toContain('person');
+    expect(labels).toContain('face');
+    expect([...labels].every((l) => ['person', 'face', 'head', 'chef_hat'].includes(l as string))).toBe(true);
+    // Heads: one per worker, with the classifier's attributes and the labels they give.
+    expect(lines[0].heads.length).toBeGreaterThan(0);
+    for (const h of lines[0].heads) {
+      expect(Object.keys(h.attributes)).toEqual(expect.arrayContaining(['covered', 'cigarette']));
+      expect(h.labels).toContain(h.attributes.covered >= 0.4 ? 'chef_hat' : 'head');
+    }
+    // Still-image violations: every bare face is a no_mask violation at its own box, every bare head
+    // a no_hat one (at most: a chef_hat overlapping it clears it), nothing else.
+    const at = (label: string) => lines[0].detections.filter((d: { label: string }) => d.label === label).map((d: { box: number[] }) => d.box);
+    const v = (kind: string) => lines[0].violations.filter((x: { kind: string }) => x.kind === kind).map((x: { box: number[] }) => x.box);
+    expect(v('no_mask')).toEqual(at('face'));
+    expect(at('head')).toEqual(expect.arrayContaining(v('no_hat')));
+    expect(lines[0].violations.every((x: { kind: string }) => ['no_mask', 'no_hat'].includes(x.kind))).toBe(true);
     for (const l of lines)
       for (const d of l.detections) {
         expect(Object.keys(d)).toEqual(['label', 'score', 'box']);

@@ -21,7 +21,7 @@ describe('WorkerPack', () => {
   it('returns what ModelPack returns, in pack order, also for overlapping calls', async () => {
     const expected = await pack.detect(img);
     expect(expected.some((d) => d.label === 'face')).toBe(true);
-    expect(workers.models).toEqual(pack.models.map((m) => m.name));
+    expect(workers.models).toEqual([...pack.models.map((m) => m.name), pack.classifier!.name]);
     const [a, b] = await Promise.all([workers.detect(img), workers.detect(img)]);
     for (const got of [a, b]) {
       expect(got.map((d) => [d.model, d.label])).toEqual(expected.map((d) => [d.model, d.label]));
@@ -30,8 +30,10 @@ describe('WorkerPack', () => {
   });
 
   it('runs only the models that can produce a wanted label (both packs)', async () => {
-    expect(workers.models).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox']);
+    expect(workers.models).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox', 'head_attrs']);
     expect(workers.modelsFor(new Set(['face']))).toEqual(['rfb640_masked_face']);
+    // the head cascade needs its detectors: faces and people, then the classifier
+    expect(workers.modelsFor(new Set(['cigarette']))).toEqual(['rfb640_masked_face', 'yolox_nano', 'head_attrs']);
     expect(workers.modelsFor(new Set(['rodent', 'cat']))).toEqual(['yolox_nano', 'rodent_yolox']);
     for (const p of [workers, pack]) {
       const faces = await p.detect(img, { labels: new Set(['face']) });

@@ -142,8 +142,8 @@ describe('eval CLI --violation', () => {
     const other = await cli('eval.ts', [MASKS, '--list']);
     expect([other.code, other.stderr]).toEqual([2, expect.stringContaining('--list: options of the violation eval, only with --violation KIND')]);
     // A kind no model of the pack can see is refused rather than scored as recall 0.
-    const hat = await cli('eval.ts', ['--violation', 'no_hat', '--positives', path.join(root, 'pos')]);
-    expect(hat.code).toBe(1);
-    expect(hat.stderr).toMatch(/--violation no_hat: no model in the pack produces head \(the subjects of rule no_hat\)/);
+    const boards = await cli('eval.ts', ['--violation', 'mixed_boards', '--positives', path.join(root, 'pos')]);
+    expect(boards.code).toBe(1);
+    expect(boards.stderr).toMatch(/--violation mixed_boards: no model in the pack produces raw_board, raw_knife/);
   });
 });

@@ -141,3 +141,19 @@ describe('AttributeVoter', () => {
     ]);
   });
 });
+
+describe('headRegions: what the training contact sheets showed', () => {
+  const strict = CropRecipeSchema.parse({ ...recipe, face: { ...recipe.face, onPerson: true } });
+  it('a face off every person (a tray of meat on the counter) is no head when the frame has people', () => {
+    const cook = det('person', [100, 50, 300, 500]);
+    const rs = headRegions([det('face', [150, 80, 200, 140]), det('face', [600, 400, 660, 460]), cook], strict);
+    expect(rs.map((r) => r.from.box[0])).toEqual([150]);
+    // without people in the frame (a close-up) a face stands on its own
+    expect(headRegions([det('face', [600, 400, 660, 460])], strict)).toHaveLength(1);
+  });
+
+  it('a person whose box starts at the frame top (head out of view) gives no region', () => {
+    expect(headRegions([det('person', [100, 0, 300, 400])], recipe)).toEqual([]);
+    expect(headRegions([det('person', [100, 0, 300, 400])], CropRecipeSchema.parse({ ...recipe, person: { ...recipe.person!, skipTopEdge: false } }))).toHaveLength(1);
+  });
+});
