@@ -31,9 +31,19 @@ export interface PipelineFrame {
 
 /** What the pipeline needs from detection (agent/detect's ModelPack fits). */
 export interface Detector {
-  /** Detections of the models that can produce one of `opts.labels` (every model when absent). */
-  detect(img: RgbImage, opts?: { labels?: ReadonlySet<string> }): Promise<Detection[]>;
+  /**
+   * Detections of the models that can produce one of `opts.labels` (every model when absent);
+   * `peopleForHeads: false` spares the person model the head cascade would otherwise run.
+   */
+  detect(img: RgbImage, opts?: { labels?: ReadonlySet<string>; peopleForHeads?: boolean }): Promise<Detection[]>;
 }
+
+/**
+ * The head cascade finds heads seen from behind in person boxes, and the person model costs more
+ * than the face model: it runs for the cascade on one frame per camera per this interval (at 2 fps,
+ * every third frame). The tracker keeps those heads across the gaps (its maxAge is 2 s).
+ */
+export const PEOPLE_FOR_HEADS_EVERY_MS = 1500;
 
 export interface PipelineOptions {
   config: SiteConfig;
@@ -72,6 +82,8 @@ interface CameraLane {
   gate: MotionGate | null;
   /** The camera was told to decode a keyframe now and then only (its picture is still). */
   idle: boolean;
+  /** Capture time of the last frame on which the person model ran for the head cascade. */
+  peopleAt: number;
   counters: CameraCounters;
 }
 
@@ -112,6 +124,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         rules: new RuleEngine({ rules, zones: cam.zones, serviceHours: config.serviceHours, timezone: config.site.timezone, cameraId: cam.id }),
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
         idle: false,
+        peopleAt: -Infinity,
         counters: { framesIn: 0, framesDropped: 0, framesSkippedStill: 0, framesProcessed: 0, eventsRaised: 0 },
       });
       this.order.push(cam.id);
@@ -211,7 +224,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     }
     const t0 = performance.now();
     // Only the models some rule can act on now (schedule, zones of this camera).
-    const detections = await this.opts.detector.detect(frame, { labels: lane.rules.wantedLabels(this.opts.now?.() ?? ts) });
+    const peopleForHeads = ts - lane.peopleAt >= PEOPLE_FOR_HEADS_EVERY_MS || ts < lane.peopleAt;
+    if (peopleForHeads) lane.peopleAt = ts;
+    const detections = await this.opts.detector.detect(frame, { labels: lane.rules.wantedLabels(this.opts.now?.() ?? ts), peopleForHeads });
     this.inferenceMs += performance.now() - t0;
     this.inferences++;
     for (const d of detections) if (d.attributes) this.headCrops++;

@@ -57,9 +57,11 @@ export class HeadCascade {
     return !labels || [...this.labels].some((l) => labels.has(l));
   }
 
-  /** The labels the detectors must deliver for a call asking for `labels`. */
-  detectorLabels(labels: ReadonlySet<string> | undefined): ReadonlySet<string> | undefined {
-    return labels && this.wanted(labels) ? new Set([...labels, ...this.needs]) : labels;
+  /** The labels the detectors must deliver for a call asking for `labels` (`people`: person heads too). */
+  detectorLabels(labels: ReadonlySet<string> | undefined, people = true): ReadonlySet<string> | undefined {
+    if (!labels || !this.wanted(labels)) return labels;
+    const needs = people ? [...this.needs] : this.manifest.crop.face.labels;
+    return new Set([...labels, ...needs]);
   }
 
   /** Head regions of a frame from the detectors' output (the manifest's crop recipe). */

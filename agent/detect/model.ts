@@ -69,6 +69,11 @@ export interface InferOptions {
 export interface PackDetectOptions extends InferOptions {
   /** Run only the models that can produce one of these labels (default: every model). */
   labels?: ReadonlySet<string>;
+  /**
+   * false: the head cascade cuts heads from faces only on this frame, the person model is not run for
+   * it (the pipeline runs it on some frames only: it costs more than the face model). Default true.
+   */
+  peopleForHeads?: boolean;
 }
 
 /** Whether a model with labels `own` is needed for `wanted` (undefined = everything is wanted). */

@@ -80,9 +80,9 @@ export class ModelPack {
    * workers.ts runs them in parallel).
    */
   async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
-    const { labels, ...infer } = opts;
+    const { labels, peopleForHeads, ...infer } = opts;
     const cascade = this.classifier?.cascade;
-    const wanted = cascade ? cascade.detectorLabels(labels) : labels;
+    const wanted = cascade ? cascade.detectorLabels(labels, peopleForHeads ?? true) : labels;
     const all: Detection[] = [];
     for (const m of this.models) {
       if (!isWanted(m.labels, wanted)) continue;

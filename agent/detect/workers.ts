@@ -204,9 +204,9 @@ export class WorkerPack {
    * order; then the classifier on the head crops cut from them (cut here, judged in its worker).
    */
   async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
-    const { labels, ...infer } = opts;
+    const { labels, peopleForHeads, ...infer } = opts;
     const cascade = this.classifier?.cascade;
-    const wanted = cascade ? cascade.detectorLabels(labels) : labels;
+    const wanted = cascade ? cascade.detectorLabels(labels, peopleForHeads ?? true) : labels;
     const dets = (await Promise.all(this.detectors.filter((w) => isWanted(w.labels, wanted)).map((w) => w.detect(img, infer)))).flat();
     if (!cascade || !cascade.wanted(labels)) return dets;
     const regions = cascade.regions(dets);
