@@ -81,6 +81,23 @@ describe('pipeline', () => {
     evidence.close();
   });
 
+  it('asks the detector for person heads on one frame per camera per 1.5 s (the person model is the costly one)', async () => {
+    const outbox = Outbox.open({ dir, fileName: 'people.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const asked: boolean[] = [];
+    const recording: Detector = { detect: (img, opts) => (asked.push(opts?.peopleForHeads ?? true), pack.detect(img, opts)) };
+    const pipeline = new Pipeline({ config: config(), detector: recording, evidence, outbox, motion: false });
+    pipeline.start();
+    const t0 = Date.now();
+    for (let i = 0; i < 8; i++) {
+      pipeline.offer({ ...frame, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await pipeline.stop();
+    expect(asked).toEqual([true, false, false, true, false, false, true, false]);
+    outbox.close();
+  });
+
   it('keeps at most one pending frame per camera and counts the rest as dropped', async () => {
     const outbox = Outbox.open({ dir, fileName: 'drops.sqlite' });
     const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
