@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { childLog } from '../../common/log.js';
 import { clipBox, cropResize, headRegions, type HeadRegion } from './heads.js';
 import { modelFilePath, type ClassifierManifest, type LoadedClassifierManifest } from './manifest.js';
-import { ModelLoadError, readVerified } from './model.js';
+import { createSession, ModelLoadError, readVerified } from './model.js';
 import type { Detection, HeadAttribute, RgbImage } from './types.js';
 
 const log = childLog({ stage: 'detect' });
@@ -121,18 +121,7 @@ export class Classifier {
   static async load(manifest: LoadedClassifierManifest, opts: ClassifierOptions): Promise<Classifier> {
     const file = modelFilePath(manifest, opts.modelsDir);
     const buf = await readVerified(file, manifest.sha256);
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(buf, {
-        intraOpNumThreads: opts.threads ?? 1,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        ...(opts.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
-      });
-    } catch (err) {
-      throw new ModelLoadError(file, `not an ONNX model onnxruntime can load (${(err as Error).message.split('\n')[0]})`);
-    }
+    const session = await createSession(file, buf, opts);
     const m = manifest;
     const where = `${m.manifestFile} does not match ${file}`;
     if (!session.inputNames.includes(m.input.name))

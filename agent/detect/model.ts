@@ -83,6 +83,21 @@ export function isWanted(own: Iterable<string>, wanted: ReadonlySet<string> | un
   return false;
 }
 
+/** One onnxruntime session with the project's settings (threads, no spinning by default); a bad file is a ModelLoadError. */
+export async function createSession(file: string, buf: Uint8Array, opts: { threads?: number; spinning?: boolean }): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(buf, {
+      intraOpNumThreads: opts.threads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      ...(opts.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
+    });
+  } catch (err) {
+    throw new ModelLoadError(file, `not an ONNX model onnxruntime can load (${(err as Error).message.split('\n')[0]})`);
+  }
+}
+
 export class Model {
   readonly name: string;
   /** Operating threshold in use. */
@@ -121,18 +136,7 @@ export class Model {
       if (bad.length)
         throw new Error(`model ${manifest.name}: labels [${bad.join(', ')}] are not produced by this model (it maps: ${[...mapped].join(', ')})`);
     }
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(buf, {
-        intraOpNumThreads: opts.threads ?? 1,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        ...(opts.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
-      });
-    } catch (err) {
-      throw new ModelLoadError(file, `not an ONNX model onnxruntime can load (${(err as Error).message.split('\n')[0]})`);
-    }
+    const session = await createSession(file, buf, opts);
     const m = manifest;
     const where = `${m.manifestFile} does not match ${file}`;
     if (!session.inputNames.includes(m.input.name))
