@@ -216,6 +216,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     const gate = lane.gate;
     const detect = !gate || gate.shouldDetect(frame, ts);
     if (gate) this.followStillness(lane, gate, ts);
+    // A cut (the whole picture changed at once): whoever stands where a track was is someone new,
+    // and must not inherit that track's cooldown (one person replacing another on a test camera).
+    if (gate?.cut) lane.tracker.reset();
     if (gate && !detect) {
       lane.counters.framesSkippedStill++;
       // A still scene keeps its tracks and episodes alive: the last detections stand for this frame.

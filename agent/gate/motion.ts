@@ -12,6 +12,9 @@
  * without a mask is still caught. Every `recheckMs` a frame is detected regardless (slow changes,
  * a subject that stopped in the picture).
  *
+ * `cut` says the whole picture changed at once (most cells by a lot: a new scene, a camera turned, a
+ * test camera's next photo): what was tracked before is not what is seen now.
+ *
  * `stillForMs` says how long the picture has not changed; the pipeline uses it to switch a camera
  * that has been still for a while to sampling a keyframe now and then (decoding is then the camera's main cost).
  */
@@ -22,6 +25,9 @@ export interface MotionGateOptions {
   cellThreshold?: number;
   /** Detect at least this often even on a still scene (ms). Default 10000. */
   recheckMs?: number;
+  /** A cut: at least `cutShare` of the cells differ by `cutCellThreshold` or more. Defaults 0.6, 24. */
+  cutShare?: number;
+  cutCellThreshold?: number;
 }
 
 export interface GateFrame {
@@ -43,6 +49,10 @@ export class MotionGate {
   private changedAt = -Infinity;
   /** Whether the last frame given to shouldDetect differed from the reference. */
   moved = false;
+  /** Whether it differed everywhere (a cut). */
+  cut = false;
+  private readonly cutShare: number;
+  private readonly cutCellThreshold: number;
   private readonly cur = new Float32Array(GRID_W * GRID_H);
   /** Detections of the last detected frame, reused for skipped ones. */
   lastDetections: readonly unknown[] = [];
@@ -51,6 +61,8 @@ export class MotionGate {
     this.threshold = opts.threshold ?? 4;
     this.cellThreshold = opts.cellThreshold ?? 10;
     this.recheckMs = opts.recheckMs ?? 10_000;
+    this.cutShare = opts.cutShare ?? 0.6;
+    this.cutCellThreshold = opts.cutCellThreshold ?? 24;
   }
 
   /** True when this frame should go through detection (and becomes the new reference). */
@@ -58,17 +70,22 @@ export class MotionGate {
     sampleLuma(frame, this.cur);
     const ref = this.ref;
     let moved = true;
+    let cut = false;
     if (ref) {
       let sum = 0;
       let max = 0;
+      let big = 0;
       for (let i = 0; i < ref.length; i++) {
         const d = Math.abs(ref[i]! - this.cur[i]!);
         sum += d;
         if (d > max) max = d;
+        if (d >= this.cutCellThreshold) big++;
       }
       moved = sum / ref.length >= this.threshold || max >= this.cellThreshold;
+      cut = big >= this.cutShare * ref.length;
     }
     this.moved = moved;
+    this.cut = cut;
     if (this.moved) this.changedAt = ts;
     if (!this.moved && ts - this.refAt < this.recheckMs) return false;
     this.ref = Float32Array.from(this.cur);

@@ -98,6 +98,33 @@ describe('pipeline', () => {
     outbox.close();
   });
 
+  it('a cut to another person at the same spot starts a new track: two people, two alerts', async () => {
+    // Two different bare faces whose boxes overlap (IoU 0.7 at 640x480), shown 5 s each.
+    const people = await Promise.all(
+      ['maksssksksss128.png', 'maksssksksss561.png'].map(async (f) => {
+        const { data } = await sharp(path.join(path.dirname(BARE_FACE), f)).removeAlpha().resize(640, 480, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+        return { cameraId: 'cam1', width: 640, height: 480, data };
+      }),
+    );
+    const outbox = Outbox.open({ dir, fileName: 'swap.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    await evidence.init();
+    const pipeline = new Pipeline({ config: config(), detector: pack, evidence, outbox, motion: {} });
+    const events: EventMessage[] = [];
+    pipeline.on('event', (e) => events.push(e));
+    pipeline.start();
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) {
+      pipeline.offer({ ...people[i < 10 ? 0 : 1]!, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await pipeline.stop();
+    expect(events.map((e) => e.kind)).toEqual(['no_mask', 'no_mask']);
+    expect(events[0]!.trackId).not.toBe(events[1]!.trackId);
+    outbox.close();
+    evidence.close();
+  });
+
   it('keeps at most one pending frame per camera and counts the rest as dropped', async () => {
     const outbox = Outbox.open({ dir, fileName: 'drops.sqlite' });
     const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });

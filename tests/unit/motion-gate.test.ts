@@ -69,3 +69,19 @@ describe('MotionGate', () => {
     expect(gate.shouldDetect({ ...tiny, data: new Uint8Array(8 * 4 * 3).fill(140) }, 200)).toBe(true);
   });
 });
+
+describe('MotionGate cuts', () => {
+  it('a worker crossing the picture moves it; a new scene everywhere is a cut', () => {
+    const g = new MotionGate();
+    const base = frame(1, 2);
+    g.shouldDetect(base, 0);
+    expect(g.cut).toBe(false);
+    g.shouldDetect(withBlob(base, 100, 60, 200, 250), 500); // a person-sized dark region
+    expect([g.moved, g.cut]).toEqual([true, false]);
+    const other = { ...base, data: base.data.map((v) => 255 - v) }; // another picture altogether
+    g.shouldDetect(other, 1000);
+    expect([g.moved, g.cut]).toEqual([true, true]);
+    g.shouldDetect(other, 1500);
+    expect(g.cut).toBe(false);
+  });
+});
