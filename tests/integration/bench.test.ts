@@ -32,9 +32,12 @@ describe('bench', () => {
     expect(lines).toHaveLength(1);
     const r = JSON.parse(lines[0]!);
     expect(r).toMatchObject({ cameras: 1, fps: 2, seconds: 5 });
-    // Service hours, a camera without zones: of the default pack only the face model is wanted (and measured bare).
-    expect(r.config.pack).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox']);
-    expect(r.config.models).toEqual(['rfb640_masked_face']);
+    // Service hours, a camera without zones: of the default pack the face model and, for the head
+    // cascade (no_hat, smoking), the person model and the head classifier are wanted (and measured bare).
+    expect(r.config.pack).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox', 'head_attrs']);
+    expect(r.config.models).toEqual(['rfb640_masked_face', 'yolox_nano', 'head_attrs']);
+    expect(r.headCropsPerSec).toBeGreaterThanOrEqual(0);
+    expect(r.classifierMsPerCrop).toBeGreaterThan(0);
     // The V8 flag reaches node through tsx (as in the package.json scripts).
     expect(r.config.heapSized).toBe(true);
     const positive = (x: unknown) => expect(typeof x === 'number' && x > 0, `${String(x)} > 0`).toBe(true);

@@ -46,7 +46,7 @@ for fold in kitchenA kitchenB; do
 done
 
 # By time: a copy of labels.csv with a block column (early / gap / late by frame rank in its video).
-prepare time "head_attrs_time${TIME_SUFFIX:-}"
+prepare time "head_attrs_time$SUFFIX"
 TCSV="$ROOT/var/folds/time/labels.csv"
 node -e "
 const fs = require('fs'); const path = require('path');
