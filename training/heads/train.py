@@ -230,7 +230,7 @@ def main() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss) * len(sel)
+            tot += loss.item() * len(sel)
             seen += len(sel)
         p = predict(model, crops[va], cut)
         r = report(_full(p, va, len(rows)), y, sets, va)
