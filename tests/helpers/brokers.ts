@@ -2,7 +2,7 @@
  * Real MQTT brokers for tests: an embedded aedes in this process, or a mosquitto child process with
  * a generated config in a temp dir. Both bind 127.0.0.1 on a free port and resolve once listening.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -217,4 +217,21 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
 export async function disposeMosquitto(m: MosquittoHandle): Promise<void> {
   await m.stop();
   rmSync(m.dir, { recursive: true, force: true });
+}
+
+/** mosquitto_sub printing one line per message: `<topic>\t<payload length>\t<payload>` (events) or without payload. */
+export function mosquittoSub(port: number, topic: string, withPayload: boolean): { lines: string[]; proc: ChildProcessWithoutNullStreams } {
+  const fmt = withPayload ? '%t\t%l\t%p' : '%t\t%l';
+  const proc = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', topic, '-F', fmt]);
+  const lines: string[] = [];
+  let buf = '';
+  proc.stdout.on('data', (c: Buffer) => {
+    buf += c.toString('latin1');
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  return { lines, proc };
 }

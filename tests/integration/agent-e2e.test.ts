@@ -6,7 +6,7 @@
  * The camera alternates bare faces and masked faces, 5 s each, so every bare-face showing is one
  * episode: one `no_mask` event per showing, not one per frame.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import { Agent } from '../../agent/agent.js';
 import { SiteConfigSchema, type SiteConfig } from '../../agent/config/schema.js';
 import { ModelPack, REPO_ROOT } from '../../agent/detect/index.js';
 import { EventMessage } from '../../protocol/messages.js';
-import { freePort, startAedes, startMosquitto, waitForPort } from '../helpers/brokers.js';
+import { freePort, mosquittoSub, startAedes, startMosquitto, waitForPort } from '../helpers/brokers.js';
 import { MASK_IMAGES, startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
 
 const SITE = 'site-e2e';
@@ -56,23 +56,6 @@ function siteConfig(name: string, brokerUrl: string): SiteConfig {
   });
 }
 const env = { BK_E2E_USER: SITE, BK_E2E_PASS: 'unused' };
-
-/** mosquitto_sub printing one line per message: `<topic>\t<payload length>\t<payload>` (events) or without payload. */
-function mosquittoSub(port: number, topic: string, withPayload: boolean): { lines: string[]; proc: ChildProcessWithoutNullStreams } {
-  const fmt = withPayload ? '%t\t%l\t%p' : '%t\t%l';
-  const proc = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', topic, '-F', fmt]);
-  const lines: string[] = [];
-  let buf = '';
-  proc.stdout.on('data', (c: Buffer) => {
-    buf += c.toString('latin1');
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  return { lines, proc };
-}
 
 describe('agent end to end', () => {
   it('photos over RTSP → no_mask events with snapshots, one per episode, to a plain mosquitto_sub', async () => {

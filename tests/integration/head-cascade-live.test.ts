@@ -4,7 +4,6 @@
  * outbox, MQTT) and a plain mosquitto_sub. The camera alternates a bare-headed cook and chefs in
  * toques, 6 s each: no_hat is raised for the bare head once per showing, never for a toque.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import { ModelPack, REPO_ROOT } from '../../agent/detect/index.js';
 import { labelText } from '../../protocol/labels.js';
 import { EventMessage } from '../../protocol/messages.js';
 import { installModels } from '../../scripts/install-models.js';
-import { startAedes } from '../helpers/brokers.js';
+import { mosquittoSub, startAedes } from '../helpers/brokers.js';
 import { startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
 
 const SITE = 'site-heads';
@@ -48,17 +47,7 @@ afterAll(async () => {
 describe('head cascade live', () => {
   it('RTSP kitchen frames → one no_hat per bare-head showing at a plain mosquitto_sub, labelled 未戴帽子; none for toques', async () => {
     const broker = await startAedes();
-    const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(broker.port), '-q', '1', '-t', `bk/v1/site/${SITE}/event`]);
-    const lines: string[] = [];
-    let buf = '';
-    sub.stdout.on('data', (c: Buffer) => {
-      buf += c.toString('utf8');
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
+    const { lines, proc: sub } = mosquittoSub(broker.port, `bk/v1/site/${SITE}/event`, true);
     await sleep(500);
     const config = SiteConfigSchema.parse({
       site: { id: SITE, name: '帽子测试食堂' },
@@ -78,8 +67,9 @@ describe('head cascade live', () => {
     sub.kill();
     await broker.close();
 
-    const events = lines.map((l) => EventMessage.parse(JSON.parse(l))).filter((e) => e.kind === 'no_hat');
-    expect(events.length, JSON.stringify(lines.map((l) => JSON.parse(l).kind))).toBeGreaterThanOrEqual(2); // two bare showings
+    const all = lines.map((l) => EventMessage.parse(JSON.parse(Buffer.from(l.split('\t')[2]!, 'latin1').toString('utf8'))));
+    const events = all.filter((e) => e.kind === 'no_hat');
+    expect(events.length, JSON.stringify(all.map((e) => e.kind))).toBeGreaterThanOrEqual(2); // two bare showings
     for (const e of events) {
       expect(e.label).toBe('head');
       expect(e.capturedAt - e.startedAt).toBeGreaterThanOrEqual(3000);
