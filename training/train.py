@@ -25,7 +25,7 @@ import torch
 
 from kitchen_det import data as D
 from kitchen_det import export as X
-from kitchen_det.evaluate import evaluate
+from kitchen_det.evaluate import TARGET_TEXT, evaluate
 from kitchen_det.loss import YoloxLoss
 from kitchen_det.onnx_init import pretrained
 
@@ -206,6 +206,7 @@ def main(argv):
     log(f"data {root}: train {len(train_s)} images / {n_tb} boxes, val {len(val_s)} images / {n_vb} boxes; "
         f"class 0 '{meta['class_name']}' -> {meta['label']}; run {run}")
 
+    init_sha256 = X.sha256(a.init)  # the init file may be the model this run replaces: the card names it
     model = pretrained(a.init, 1, log=log)
     loader_diff = model.loader_diff
     if a.start_from and not (a.resume or a.export_only):
@@ -321,7 +322,7 @@ def main(argv):
                                          elapsed_s=state["train_seconds"]))
             log(f"epoch {ep + 1}/{a.epochs} {'done' if not out_of_time else 'cut by the time budget'}: mean loss {mean_loss:.3f}, val AP50 {res['ap50']:.4f}, "
                 f"at threshold {res['threshold']:.2f} P {res['precision']:.3f} R {res['recall']:.3f}"
-                f"{' (meets P>=0.85 R>=0.75)' if res['meets_target'] else ''}; "
+                f"{' (meets ' + TARGET_TEXT + ')' if res['meets_target'] else ''}; "
                 f"{state['images_seen'] / max(state['train_seconds'], 1e-6):.1f} img/s overall, {state['train_seconds'] / 60:.1f} min trained")
             if state["iter_in_epoch"] >= iters_per_epoch:
                 state["epoch"] += 1
@@ -354,7 +355,7 @@ def main(argv):
             sys.exit(f"train: exported ONNX differs from torch by {diff}")
         ev = X.eval_onnx(onnx_path, val_s, a.imgsz)
         log(f"exported model on val (NMS {ev['nms_iou']}): AP50 {ev['ap50']:.4f} (floor 0.01), {ev['ap50_agent_floor']:.4f} (floor 0.05); threshold {ev['threshold']:.2f}: P {ev['precision']:.3f} R {ev['recall']:.3f} "
-            f"({ev['tp']}/{ev['detections']} detections, {ev['gt']} boxes){'' if ev['meets_target'] else ' — target P>=0.85 R>=0.75 NOT met'}")
+            f"({ev['tp']}/{ev['detections']} detections, {ev['gt']} boxes){'' if ev['meets_target'] else ' — target ' + TARGET_TEXT + ' NOT met'}")
         ms1 = X.bench(onnx_path, a.imgsz, 1, a.bench_runs)
         ms2 = X.bench(onnx_path, a.imgsz, 2, a.bench_runs)
         log(f"inference {a.imgsz}x{a.imgsz}: {ms1:.1f} ms on 1 thread, {ms2:.1f} ms on 2 threads (onnxruntime, median of {a.bench_runs})")
@@ -375,6 +376,8 @@ def main(argv):
             cmd_parts += ["--negatives", *a.negatives]
         if a.start_from:
             cmd_parts += ["--from", a.start_from]
+        if os.path.abspath(a.init) != os.path.abspath(defaults.init):
+            cmd_parts += ["--init", os.path.relpath(a.init, ROOT)]
         cmd_parts += ["--export", "models/"]
         command = " ".join(shlex.quote(c) for c in cmd_parts)
         license_text = ("Apache-2.0 (fine-tuned from Megvii YOLOX-nano COCO weights); training data: "
@@ -395,7 +398,7 @@ def main(argv):
                     data=os.path.relpath(root, ROOT) if root.startswith(os.path.dirname(ROOT)) else root,
                     n_train=len(train_s) - sum(k for _, k in negatives), n_train_boxes=n_tb, n_val=len(val_s), n_val_boxes=n_vb,
                     data_source=meta["data_source"], data_license=meta["data_license"], command=command,
-                    negatives=negatives, start_from=a.start_from,
+                    negatives=negatives, start_from=a.start_from, init=os.path.relpath(a.init, ROOT), init_sha256=init_sha256,
                     epochs=a.epochs, epochs_done=len(hist), time_budget=a.time_budget, frozen=", ".join(frozen) or "none", batch=a.batch, lr=a.lr, head_lr_mult=a.head_lr_mult, mosaic=a.mosaic,
                     scale=f"{a.scale[0]:g}-{a.scale[1]:g}", grey=grey, train_seconds=state["train_seconds"],
                     cpu=X.cpu_name(), threads=a.threads, images_per_s=state["images_seen"] / max(state["train_seconds"], 1e-6),

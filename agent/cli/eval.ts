@@ -43,7 +43,8 @@ Detections:
   --limit N             evaluate the first N images only
 
   Reported per label (and for face+masked_face matched regardless of mask, with "label acc" = share of
-  matched faces whose mask / no-mask label is right): precision, recall, AP at each IoU threshold.
+  matched faces whose mask / no-mask label is right): precision, recall, AP at each IoU threshold, and
+  recall by object size (small < 32², medium < 96² px, large).
 
 Violations (each photo: the pack, then the still-image rules exactly as \`npm run detect\` applies them,
 ignoring persistence and schedule; the photo "raises" KIND when a rule of that kind fires):
@@ -184,6 +185,9 @@ export function formatTable(r: EvalReport): string {
     lines.push(
       `${m.name.padEnd(18)} ${m.iou.toFixed(2).padStart(4)} ${String(m.gt).padStart(5)} ${String(m.tp).padStart(5)} ${String(m.fp).padStart(5)} ${String(m.fn).padStart(5)} ${f(m.precision).padStart(9)} ${f(m.recall).padStart(7)} ${f(m.ap).padStart(6)} ${(m.labelAccuracy === undefined ? '' : f(m.labelAccuracy)).padStart(9)}`,
     );
+  lines.push('', 'recall by object size (COCO areas in the image\'s pixels: small < 32², medium < 96², large), operating threshold:');
+  for (const m of r.metrics)
+    lines.push(`  ${m.name.padEnd(16)} IoU ${m.iou.toFixed(2)}  ${m.bySize.map((b) => `${b.size} ${b.tp}/${b.gt}${b.gt ? ` (${f(b.recall)})` : ''}`).join(', ')}`);
   if (r.negatives.length) {
     lines.push('', 'false alarms on photos without the object (operating threshold):');
     for (const n of r.negatives)
@@ -275,7 +279,7 @@ export function formatViolationTable(r: ViolationReport, list: boolean): string 
     `models     ${r.models.map((x) => `${x.name} (${x.minScore === null ? 'head classifier' : `min score ${x.minScore}`})`).join(', ')}`,
     '',
     `positives  ${String(m.positives).padStart(5)} photos  ${String(m.truePositives).padStart(5)} raised        recall           ${f(m.recall)}`,
-    `negatives  ${String(m.negatives).padStart(5)} photos  ${String(m.falseAlarms).padStart(5)} false alarms  false-alarm rate ${f(m.falseAlarmRate)}`,
+    `negatives  ${String(m.negatives).padStart(5)} photos  ${String(m.falseAlarms).padStart(5)} false alarms  false-alarm rate ${f(m.falseAlarmRate)}${m.falseAlarmRate === null ? '' : ` (${(m.falseAlarmRate * 1000).toFixed(1)} per 1,000 frames)`}`,
     `precision  ${f(m.precision)} (${m.truePositives} of ${m.truePositives + m.falseAlarms} raised photos are positives)`,
   ];
   if (m.sources.length > 1) {

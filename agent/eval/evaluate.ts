@@ -36,6 +36,27 @@ export interface Metric {
   /** Groups only: matched objects whose label is right, and their share. */
   labelCorrect?: number;
   labelAccuracy?: number;
+  /** Recall at the operating point by object size (COCO areas in the image's pixels). */
+  bySize: SizeRecall[];
+}
+
+/** COCO's object sizes: small < 32², medium < 96², large above (area in the image's own pixels). */
+export const SIZES = [
+  { size: 'small', maxArea: 32 * 32 },
+  { size: 'medium', maxArea: 96 * 96 },
+  { size: 'large', maxArea: Infinity },
+] as const;
+export type SizeName = (typeof SIZES)[number]['size'];
+export interface SizeRecall {
+  size: SizeName;
+  gt: number;
+  tp: number;
+  recall: number;
+}
+
+export function sizeOf(box: readonly [number, number, number, number]): SizeName {
+  const area = Math.max(0, box[2] - box[0]) * Math.max(0, box[3] - box[1]);
+  return SIZES.find((s) => area < s.maxArea)!.size;
 }
 
 interface MatchResult {
@@ -44,6 +65,8 @@ interface MatchResult {
   labelCorrect: number;
   tp: number;
   fp: number;
+  /** Per image, the ground-truth objects matched by a detection. */
+  matched: Uint8Array[];
 }
 
 function match(images: EvalImage[], t: EvalTarget, thr: number, operatingOnly: boolean): MatchResult {
@@ -88,7 +111,20 @@ function match(images: EvalImage[], t: EvalTarget, thr: number, operatingOnly: b
       ranked.push({ score: det.score, tp: false });
     }
   }
-  return { ranked, labelCorrect, tp, fp };
+  return { ranked, labelCorrect, tp, fp, matched: used };
+}
+
+function recallBySize(images: EvalImage[], want: Set<string>, matched: Uint8Array[]): SizeRecall[] {
+  const counts = new Map<SizeName, { gt: number; tp: number }>(SIZES.map((s) => [s.size, { gt: 0, tp: 0 }]));
+  images.forEach((im, i) =>
+    im.gt.forEach((g, j) => {
+      if (g.difficult || g.label === undefined || !want.has(g.label)) return;
+      const c = counts.get(sizeOf(g.box))!;
+      c.gt++;
+      c.tp += matched[i]![j]!;
+    }),
+  );
+  return [...counts].map(([size, c]) => ({ size, ...c, recall: c.gt > 0 ? c.tp / c.gt : 0 }));
 }
 
 /** All-point interpolated average precision (VOC 2010+). */
@@ -133,6 +169,7 @@ export function evaluate(images: EvalImage[], targets: EvalTarget[], iouThreshol
         precision: op.tp + op.fp > 0 ? op.tp / (op.tp + op.fp) : 0,
         recall: nGt > 0 ? op.tp / nGt : 0,
         ap: averagePrecision(full.ranked, nGt),
+        bySize: recallBySize(images, want, op.matched),
       };
       if (t.labels.length > 1) {
         m.labelCorrect = op.labelCorrect;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { parseClassMap, parseVocXml, readDataset, resolveGroundTruth, type GroundTruth } from '../../agent/eval/datasets.js';
-import { averagePrecision, defaultTargets, evaluate, type EvalImage } from '../../agent/eval/evaluate.js';
+import { averagePrecision, defaultTargets, evaluate, sizeOf, type EvalImage } from '../../agent/eval/evaluate.js';
 import type { BoxXYXY } from '../../agent/detect/types.js';
 import { tempDir } from './detect-fixtures.js';
 
@@ -60,6 +60,16 @@ describe('evaluate', () => {
     expect(get('masked_face', 0.3)).toMatchObject({ gt: 3, tp: 1, fp: 0, fn: 2 });
     expect(get('masked_face', 0.6)).toMatchObject({ tp: 0, fp: 1 });
     expect(get('face', 0.3).labelAccuracy).toBeUndefined();
+  });
+
+  it('splits recall by object size (all test boxes are small; a 40x40 one is medium)', () => {
+    expect(get('face+masked_face', 0.3).bySize).toEqual([
+      { size: 'small', gt: 4, tp: 3, recall: 0.75 },
+      { size: 'medium', gt: 0, tp: 0, recall: 0 },
+      { size: 'large', gt: 0, tp: 0, recall: 0 },
+    ]);
+    expect([sizeOf([0, 0, 32, 33]), sizeOf([0, 0, 40, 40]), sizeOf([0, 0, 96, 96])]).toEqual(['medium', 'medium', 'large']);
+    expect(sizeOf([0, 0, 31, 31])).toBe('small');
   });
 });
 

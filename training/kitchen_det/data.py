@@ -8,6 +8,7 @@ greyscale (night / IR frames), mild blur and noise. Pure numpy + cv2 (no torchvi
 """
 from __future__ import annotations
 
+import glob
 import os
 import random
 from dataclasses import dataclass
@@ -59,11 +60,17 @@ def read_split(root: str, split: str, class_ids=None, max_images: int | None = N
 
 
 def read_folder(folder: str, max_images: int | None = None) -> list[Sample]:
-    """Every image of a folder as a background sample (no boxes): hard negatives."""
-    if not os.path.isdir(folder):
+    """Every image of a folder (or of a glob such as `kitchen/images/kitchenA_*`) as a background
+    sample (no boxes): hard negatives."""
+    if any(c in folder for c in "*?["):
+        paths = sorted(p for p in glob.glob(folder) if p.lower().endswith(IMG_EXTS))
+        if not paths:
+            raise FileNotFoundError(f"{folder}: the pattern matches no image (--negatives)")
+    elif os.path.isdir(folder):
+        paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMG_EXTS))
+    else:
         raise FileNotFoundError(f"{folder}: not a folder of images (--negatives)")
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTS))[:max_images]
-    return [Sample(os.path.join(os.path.abspath(folder), f), np.zeros((0, 5), np.float32)) for f in names]
+    return [Sample(os.path.abspath(p), np.zeros((0, 5), np.float32)) for p in paths[:max_images]]
 
 
 def imread(path: str) -> np.ndarray:
@@ -132,8 +139,20 @@ def ir_like(im: np.ndarray, rng: random.Random) -> np.ndarray:
     g = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
     g = np.power(g, rng.uniform(0.6, 1.4))
     g = (g - 0.5) * rng.uniform(0.7, 1.3) + 0.5 + rng.uniform(-0.1, 0.1)
+    if rng.random() < 0.5:  # IR sensors at night are noisy
+        g = g + np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(0.01, 0.05), g.shape)
     g = (np.clip(g, 0, 1) * 255).astype(np.uint8)
     return cv2.merge((g, g, g))
+
+
+def motion_blur(im: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A running animal at a night shutter speed: a line kernel of 3-9 px at a random angle."""
+    k = rng.choice((3, 5, 7, 9))
+    kern = np.zeros((k, k), np.float32)
+    kern[k // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1.0)
+    kern = cv2.warpAffine(kern, rot, (k, k))
+    return cv2.filter2D(im, -1, kern / max(kern.sum(), 1e-6))
 
 
 class TrainSet:
@@ -209,6 +228,8 @@ class TrainSet:
             im = hsv_jitter(im, rng)
         if rng.random() < 0.1:
             im = cv2.GaussianBlur(im, (3, 3), 0)
+        elif rng.random() < 0.1:
+            im = motion_blur(im, rng)
         if rng.random() < 0.1:
             noise = np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(2, 8), im.shape)
             im = np.clip(im.astype(np.float32) + noise, 0, 255).astype(np.uint8)

@@ -107,7 +107,12 @@ def pr_at(scores, tp, ngt, thr: float):
     return (n_tp / n_det if n_det else 1.0), (n_tp / ngt if ngt else 0.0), n_tp, n_det
 
 
-def choose_threshold(scores, tp, ngt, min_p=0.85, min_r=0.75):
+# The operating point a shipped detector must reach on its val split (issue 15: rodents).
+TARGET_P, TARGET_R = 0.90, 0.88
+TARGET_TEXT = f"P >= {TARGET_P:.2f} with R >= {TARGET_R:.2f}"
+
+
+def choose_threshold(scores, tp, ngt, min_p=TARGET_P, min_r=TARGET_R):
     """Threshold (0.05..0.95 step 0.01) meeting P ≥ min_p and R ≥ min_r with the largest margin
     min(P - min_p, R - min_r) (robust to small evaluation differences); if none does, the one with the
     smallest shortfall on the worse of the two."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .data import imread, letterbox
-from .evaluate import ap_from, choose_threshold, decode, match
+from .evaluate import TARGET_TEXT, ap_from, choose_threshold, decode, match
 
 NMS_IOU = 0.45
 NMS_CHOICES = (0.45, 0.5, 0.6)
@@ -145,7 +145,7 @@ decoder:
   output: output
   strides: [8, 16, 32]
   gridOffset: 0
-# Chosen on the dev-val split {"for precision >= 0.85 with recall >= 0.75" if meets_target else "as the closest to precision >= 0.85 with recall >= 0.75 (NOT met)"} (see {name}.md).
+# Chosen on the dev-val split {"for " + TARGET_TEXT if meets_target else "as the closest to " + TARGET_TEXT + " (NOT met)"} (see {name}.md).
 scoreThreshold: {threshold:.2f}
 nmsIou: {nms_iou}
 classNames: [{class_name}]
@@ -166,6 +166,15 @@ def write_card(path: str, info: dict) -> None:
     i = info
     ev = i["val_onnx"]
     best_h = max(i["history"], key=lambda h: h["ap50"]) if i["history"] else None
+    if os.path.basename(i.get('init', 'yolox_nano.onnx')) == 'yolox_nano.onnx':
+        init_line = (f"- Initialised from the COCO weights of `yolox_nano.onnx` (Megvii YOLOX-nano via\n"
+                     f"  Kazuhito00/YOLOX-ONNX-TFLite-Sample): all 113 conv tensors loaded by `training/kitchen_det/onnx_init.py`,\n"
+                     f"  checked before training (torch vs onnxruntime on a random input: max abs diff {i['loader_diff']:.1e});\n"
+                     f"  the 80-class conv replaced by a 1-class conv, objectness and box convs kept.")
+    else:
+        init_line = (f"- Initialised from `{i['init']}` (sha256 `{i.get('init_sha256', '?')}`, the model this one replaces; its\n"
+                     f"  card and file are in git history): all conv tensors loaded by `training/kitchen_det/onnx_init.py`,\n"
+                     f"  checked before training (torch vs onnxruntime on a random input: max abs diff {i['loader_diff']:.1e}).")
     best_line = (f"Exported weights: the EMA after epoch {best_h['epoch']} (best torch val AP50 {best_h['ap50']:.3f})."
                  if best_h else "")
     hist = "\n".join(f"| {h['epoch']} | {h['iters']} | {h['loss']:.3f} | {h['ap50']:.3f} | {h['elapsed_s'] / 60:.1f} |"
@@ -180,10 +189,7 @@ Manifest: `{i['name']}.model.yaml` (decoder `yolox`, bundled file `{i['name']}.o
 - Input `images` float32 [1, 3, {i['imgsz']}, {i['imgsz']}], BGR, raw 0..255, letterbox top-left, pad 114.
 - Output `output` float32 [1, {i['rows']}, 6]: x, y (cell top-left offsets, strides 8/16/32), log w, log h,
   objectness, class score `{i['class_name']}` (both sigmoided). Same layout as `yolox_nano.onnx`.
-- Initialised from the COCO weights of `yolox_nano.onnx` (Megvii YOLOX-nano via
-  Kazuhito00/YOLOX-ONNX-TFLite-Sample): all 113 conv tensors loaded by `training/kitchen_det/onnx_init.py`,
-  checked before training (torch vs onnxruntime on a random input: max abs diff {i['loader_diff']:.1e});
-  the 80-class conv replaced by a 1-class conv, objectness and box convs kept.
+{init_line}
 - File: {i['size_bytes'] / 1e6:.2f} MB, sha256 `{i['sha256']}`, ONNX opset 17.
   Exported file vs torch (onnxruntime, random + real image): max abs diff {i['export_diff']:.1e}.
 
@@ -213,7 +219,7 @@ Manifest: `{i['name']}.model.yaml` (decoder `yolox`, bundled file `{i['name']}.o
 - **AP50 {ev['ap50_agent_floor']:.3f}** with detections down to score {AGENT_EVAL_FLOOR} (as `npm run eval` ranks them by default),
   **{ev['ap50']:.3f}** down to 0.01 (`--floor 0.01`), on {ev['images']} val images ({ev['gt']} boxes; TP at IoU ≥ 0.5).
 - Default threshold **{ev['threshold']:.2f}** (manifest `scoreThreshold`): precision **{ev['precision']:.3f}**,
-  recall **{ev['recall']:.3f}** ({ev['tp']} of {ev['detections']} detections correct). {'Meets' if ev['meets_target'] else 'Does NOT meet'} the target P ≥ 0.85 with R ≥ 0.75;
+  recall **{ev['recall']:.3f}** ({ev['tp']} of {ev['detections']} detections correct). {'Meets' if ev['meets_target'] else 'Does NOT meet'} the target {TARGET_TEXT};
   {'chosen as the threshold with the widest margin over both' if ev['meets_target'] else 'chosen as the threshold closest to both (smallest shortfall on the worse one)'}.
 - NMS IoU tried on val: {', '.join(f"{x['nms_iou']}: AP50 {x['ap50']:.3f}" for x in ev['by_nms'])}; the manifest's `nmsIou` is {ev['nms_iou']}.
 - Caveat: the checkpoint (best epoch) and the threshold were both chosen on this val split, so these

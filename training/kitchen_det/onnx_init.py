@@ -53,10 +53,18 @@ def torch_convs_in_call_order(model: nn.Module, h: int, w: int):
     return order
 
 
+def onnx_num_classes(path: str) -> int:
+    """Classes of a YOLOX ONNX file: its output is [1, anchors, 5 + classes]."""
+    import onnx
+
+    dims = [d.dim_value for d in onnx.load(path).graph.output[0].type.tensor_type.shape.dim]
+    if len(dims) != 3 or dims[2] <= 5:
+        raise ValueError(f"{path}: output shape {dims} is not a YOLOX [1, anchors, 5 + classes]")
+    return dims[2] - 5
+
+
 def load_onnx_weights(model: YoloxNano, path: str) -> int:
-    """Copy every Conv initializer of the ONNX graph into `model` (80 classes). Returns the count."""
-    if model.num_classes != 80:
-        raise ValueError("load the COCO weights into an 80-class model, then reset the class convs")
+    """Copy every Conv initializer of the ONNX graph into `model` (same class count). Returns the count."""
     convs, dims = onnx_convs(path)
     h, w = dims[2] or 416, dims[3] or 416
     mods = torch_convs_in_call_order(model, h, w)
@@ -98,14 +106,17 @@ def verify(model: YoloxNano, path: str, seed: int = 0) -> float:
 
 
 def pretrained(path: str, num_classes: int, tol: float = 1e-2, log=print) -> YoloxNano:
-    """COCO-initialised model with a fresh `num_classes` class conv; the loader is verified first."""
-    model = YoloxNano(80)
+    """Model initialised from a YOLOX ONNX file (the COCO weights, or a model this project shipped);
+    its class conv is replaced by a fresh `num_classes` one when the file has another class count.
+    The loader is verified first."""
+    model = YoloxNano(onnx_num_classes(path))
     n = load_onnx_weights(model, path)
     diff = verify(model, path)
     log(f"init: {n} conv tensors loaded from {path}; torch vs onnxruntime max abs diff {diff:.2e} (tolerance {tol})")
     if not diff <= tol:
         raise RuntimeError(f"loader check failed: torch output differs from {path} by {diff}")
-    model.head.reset_cls(num_classes)
+    if model.num_classes != num_classes:
+        model.head.reset_cls(num_classes)
     model.loader_diff = diff
     return model
 
