@@ -12,6 +12,7 @@ import { childLog } from '../common/log.js';
 import { PROTOCOL_VERSION, type EventMessage } from '../protocol/messages.js';
 import type { CameraConfig, SiteConfig } from './config/schema.js';
 import type { Detection, RgbImage } from './detect/types.js';
+import { BoardCheck } from './detect/boards.js';
 import { MotionGate, type MotionGateOptions } from './gate/motion.js';
 import { AttributeVoter, Tracker } from './track/index.js';
 import { RuleEngine, rulesForSite, type Violation } from './rules/index.js';
@@ -84,6 +85,11 @@ interface CameraLane {
   idle: boolean;
   /** Capture time of the last frame on which the person model ran for the head cascade. */
   peopleAt: number;
+  /** The colour-coded board check of this camera's raw / cooked zones (null: none). */
+  boards: BoardCheck | null;
+  /** When the zones were last checked, and what was seen: boards lie still, so this stands until the next check. */
+  boardsAt: number;
+  boardsSeen: Detection[];
   counters: CameraCounters;
 }
 
@@ -104,6 +110,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   private readonly inflightEvidence = new Set<Promise<void>>();
   private inferences = 0;
   private inferenceMs = 0;
+  /** Board checks run and their time (main thread). */
+  private boardChecks = 0;
+  private boardMs = 0;
   /** Head crops the classifier judged (the head cascade's second stage). */
   private headCrops = 0;
   private readonly startedAt = Date.now();
@@ -125,6 +134,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
         idle: false,
         peopleAt: -Infinity,
+        boards: BoardCheck.forCamera(cam, config.boards),
+        boardsAt: -Infinity,
+        boardsSeen: [],
         counters: { framesIn: 0, framesDropped: 0, framesSkippedStill: 0, framesProcessed: 0, eventsRaised: 0 },
       });
       this.order.push(cam.id);
@@ -163,10 +175,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     return Object.fromEntries([...this.lanes].map(([id, l]) => [id, { ...l.counters }]));
   }
 
-  totals(): CameraCounters & { inferences: number; inferenceMs: number; headCrops: number; uptimeSec: number } {
+  totals(): CameraCounters & { inferences: number; inferenceMs: number; headCrops: number; boardChecks: number; boardMs: number; uptimeSec: number } {
     const t: CameraCounters = { framesIn: 0, framesDropped: 0, framesSkippedStill: 0, framesProcessed: 0, eventsRaised: 0 };
     for (const l of this.lanes.values()) for (const k of Object.keys(t) as (keyof CameraCounters)[]) t[k] += l.counters[k];
-    return { ...t, inferences: this.inferences, inferenceMs: this.inferenceMs, headCrops: this.headCrops, uptimeSec: (Date.now() - this.startedAt) / 1000 };
+    return { ...t, inferences: this.inferences, inferenceMs: this.inferenceMs, headCrops: this.headCrops, boardChecks: this.boardChecks, boardMs: this.boardMs, uptimeSec: (Date.now() - this.startedAt) / 1000 };
   }
 
   private takeNext(): [CameraLane, PipelineFrame] | null {
@@ -249,8 +261,33 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.emit('decode', lane.cfg.id, idle ? 'keyframes' : 'full');
   }
 
+  /**
+   * The camera's raw / cooked zones are looked at every `boards.everySec` (still pictures included:
+   * a board put down while nothing else moves is still a board), when a mixed_boards rule is active.
+   */
+  private checkBoards(lane: CameraLane, frame: PipelineFrame, ts: number): Detection[] {
+    const check = lane.boards;
+    if (!check) return [];
+    if (ts - lane.boardsAt >= check.code.everySec * 1000 || ts < lane.boardsAt) {
+      lane.boardsAt = ts;
+      const wanted = lane.rules.wantedLabels(this.opts.now?.() ?? ts);
+      const t0 = performance.now();
+      try {
+        lane.boardsSeen = wanted.has('raw_board') || wanted.has('cooked_board') ? check.detect(frame) : [];
+      } catch (err) {
+        lane.boardsSeen = [];
+        log.error({ err, camera: lane.cfg.id }, 'board check failed');
+      }
+      this.boardMs += performance.now() - t0;
+      this.boardChecks++;
+    }
+    return lane.boardsSeen;
+  }
+
   /** `fresh`: detections of a new inference (false: the motion gate repeats the last ones). */
   private judge(lane: CameraLane, frame: PipelineFrame, detections: readonly Detection[], ts: number, fresh: boolean): void {
+    const boards = this.checkBoards(lane, frame, ts);
+    if (boards.length) detections = [...detections, ...boards];
     // Heads are tracked whatever their attributes, then named by their track's vote (chef_hat, head, cigarette ...).
     const tracked = lane.heads.update(lane.tracker.update(detections, ts), ts, fresh);
     const violations = lane.rules.evaluate(tracked, this.opts.now?.() ?? ts, frame);

@@ -10,6 +10,8 @@ import { labelText } from '../../protocol/labels.js';
 import { VIOLATION_TEXT } from '../../protocol/violations.js';
 import { isImageFile, loadImage } from '../detect/image.js';
 import { loadSiteConfig } from '../config/load.js';
+import type { CameraConfig } from '../config/schema.js';
+import { BoardCheck } from '../detect/boards.js';
 import { ModelPack, modelsSection } from '../detect/pack.js';
 import type { Detection, RgbImage } from '../detect/types.js';
 import { evaluateStill, rulesForSite, type StillViolation } from '../rules/index.js';
@@ -32,6 +34,9 @@ Usage: npm run detect -- [options] <image or folder> ...
   --config FILE       site config whose models section gives the pack and whose rules apply
                       (default: the default pack — rfb640_masked_face, yolox_nano, rodent_yolox and
                       the head classifier head_attrs — from models/, files in var/models)
+  --camera ID         with --config: judge the images as frames of this camera: its zones apply and
+                      its raw / cooked zones get the board colour check (raw_board / cooked_board,
+                      mixed_boards). Default: the config's camera when it has only one
   -h, --help          this text
 
 Model files are installed by \`npm run models\`. Exit status 1 if any image failed.`;
@@ -140,6 +145,7 @@ async function main(): Promise<void> {
         json: { type: 'boolean', default: false },
         annotate: { type: 'string' },
         config: { type: 'string' },
+        camera: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: true,
@@ -160,10 +166,19 @@ async function main(): Promise<void> {
   let files: string[];
   let pack: ModelPack;
   let rules: ReturnType<typeof rulesForSite>;
+  let camera: CameraConfig | undefined;
+  let boards: BoardCheck | null = null;
   try {
+    if (a.camera && !a.config) throw new Error('--camera needs --config (the camera is looked up there)');
     files = expandInputs(positionals);
+    const cfg = a.config ? loadSiteConfig(a.config) : undefined;
+    rules = rulesForSite(cfg?.rules ?? []);
+    if (cfg) {
+      camera = a.camera ? cfg.cameras.find((c) => c.id === a.camera) : cfg.cameras.length === 1 ? cfg.cameras[0] : undefined;
+      if (a.camera && !camera) throw new Error(`${a.config}: no camera "${a.camera}" (cameras: ${cfg.cameras.map((c) => c.id).join(', ')})`);
+      if (camera) boards = BoardCheck.forCamera(camera, cfg.boards);
+    }
     pack = await ModelPack.fromConfig(modelsSection(a.config));
-    rules = rulesForSite(a.config ? loadSiteConfig(a.config).rules : []);
   } catch (err) {
     process.stderr.write(`detect: ${(err as Error).message}\n`);
     process.exit(1);
@@ -174,8 +189,8 @@ async function main(): Promise<void> {
   for (const file of files) {
     try {
       const img = await loadImage(file);
-      const dets = await pack.detect(img);
-      const r = toResult(file, img, dets, evaluateStill(judgeOnce(dets), img, { rules }));
+      const dets = [...(await pack.detect(img)), ...(boards?.detect(img) ?? [])];
+      const r = toResult(file, img, dets, evaluateStill(judgeOnce(dets), img, { rules, zones: camera?.zones }));
       process.stdout.write(`${a.json ? JSON.stringify(r) : table(r)}\n`);
       if (a.annotate) {
         const base = path.basename(file, path.extname(file));

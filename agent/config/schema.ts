@@ -19,6 +19,37 @@ export const ZoneSchema = z.strictObject({
   points: z.array(Point).min(3, 'expected at least 3 [x, y] points (0..1 of the frame)'),
 });
 
+/** Colours the board check can tell apart (agent/detect/boards.ts holds their HSV ranges). */
+export const BOARD_COLOURS = ['red', 'yellow', 'green', 'blue', 'white'] as const;
+export type BoardColour = (typeof BOARD_COLOURS)[number];
+const BoardColourSchema = z.enum(BOARD_COLOURS, { error: (iss) => `unknown colour ${JSON.stringify(iss.input)} (known: ${BOARD_COLOURS.join(', ')})` });
+
+/**
+ * The site's colour code for cutting boards (生熟分开): which colours are for raw food and which for
+ * cooked. Codes differ per kitchen (commonly red raw meat, blue seafood, green vegetables, yellow or
+ * white cooked), so nothing is assumed. The board check looks in zones of kind raw / cooked only.
+ */
+export const BoardsSchema = z
+  .strictObject({
+    raw: z.array(BoardColourSchema).default([]),
+    cooked: z.array(BoardColourSchema).default([]),
+    /** Seconds between two checks of a camera's zones: boards lie still for hours. */
+    everySec: z.number().min(1).max(600).default(5),
+    /** Smallest board, as a share of the frame's area (a 40 cm board 3 m below a 640 px camera is ~1 %; `npm run zones` prints each region's share). */
+    minAreaFraction: z.number().min(0.0005).max(0.5).default(0.006),
+  })
+  .superRefine((b, ctx) => {
+    if (b.raw.length + b.cooked.length === 0) ctx.addIssue({ code: 'custom', path: ['raw'], message: 'a colour code names at least one colour (raw: [red], cooked: [yellow] ...)' });
+    b.cooked.forEach((c, i) => {
+      if (b.raw.includes(c)) ctx.addIssue({ code: 'custom', path: ['cooked', i], message: `"${c}" is listed as both raw and cooked` });
+    });
+    for (const side of ['raw', 'cooked'] as const)
+      b[side].forEach((c, i) => {
+        if (b[side].indexOf(c) !== i) ctx.addIssue({ code: 'custom', path: [side, i], message: `"${c}" is listed twice` });
+      });
+  });
+export type BoardsConfig = z.infer<typeof BoardsSchema>;
+
 /** Default seconds between the frames of a still camera (`idleFrameEverySec`). */
 export const IDLE_FRAME_EVERY_SEC = 5;
 
@@ -42,6 +73,8 @@ export const CameraSchema = z.strictObject({
   /** Width of the frames ffmpeg hands to Node; height follows the stream's aspect ratio. */
   frameWidth: z.number().int().min(160).max(1920).default(640),
   zones: z.array(ZoneSchema).default([]),
+  /** This camera's board colour code, replacing the site's `boards` (e.g. a cold-dish room's own code). */
+  boards: BoardsSchema.optional(),
   enabled: z.boolean().default(true),
 });
 
@@ -117,6 +150,8 @@ export const SiteConfigSchema = z.strictObject({
     })
     .prefault({ pack: DEFAULT_PACK }),
   cameras: z.array(CameraSchema).min(1, 'expected at least one camera'),
+  /** Board colour code of the kitchen: needed by every camera with a zone of kind raw or cooked. */
+  boards: BoardsSchema.optional(),
   /** Replaces the built-in rule set when given (by rule id: same id overrides, new id adds). */
   rules: z.array(RuleSchema).default([]),
   uplink: z
