@@ -4,7 +4,7 @@
  *   npm run bench -- --cameras N --fps F --seconds S [--json]
  *        [--threads 1] [--frame-width 640] [--keyframes-only] [--gop 30] [--no-motion]
  *        [--spinning] [--no-workers] [--warmup 5] [--bare-seconds S'] [--decode-seconds S'] [--gate-seconds G | --no-gate]
- *        [--food-zones]
+ *        [--food-zones] [--night] [--board-zones]
  *
  * Phases, one after the other in one process (see docs/performance.md):
  *   1. footage: a busy clip (photos of people, panning) and a still clip, encoded once, cached in var/bench
@@ -57,7 +57,7 @@ interface Cli extends BenchOptions {
 }
 
 function usage(): string {
-  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S] [--food-zones]';
+  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S] [--food-zones] [--night] [--board-zones]';
 }
 
 export function parseArgs(argv: readonly string[]): Cli {
@@ -91,6 +91,8 @@ export function parseArgs(argv: readonly string[]): Cli {
       case '--workers': o.workers = true; break;
       case '--no-workers': o.workers = false; break;
       case '--food-zones': o.foodZones = true; break;
+      case '--night': o.night = true; break;
+      case '--board-zones': o.boardZones = true; break;
       case '--json': o.json = true; break;
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0);
       default: throw new Error(`unknown argument "${a}"`);
@@ -117,6 +119,8 @@ export function parseArgs(argv: readonly string[]): Cli {
     workers: o.workers ?? true,
     gop: o.gop ?? 30,
     foodZones: o.foodZones ?? false,
+    night: o.night ?? false,
+    boardZones: o.boardZones ?? false,
   };
 }
 
@@ -160,6 +164,9 @@ function summarise(o: Cli, run: AgentRun, bare: Awaited<ReturnType<typeof bareIn
     // (with workers its bare runs are batches of BARE_CROPS crops).
     headCropsPerSec: r2(run.headCrops / run.seconds),
     classifierMsPerCrop: classifierMs === undefined ? null : r2(classifierMs / BARE_CROPS),
+    // The board check (raw / cooked zones, main thread, every boards.everySec per camera).
+    boardChecksPerSec: r2(run.boardChecks / run.seconds),
+    boardMsPerCheck: r2(run.boardChecks ? run.boardMs / run.boardChecks : null),
     pipelineMsPerInference: r1(run.inferences ? run.inferenceMs / run.inferences : null),
     // CPU time per inference (all threads): steadier than rates when others load the machine.
     bareCpuMsPerInference: r1(bare.cpuSecPerInference * 1000),
@@ -310,7 +317,7 @@ async function main(): Promise<void> {
       cameras: o.cameras,
       fps: o.fps,
       seconds: o.seconds,
-      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, heapSized: heapSized(), pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
+      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, night: o.night, boardZones: o.boardZones, heapSized: heapSized(), pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
       ...summarise(o, run, bare, decode),
       bareCpuPercent: r1(bare.cpuPercent),
       motionGate: gate,

@@ -274,26 +274,25 @@ function regionsOf(cls: Uint8Array, k: number, w: number, h: number, zone: Uint8
 
 /** Binary closing with a 3x3 square: fills glare specks and thin cuts, keeps the outline. */
 function close3(m: Uint8Array, w: number, h: number): Uint8Array {
-  // dilate: any of the 9 set; erode: all of the 9 set (outside the box counts as unset).
-  const morph = (src: Uint8Array, dilate: boolean): Uint8Array => {
+  // Separable: a 3x3 max (dilation) or min (erosion) is a 3-wide pass along rows, then along columns;
+  // outside the box counts as unset.
+  const pass = (src: Uint8Array, dilate: boolean, horizontal: boolean): Uint8Array => {
     const dst = new Uint8Array(w * h);
+    const step = horizontal ? 1 : w;
     for (let y = 0; y < h; y++)
       for (let x = 0; x < w; x++) {
-        let any = false;
-        let all = true;
-        for (let dy = -1; dy <= 1; dy++)
-          for (let dx = -1; dx <= 1; dx++) {
-            const yy = y + dy;
-            const xx = x + dx;
-            const p = yy >= 0 && yy < h && xx >= 0 && xx < w && src[yy * w + xx] === 1;
-            any ||= p;
-            all &&= p;
-          }
-        dst[y * w + x] = (dilate ? any : all) ? 1 : 0;
+        const i = y * w + x;
+        const hasPrev = horizontal ? x > 0 : y > 0;
+        const hasNext = horizontal ? x < w - 1 : y < h - 1;
+        const a = hasPrev ? src[i - step]! : 0;
+        const b = src[i]!;
+        const c = hasNext ? src[i + step]! : 0;
+        dst[i] = dilate ? a | b | c : a & b & c;
       }
     return dst;
   };
-  return morph(morph(m, true), false);
+  const dilated = pass(pass(m, true, true), true, false);
+  return pass(pass(dilated, false, true), false, false);
 }
 
 interface Component {
@@ -333,9 +332,16 @@ function components(mask: Uint8Array, w: number, h: number, zone: Uint8Array): C
         if (x < r[0]) r[0] = x;
         if (x > r[1]) r[1] = x;
       }
-      for (const [ok, j] of [[x > 0, i - 1], [x < w - 1, i + 1], [y > 0, i - w], [y < h - 1, i + w]] as const) {
+      // The 4 neighbours; a side that leaves the mask adds to the outline (and to the zone edge when
+      // it leaves the zone or the box).
+      for (let n = 0; n < 4; n++) {
+        const ok = n === 0 ? x > 0 : n === 1 ? x < w - 1 : n === 2 ? y > 0 : y < h - 1;
+        const j = n === 0 ? i - 1 : n === 1 ? i + 1 : n === 2 ? i - w : i + w;
         if (ok && mask[j]) {
-          if (!seen[j]) (seen[j] = 1), stack.push(j);
+          if (!seen[j]) {
+            seen[j] = 1;
+            stack.push(j);
+          }
           continue;
         }
         c.perimeter++;

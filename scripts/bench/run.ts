@@ -40,6 +40,17 @@ export interface BenchOptions {
    * cameras have no zones and, in service hours, only the face model is wanted by the rules.
    */
   foodZones: boolean;
+  /** The kitchen is closed during the run (service hours elsewhere in the day): the night's models run. */
+  night: boolean;
+  /** Every camera gets a raw and a cooked zone (left and right half) and the site a board colour code. */
+  boardZones: boolean;
+}
+
+/** Service hours that exclude the next hours in the site's time zone (for --night). */
+export function closedNow(timezone: string, now = Date.now()): { from: string; to: string }[] {
+  const hour = Number(new Intl.DateTimeFormat('en-GB', { timeZone: timezone, hour: '2-digit', hourCycle: 'h23' }).format(now));
+  const hh = (h: number) => `${String(((h % 24) + 24) % 24).padStart(2, '0')}:00`;
+  return [{ from: hh(hour + 3), to: hh(hour + 4) }];
 }
 
 export const progress = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
@@ -229,7 +240,8 @@ export interface CameraSpec {
 export function siteConfig(o: BenchOptions, cams: readonly CameraSpec[], brokerUrl: string, dir: string): SiteConfig {
   return SiteConfigSchema.parse({
     site: { id: SITE, name: 'benchmark canteen' },
-    serviceHours: [{ from: '00:00', to: '23:59' }],
+    serviceHours: o.night ? closedNow('Asia/Shanghai') : [{ from: '00:00', to: '23:59' }],
+    ...(o.boardZones ? { boards: { raw: ['red', 'blue', 'green'], cooked: ['yellow', 'white'] } } : {}),
     models: { pack: DEFAULT_PACK, threads: o.threads },
     cameras: cams.map((c) => ({
       id: c.id,
@@ -239,7 +251,15 @@ export function siteConfig(o: BenchOptions, cams: readonly CameraSpec[], brokerU
       keyframesOnly: o.keyframesOnly,
       frameWidth: o.frameWidth,
       ...(o.idleAfterSec === undefined ? {} : { idleKeyframesAfterSec: o.idleAfterSec }),
-      ...(o.foodZones ? { zones: [{ id: 'food', name: '备餐区', kind: 'food', points: [[0, 0], [1, 0], [1, 1], [0, 1]] }] } : {}),
+      zones: [
+        ...(o.foodZones ? [{ id: 'food', name: '备餐区', kind: 'food', points: [[0, 0], [1, 0], [1, 1], [0, 1]] }] : []),
+        ...(o.boardZones
+          ? [
+              { id: 'raw', name: '生食区', kind: 'raw', points: [[0, 0.3], [0.49, 0.3], [0.49, 1], [0, 1]] },
+              { id: 'cooked', name: '熟食区', kind: 'cooked', points: [[0.51, 0.3], [1, 0.3], [1, 1], [0.51, 1]] },
+            ]
+          : []),
+      ],
     })),
     uplink: { url: brokerUrl, statsIntervalSec: 3600 },
     storage: { dir },
@@ -258,6 +278,9 @@ export interface AgentRun {
   inferenceMs: number;
   /** Head crops the classifier judged during the run. */
   headCrops: number;
+  /** Board checks of raw / cooked zones during the run, and their main-thread time. */
+  boardChecks: number;
+  boardMs: number;
   perCamera: Record<string, { frames: number; inferences: number; skippedStill: number; dropped: number; framesIn: number; ffmpegCpuSec: number; receiveCpuSec: number }>;
   agentCpuSec: number;
   ffmpegCpuSec: number;
@@ -416,6 +439,8 @@ export async function runAgent(
       inferences: t1.inferences - t0.inferences,
       inferenceMs: t1.inferenceMs - t0.inferenceMs,
       headCrops: t1.headCrops - t0.headCrops,
+      boardChecks: t1.boardChecks - t0.boardChecks,
+      boardMs: t1.boardMs - t0.boardMs,
       perCamera,
       agentCpuSec: (cpu.user + cpu.system) / 1e6,
       ffmpegCpuSec: ffmpegMeter.total(),
