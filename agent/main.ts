@@ -51,7 +51,9 @@ async function main(): Promise<number> {
     const { ModelPack } = await import('./detect/index.js');
     const pack = await ModelPack.fromConfig(config.models);
     await pack.close();
-    process.stdout.write(`${args.values.config}: ok (${config.cameras.length} cameras, ${config.models.pack.length} models)\n`);
+    const boards = config.cameras.filter((c) => c.zones.some((z) => z.kind === 'raw' || z.kind === 'cooked')).map((c) => c.id);
+    const boardText = boards.length ? `; board check on ${boards.join(', ')} (look with npm run zones -- --config ${args.values.config} --camera ${boards[0]})` : '';
+    process.stdout.write(`${args.values.config}: ok (${config.cameras.length} cameras, ${config.models.pack.length} models${boardText})\n`);
     return 0;
   }
   if (!heapSized()) log.warn({ flag: HEAP_FLAG }, 'node started without an initial old-space size: garbage collection will run back to back under load (start with npm run agent, or pass the flag to node)');

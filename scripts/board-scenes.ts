@@ -107,6 +107,7 @@ async function evaluate(dir: string, split: string, kitchen: string, list: boole
   let frames = 0;
   let raised = 0;
   let boardsOnReal = 0;
+  const raisedBy: Record<string, number> = {};
   const realFa: string[] = [];
   for (const f of readdirSync(kitchen).filter((x) => /\.(jpe?g|png)$/i.test(x)).sort()) {
     const { data, info } = await sharp(path.join(kitchen, f)).resize(WIDTH, HEIGHT, { fit: 'cover' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -117,6 +118,7 @@ async function evaluate(dir: string, split: string, kitchen: string, list: boole
     boardsOnReal += boards.length;
     if (fired.size) {
       raised++;
+      for (const c of new Set(boards.map((b) => b.colour))) raisedBy[c] = (raisedBy[c] ?? 0) + 1;
       realFa.push(`${f}: ${boards.map((b) => `${b.colour} [${b.box.map((v) => v.toFixed(0)).join(',')}]`).join(' ')}`);
     }
   }
@@ -127,7 +129,7 @@ async function evaluate(dir: string, split: string, kitchen: string, list: boole
     scenes: scenes.length,
     byColour: Object.fromEntries([...colours].map(([c, v]) => [c, pr(v)])),
     byRule: Object.fromEntries([...rules].map(([r, v]) => [r, { ...pr(v), tn: v.tn, falseAlarmRate: v.fp + v.tn ? v.fp / (v.fp + v.tn) : null }])),
-    realKitchen: { dir: kitchen, frames, framesRaisingMixedBoards: raised, perThousandFrames: (raised / Math.max(frames, 1)) * 1000, boardsSeen: boardsOnReal },
+    realKitchen: { dir: kitchen, frames, framesRaisingMixedBoards: raised, perThousandFrames: (raised / Math.max(frames, 1)) * 1000, boardsSeen: boardsOnReal, raisingFramesWithColour: raisedBy },
     msPerCheck: { median: ms[Math.floor(ms.length / 2)]!, p95: ms[Math.floor(ms.length * 0.95)]! },
     wrong: list ? wrong : undefined,
     realFalseAlarms: list ? realFa : undefined,
@@ -143,6 +145,7 @@ function table(r: Awaited<ReturnType<typeof evaluate>>): string {
     lines.push(`  ${(k === 'any' ? 'mixed_boards (any rule)' : k).padEnd(28)} ${String(v.tp).padStart(4)}  ${String(v.fp).padStart(4)}  ${String(v.fn).padStart(4)}  ${String(v.tn).padStart(4)}  ${f(v.precision).padStart(9)}  ${f(v.recall).padStart(6)}  ${f(v.falseAlarmRate)}`);
   const k = r.realKitchen;
   lines.push('', `real kitchen frames ${k.dir}: ${k.framesRaisingMixedBoards} of ${k.frames} raise mixed_boards (${k.perThousandFrames.toFixed(1)} per 1,000 frames); ${k.boardsSeen} boards seen`);
+  lines.push(`  raising frames with a board of each colour: ${Object.entries(k.raisingFramesWithColour).map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}`);
   lines.push(`check time per ${WIDTH}x${HEIGHT} frame: median ${r.msPerCheck.median.toFixed(2)} ms, p95 ${r.msPerCheck.p95.toFixed(2)} ms (1 thread)`);
   if (r.wrong?.length) lines.push('', 'scenes judged wrong (or with another board count):', ...r.wrong.map((w) => `  ${w}`));
   if (r.realFalseAlarms?.length) lines.push('', 'false alarms on real frames:', ...r.realFalseAlarms.map((w) => `  ${w}`));

@@ -12,8 +12,9 @@
  *   - a raw tool lies in a zone of kind `cooked` (`mixed_boards_raw_in_cooked`),
  *   - a cooked tool lies in a zone of kind `raw` (`mixed_boards_cooked_in_raw`).
  * Boards lie still for hours, so these persist 10 s before alarming and repeat every 10 minutes.
- * They are marked experimental until a model emits those labels; plain `cutting_board` / `knife`
- * never trigger them.
+ * The board colour check (detect/boards.ts) emits the board labels in raw / cooked zones; the rules
+ * stay marked experimental because that check is measured on synthetic scenes only
+ * (models/board_colours.md). Plain `cutting_board` / `knife` never trigger them.
  */
 import { RuleSchema, type RuleConfig } from '../config/schema.js';
 import { childLog } from '../../common/log.js';
