@@ -46,6 +46,15 @@ export interface Detector {
  */
 export const PEOPLE_FOR_HEADS_EVERY_MS = 1500;
 
+/**
+ * The animal models (the general model for cats and dogs, the rodent model) run where the rodent rule
+ * is active — every camera at night, food zones by day — and cost more than the face model. They run
+ * on one frame per camera per this interval; the tracker (2 s) and the rule's gaps (2 s) carry an
+ * animal between, and the rule's 1 s persistence still needs two sightings. The person pass for the
+ * head cascade rides on the same frames there (the general model runs anyway).
+ */
+export const ANIMALS_EVERY_MS = 1000;
+
 export interface PipelineOptions {
   config: SiteConfig;
   detector: Detector;
@@ -85,6 +94,10 @@ interface CameraLane {
   idle: boolean;
   /** Capture time of the last frame on which the person model ran for the head cascade. */
   peopleAt: number;
+  /** Labels of this camera's animal rules (rodent, cat, dog), when the last frame had the animal models, and what they saw. */
+  animalLabels: ReadonlySet<string>;
+  animalsAt: number;
+  animalsSeen: Detection[];
   /** The colour-coded board check of this camera's raw / cooked zones (null: none). */
   boards: BoardCheck | null;
   /** When the zones were last checked, and what was seen: boards lie still, so this stands until the next check. */
@@ -134,6 +147,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
         idle: false,
         peopleAt: -Infinity,
+        animalLabels: new Set(rules.filter((r) => r.kind === 'rodent').flatMap((r) => r.labels)),
+        animalsAt: -Infinity,
+        animalsSeen: [],
         boards: BoardCheck.forCamera(cam, config.boards),
         boardsAt: -Infinity,
         boardsSeen: [],
@@ -239,14 +255,21 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     }
     const t0 = performance.now();
     // Only the models some rule can act on now (schedule, zones of this camera).
-    const peopleForHeads = ts - lane.peopleAt >= PEOPLE_FOR_HEADS_EVERY_MS || ts < lane.peopleAt;
+    let labels = lane.rules.wantedLabels(this.opts.now?.() ?? ts);
+    const animalsOn = [...lane.animalLabels].some((l) => labels.has(l));
+    const animalsNow = animalsOn && (ts - lane.animalsAt >= ANIMALS_EVERY_MS || ts < lane.animalsAt);
+    if (animalsNow) lane.animalsAt = ts;
+    else if (animalsOn) labels = new Set([...labels].filter((l) => !lane.animalLabels.has(l)));
+    const peopleForHeads = animalsOn ? animalsNow : ts - lane.peopleAt >= PEOPLE_FOR_HEADS_EVERY_MS || ts < lane.peopleAt;
     if (peopleForHeads) lane.peopleAt = ts;
-    const detections = await this.opts.detector.detect(frame, { labels: lane.rules.wantedLabels(this.opts.now?.() ?? ts), peopleForHeads });
+    const detections = await this.opts.detector.detect(frame, { labels, peopleForHeads });
     this.inferenceMs += performance.now() - t0;
     this.inferences++;
     for (const d of detections) if (d.attributes) this.headCrops++;
     lane.counters.framesProcessed++;
-    lane.gate?.remember(detections);
+    if (animalsNow) lane.animalsSeen = detections.filter((d) => lane.animalLabels.has(d.label));
+    // What a still picture repeats: the animals as last seen, also when this frame did not look for them.
+    lane.gate?.remember(animalsOn && !animalsNow ? [...detections, ...lane.animalsSeen] : detections);
     this.judge(lane, frame, detections, ts, true);
   }
 

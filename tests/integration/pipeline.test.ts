@@ -98,6 +98,29 @@ describe('pipeline', () => {
     outbox.close();
   });
 
+  it('where the rodent rule is active (a food zone), asks for the animal labels on one frame per camera per second, people on the same frames', async () => {
+    const outbox = Outbox.open({ dir, fileName: 'animals.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const asked: { animals: boolean; people: boolean; face: boolean }[] = [];
+    const recording: Detector = {
+      detect: (img, opts) => (asked.push({ animals: opts!.labels!.has('rodent') && opts!.labels!.has('cat'), people: opts!.peopleForHeads!, face: opts!.labels!.has('face') }), pack.detect(img, opts)),
+    };
+    const cfg = config();
+    cfg.cameras[0]!.zones = [{ id: 'prep', name: '备餐台', kind: 'food', points: [[0, 0], [1, 0], [1, 1]] }];
+    const pipeline = new Pipeline({ config: cfg, detector: recording, evidence, outbox, motion: false });
+    pipeline.start();
+    const t0 = Date.now();
+    for (let i = 0; i < 6; i++) {
+      pipeline.offer({ ...frame, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await pipeline.stop();
+    expect(asked.map((a) => a.animals)).toEqual([true, false, true, false, true, false]);
+    expect(asked.map((a) => a.people)).toEqual([true, false, true, false, true, false]);
+    expect(asked.every((a) => a.face)).toBe(true); // the face model still sees every frame
+    outbox.close();
+  });
+
   it('a cut to another person at the same spot starts a new track: two people, two alerts', async () => {
     // Two different bare faces whose boxes overlap (IoU 0.7 at 640x480), shown 5 s each.
     const people = await Promise.all(
