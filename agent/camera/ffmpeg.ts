@@ -2,6 +2,7 @@
  * The ffmpeg command line of one camera ingest, and the reading of ffmpeg's stderr into a short,
  * readable reason. Pure functions: unit-tested without a camera.
  */
+import { redactUrl } from '../../common/redact.js';
 import { fileURLToPath } from 'node:url';
 import type { CameraIngestConfig } from './types.js';
 
@@ -17,10 +18,6 @@ export interface IngestCommand {
   codec: 'ppm';
 }
 
-/** Removes `user:password@` from URLs inside any text (logs, errors, status). */
-export function redactUrl(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
-}
 
 /**
  * Keeps the first frame of every 1/fps time slot. Unlike the `fps` filter this never duplicates a

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { labelText } from '../../protocol/labels.js';
 import { VIOLATION_TEXT } from '../../protocol/violations.js';
-import { redactUrl } from '../camera/ffmpeg.js';
+import { redactUrl } from '../../common/redact.js';
 import { loadSiteConfig } from '../config/load.js';
 import type { CameraConfig, SiteConfig } from '../config/schema.js';
 import { BoardCheck, type BoardRegion } from '../detect/boards.js';

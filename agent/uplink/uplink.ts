@@ -15,6 +15,7 @@
  * - Camera status (retained) and stats go straight to the broker when connected; the latest camera
  *   status per camera is re-published after every reconnect.
  */
+import { redactUrl } from '../../common/redact.js';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -503,10 +504,6 @@ function describeMqttError(err: Error & { code?: string | number }): string {
   if (code === 2) return 'broker refused the connection: client identifier rejected';
   if (code === 'ECONNREFUSED') return `connection refused (${err.message})`;
   return err.message || String(code);
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }
 
 function sleep(ms: number): Promise<void> {

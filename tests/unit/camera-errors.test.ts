@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RTSP_IO_TIMEOUT_MS, buildIngestCommand, describeFfmpegExit, redactUrl } from '../../agent/camera/ffmpeg.js';
+import { RTSP_IO_TIMEOUT_MS, buildIngestCommand, describeFfmpegExit } from '../../agent/camera/ffmpeg.js';
+import { redactUrl } from '../../common/redact.js';
 import type { CameraIngestConfig } from '../../agent/camera/types.js';
 import { freeTcpPort } from '../helpers/rtsp.js';
 

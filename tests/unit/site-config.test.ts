@@ -1,0 +1,34 @@
+/** Site config errors as an installer reads them: the place, the problem, a hint, no secrets. */
+import { describe, expect, it } from 'vitest';
+import { nearestKey, validate } from '../../agent/config/load.js';
+import { SiteConfigSchema } from '../../agent/config/schema.js';
+
+const base = { site: { id: 's1', name: '食堂' }, cameras: [{ id: 'cam1', name: '后厨', url: 'rtsp://127.0.0.1/x' }] };
+const problems = (data: unknown): string => {
+  try {
+    validate(SiteConfigSchema, data, 'site.yaml');
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected a config error');
+};
+
+describe('site config errors', () => {
+  it('never echo a camera URL password', () => {
+    const msg = problems({ ...base, cameras: [{ id: 'cam1', name: '后厨', url: 'rtps://admin:S3cret!@10.0.0.5/h264' }] });
+    expect(msg).toMatch(/cameras\[0\]\.url: expected an rtsp:\/\/, rtsps:\/\/ or file:\/\/ URL \(got "rtps:\/\/\*\*\*@10\.0\.0\.5\/h264"\)/);
+    expect(msg).not.toContain('S3cret');
+  });
+
+  it('suggest the nearest key for a misspelt one, at any depth', () => {
+    expect(problems({ ...base, serviceHour: [] })).toMatch(/Unrecognized key: "serviceHour" \(did you mean "serviceHours" for "serviceHour"\?\)/);
+    expect(problems({ ...base, cameras: [{ ...base.cameras[0], fsp: 2 }] })).toMatch(/cameras\[0\].*"fsp".*did you mean "fps"/);
+    expect(problems({ ...base, boards: { raw: ['red'], cookd: ['yellow'] } })).toMatch(/did you mean "cooked" for "cookd"/);
+    expect(problems({ ...base, frobnicate: 1 })).not.toMatch(/did you mean/);
+  });
+
+  it('nearestKey: close keys only', () => {
+    expect(nearestKey('serviceHour', ['site', 'serviceHours', 'cameras'])).toBe('serviceHours');
+    expect(nearestKey('zzz', ['site', 'serviceHours'])).toBeUndefined();
+  });
+});
