@@ -1,7 +1,10 @@
 /**
  * `npm start`: the whole system on one machine with embedded defaults — central (embedded MQTT
- * broker, dashboard), a simulated camera playing sample photos over RTSP, and an edge agent watching
- * it. Prints the dashboard URL and the demo logins. Ctrl-C stops everything.
+ * broker, dashboard), a simulated kitchen camera over RTSP, and an edge agent watching it with the
+ * default model pack. The camera plays a kitchen's day in 48 s: a bare-headed cook (no_hat), a bare
+ * face (no_mask), a rat on the food counter (rodent), a raw-coded board on the cooked counter
+ * (mixed_boards, a drawn board: scripts/boards/scenes.ts), chefs in toques (nothing). Prints the
+ * dashboard URL and the demo logins. Ctrl-C stops everything.
  *
  * Generated files live in var/demo/ (configs, random credentials, data); delete it to start afresh.
  */
@@ -13,14 +16,15 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { hashPassword } from '../central/auth/password.js';
 import { freeTcpPort } from '../common/net.js';
-import { REPO_ROOT } from '../agent/detect/pack.js';
+import { DEFAULT_PACK, REPO_ROOT } from '../agent/detect/pack.js';
 import { HEAP_FLAG } from '../common/heap.js';
+import { renderScene, SCENE_CODE, SCENE_ZONES } from './boards/scenes.js';
 
 const HELP = `Usage: npm start [-- --images DIR] [--http-port 8080] [--mqtt-port 1883] [--seconds N]
 
 Runs central (embedded broker + dashboard), a simulated RTSP camera playing sample photos and an
 edge agent, all bound to 127.0.0.1. Open the printed URL and log in with a printed account.
-  --images DIR     photos to play (default ../shared/data/masks/images)
+  --images DIR     photos to play instead of the demo kitchen (a folder; no zones then)
   --seconds N      stop by itself after N seconds (default: run until Ctrl-C)`;
 
 interface Creds {
@@ -35,6 +39,34 @@ const USERS = [
   { id: 'u-admin', username: 'admin', name: '系统管理员', role: 'admin' },
 ] as const;
 
+
+const DATA = path.resolve(REPO_ROOT, '../shared/data');
+const SHOW_SEC = 6;
+
+/**
+ * The demo kitchen's playlist (each picture SHOW_SEC, looped), from the development images: what each
+ * raises was checked with `npm run detect`. The board scene is shown twice in a row (12 s): the
+ * mixed_boards rules wait 10 s.
+ */
+async function demoKitchen(dir: string): Promise<string> {
+  const out = path.join(dir, 'kitchen');
+  mkdirSync(out, { recursive: true });
+  const bareCook = path.join(DATA, 'hats/kitchen/images/kitchenB_000480.jpg');
+  const photos: [string, string][] = [
+    ['00-bare-headed-cook.jpg', bareCook],
+    ['01-bare-face.jpg', path.join(DATA, 'masks/images/11-photo.jpg')],
+    ['02-rat.jpg', path.join(DATA, 'rats/images/val/231_jpg.rf.20ce006f417ebf1609bdda3afaf13f22.jpg')],
+    ['05-chefs-in-toques.jpg', path.join(DATA, 'hats/kitchen/images/kitchenA_006150.jpg')],
+    ['06-rat.jpg', path.join(DATA, 'rats/images/val/112_jpg.rf.582c02c2484c444d0943369171e39633.jpg')],
+  ];
+  for (const [name, src] of photos) {
+    if (!existsSync(src)) throw new Error(`demo image not found: ${src} (the development images in ../shared/data; or pass --images DIR)`);
+    writeFileSync(path.join(out, name), readFileSync(src));
+  }
+  const { jpeg } = await renderScene(bareCook, 'test', 'raw_in_cooked', [{ colour: 'red', zone: SCENE_ZONES[1]!, slot: 0, slots: 1 }], 7, 'board.jpg');
+  for (const name of ['03-red-board-on-cooked-counter.jpg', '04-red-board-on-cooked-counter.jpg']) writeFileSync(path.join(out, name), jpeg);
+  return out;
+}
 
 function loadCreds(file: string): Creds {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Creds;
@@ -115,8 +147,9 @@ async function main(): Promise<void> {
   }
   const dir = path.join(REPO_ROOT, 'var/demo');
   mkdirSync(dir, { recursive: true });
-  const images = path.resolve(values.images ?? path.join(REPO_ROOT, '../shared/data/masks/images'));
-  if (!existsSync(images)) throw new Error(`sample images not found: ${images} (pass --images DIR with a few photos of people)`);
+  const ownImages = values.images !== undefined;
+  const images = ownImages ? path.resolve(values.images!) : await demoKitchen(dir);
+  if (!existsSync(images)) throw new Error(`images not found: ${images} (pass --images DIR with a few photos of people)`);
 
   const creds = loadCreds(path.join(dir, 'credentials.json'));
   const httpPort = await freeTcpPort(Number(values['http-port']));
@@ -154,8 +187,20 @@ async function main(): Promise<void> {
     site: { id: 'canteen-001', name: '第一中学学生食堂', timezone: 'Asia/Shanghai' },
     // Open all day so the demo raises alerts whatever the hour.
     serviceHours: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: '00:00', to: '23:59' }],
-    models: { dir: path.join(REPO_ROOT, 'var/models'), manifests: path.join(REPO_ROOT, 'models'), pack: [{ manifest: 'rfb640_masked_face' }], threads: 2 },
-    cameras: [{ id: 'cam-kitchen', name: '后厨操作间', url: rtspUrl, fps: 2 }],
+    // The default pack (faces, people and animals, rats, the head classifier), one worker each.
+    models: { dir: path.join(REPO_ROOT, 'var/models'), manifests: path.join(REPO_ROOT, 'models'), pack: DEFAULT_PACK },
+    // The demo kitchen's counters: raw left, cooked right (the board scene's zones), and the whole
+    // picture a food area, so that an animal is an alarm in service hours too.
+    ...(ownImages ? {} : { boards: SCENE_CODE }),
+    cameras: [
+      {
+        id: 'cam-kitchen',
+        name: '后厨操作间',
+        url: rtspUrl,
+        fps: 2,
+        ...(ownImages ? {} : { zones: [...SCENE_ZONES, { id: 'food-area', name: '食品加工区', kind: 'food', points: [[0, 0], [1, 0], [1, 1], [0, 1]] }] }),
+      },
+    ],
     uplink: { url: `mqtt://127.0.0.1:${mqttPort}` },
     storage: { dir: path.join(dir, 'agent') },
     voice: {
@@ -167,7 +212,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, 'site.yaml'), `# generated by npm start (scripts/demo.ts)\n${stringify(site)}`);
 
   process.stderr.write('demo: starting the simulated camera, central and the agent …\n');
-  const camera = start('camera', ['scripts/sim-camera.ts', images, '--port', String(rtspPort), '--path', 'kitchen', '--image-seconds', '6', '--loop']);
+  const camera = start('camera', ['scripts/sim-camera.ts', images, '--port', String(rtspPort), '--path', 'kitchen', '--image-seconds', String(SHOW_SEC), '--loop']);
   children.push(camera);
   const cent = start('central', ['central/main.ts', '--config', path.join(dir, 'central.yaml')]);
   children.push(cent);
