@@ -185,8 +185,8 @@ async function main(): Promise<void> {
 
   const site = {
     site: { id: 'canteen-001', name: '第一中学学生食堂', timezone: 'Asia/Shanghai' },
-    // Open all day so the demo raises alerts whatever the hour.
-    serviceHours: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: '00:00', to: '23:59' }],
+    // Open all day (from == to) so the demo raises alerts whatever the hour.
+    serviceHours: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: '00:00', to: '00:00' }],
     // The default pack (faces, people and animals, rats, the head classifier), one worker each.
     models: { dir: path.join(REPO_ROOT, 'var/models'), manifests: path.join(REPO_ROOT, 'models'), pack: DEFAULT_PACK },
     // The demo kitchen's counters: raw left, cooked right (the board scene's zones), and the whole

@@ -126,7 +126,10 @@ export const SiteConfigSchema = z.strictObject({
     name: z.string().min(1).max(128),
     timezone: z.string().default('Asia/Shanghai'),
   }),
-  /** When the kitchen is operating; outside these hours it is "closed" (night). */
+  /**
+   * When the kitchen is operating; outside these hours it is "closed" (night). `to` before `from`
+   * runs past midnight; `from` equal to `to` (e.g. "00:00" to "00:00") is the whole day.
+   */
   serviceHours: z
     .array(z.strictObject({ days: z.array(Day).min(1).default(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']), from: HHMM, to: HHMM }))
     .default([{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: '06:00', to: '20:00' }]),

@@ -122,8 +122,9 @@ export function overlaySvg(width: number, height: number, detections: readonly E
     const lfs = hl ? Math.round(fs * 1.1) : fs;
     const tw = textWidth(text, lfs) + lfs * 0.6;
     const th = Math.round(lfs * 1.4);
-    // label above the box, or inside its top when there is no room under the header
-    let ly = y1 - th >= headerH ? y1 - th : Math.min(y1, height - th);
+    // label above the box, or inside its top when there is no room under the header (never under it:
+    // the header bar is drawn last)
+    let ly = y1 - th >= headerH ? y1 - th : Math.min(Math.max(y1, headerH), height - th);
     const lx = clamp(x1, 0, Math.max(0, width - tw));
     // step down past labels already placed (a few tries; cheap, good enough for a handful of boxes)
     for (let i = 0; i < 6 && placed.some((p) => lx < p.x + p.w && p.x < lx + tw && ly < p.y + p.h && p.y < ly + th); i++) {

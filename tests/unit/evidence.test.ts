@@ -70,6 +70,15 @@ describe('annotate', () => {
     expect(formatLocalTime(Date.UTC(2024, 11, 31, 16, 0, 0), 'Asia/Shanghai')).toBe('2025-01-01 00:00:00');
   });
 
+  it('puts the label of a box at the top edge below the header bar, not under it', () => {
+    const top = { label: 'face', score: 0.9, box: [100, 0, 160, 60] as Box, trackId: 1 };
+    const svg = overlaySvg(W, H, [top], { cameraName: 'c', siteName: 's', time: T, kind: 'no_mask', violation: top });
+    const header = Number(/<rect x="0" y="0" width="\d+" height="(\d+)"/.exec(svg)![1]);
+    const labelY = [...svg.matchAll(/<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="\d+" fill="#[0-9a-f]+" fill-opacity="0.85"\/>/g)].map((m) => Number(m[1]));
+    expect(labelY).toHaveLength(1);
+    expect(labelY[0]).toBeGreaterThanOrEqual(header);
+  });
+
   it('highlights the violation even when it is not among the detections, and survives odd boxes', async () => {
     const svg = overlaySvg(W, H, [other], { cameraName: 'c', siteName: 's', time: T, kind: 'smoking', violation: { label: 'cigarette', score: 0.5, box: [10, 10, 20, 20] } });
     expect(svg).toContain('#ff2020');
