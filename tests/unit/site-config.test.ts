@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { nearestKey, validate } from '../../agent/config/load.js';
 import { SiteConfigSchema } from '../../agent/config/schema.js';
+import { inServiceHours } from '../../agent/rules/index.js';
 
 const base = { site: { id: 's1', name: '食堂' }, cameras: [{ id: 'cam1', name: '后厨', url: 'rtsp://127.0.0.1/x' }] };
 const problems = (data: unknown): string => {
@@ -30,5 +31,14 @@ describe('site config errors', () => {
   it('nearestKey: close keys only', () => {
     expect(nearestKey('serviceHour', ['site', 'serviceHours', 'cameras'])).toBe('serviceHours');
     expect(nearestKey('zzz', ['site', 'serviceHours'])).toBeUndefined();
+  });
+});
+
+describe('service hours', () => {
+  const all = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+  it('from == to is the whole day, 23:59:30 included (00:00-23:59 leaves that minute closed)', () => {
+    const lateUtc = Date.UTC(2026, 11, 6, 15, 59, 30); // 23:59:30 in Shanghai
+    expect(inServiceHours(lateUtc, [{ days: [...all], from: '00:00', to: '00:00' }], 'Asia/Shanghai')).toBe(true);
+    expect(inServiceHours(lateUtc, [{ days: [...all], from: '00:00', to: '23:59' }], 'Asia/Shanghai')).toBe(false);
   });
 });
