@@ -8,13 +8,12 @@
 import { childLog } from '../../common/log.js';
 import { RecipientAlert } from '../../protocol/messages.js';
 import { topics } from '../../protocol/topics.js';
-import { VIOLATION_TEXT } from '../../protocol/violations.js';
 import type { Bus } from '../bus.js';
 import type { CentralConfig } from '../config/schema.js';
 import type { DeliveryRow, Store } from '../store/store.js';
 import type { DistrictRecord, EventView, UserRecord } from '../store/types.js';
 import { WindowLimiter } from './limiter.js';
-import { alertLines, markdownFor, postWebhook, type AlertText } from './webhook.js';
+import { alertText, markdownFor, postWebhook, type AlertText } from './webhook.js';
 
 const log = childLog({ mod: 'central.notify' });
 
@@ -97,12 +96,12 @@ export class Notifier {
   }
 
   private recipientAlert(row: DeliveryRow, e: EventView): RecipientAlert {
-    const { lines, title } = alertLines({ event: e, level: row.level, snapshotUrl: this.snapshotUrl(e) }, this.d.config.timezone);
+    // Plain text: an app or SMS gateway shows it as it is (the snapshot link is its own field).
+    const { title, facts, en } = alertText({ event: e, level: row.level, snapshotUrl: this.snapshotUrl(e) }, this.d.config.timezone);
     return RecipientAlert.parse({
       v: 1, eventId: e.id, siteId: e.siteId, siteName: e.siteName, cameraId: e.cameraId, cameraName: e.cameraName,
       kind: e.kind, severity: e.severity, raisedAt: e.raisedAt, role: row.role, level: row.level,
-      title, text: lines.slice(1, -1).map((l) => l.replace(/^> /, '')).join('\n'),
-      textEn: `${VIOLATION_TEXT[e.kind]?.en ?? e.kind} — ${lines[lines.length - 1]}`, snapshotUrl: this.snapshotUrl(e),
+      title, text: facts.join('\n'), textEn: en, snapshotUrl: this.snapshotUrl(e),
     });
   }
 

@@ -20,21 +20,27 @@ export function formatTime(ms: number, timeZone: string): string {
   return new Date(ms).toLocaleString('sv-SE', { timeZone, hour12: false }); // 2024-05-01 12:00:00
 }
 
-export function alertLines(a: AlertText, timeZone: string): { title: string; lines: string[] } {
+/** An alert as plain text: a title, zh-CN facts one per line, one English sentence (no markup). */
+export function alertText(a: AlertText, timeZone: string): { title: string; facts: string[]; en: string } {
   const e = a.event;
   const zh = VIOLATION_TEXT[e.kind]?.zh ?? e.kind;
   const en = VIOLATION_TEXT[e.kind]?.en ?? e.kind;
-  const title = `【${TIER_ZH[e.severity]}告警】${e.siteName} · ${zh}`;
-  const lines = [
-    `### ${title}`,
-    `> 摄像头：${e.cameraName || e.cameraId}`,
-    `> 时间：${formatTime(e.raisedAt, timeZone)}`,
-    `> 编号：${e.id}`,
-    ...(a.level > 0 ? [`> 升级：未及时确认，已通知${LEVEL_ZH[a.level] ?? ''}`] : []),
-    `> [查看抓拍](${a.snapshotUrl})`,
-    `${en} at ${e.siteName} (${e.cameraName || e.cameraId}), tier ${e.severity}${a.level > 0 ? `, escalated to ${LEVEL_EN[a.level] ?? a.level}` : ''}.`,
-  ];
-  return { title, lines };
+  return {
+    title: `【${TIER_ZH[e.severity]}告警】${e.siteName} · ${zh}`,
+    facts: [
+      `摄像头：${e.cameraName || e.cameraId}`,
+      `时间：${formatTime(e.raisedAt, timeZone)}`,
+      `编号：${e.id}`,
+      ...(a.level > 0 ? [`升级：未及时确认，已通知${LEVEL_ZH[a.level] ?? ''}`] : []),
+    ],
+    en: `${en} at ${e.siteName} (${e.cameraName || e.cameraId}), tier ${e.severity}${a.level > 0 ? `, escalated to ${LEVEL_EN[a.level] ?? a.level}` : ''}.`,
+  };
+}
+
+/** The same alert as robot Markdown: a heading, quoted facts, the snapshot link, the English line. */
+export function alertLines(a: AlertText, timeZone: string): { title: string; lines: string[] } {
+  const t = alertText(a, timeZone);
+  return { title: t.title, lines: [`### ${t.title}`, ...t.facts.map((f) => `> ${f}`), `> [查看抓拍](${a.snapshotUrl})`, t.en] };
 }
 
 /** One message for one or several alerts (several when the queue backed up). */

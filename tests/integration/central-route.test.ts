@@ -36,7 +36,9 @@ describe('central routing and escalation', () => {
     const m = got.find((g) => g.user === 'mgr')!.alert;
     expect(m).toMatchObject({ eventId: 'ev-t1', siteId: 'site-a', siteName: '一中食堂', kind: 'smoking', severity: 1, role: 'canteen_manager', level: 0 });
     expect(m.title).toContain('抽烟');
-    expect(m.textEn).toContain('Smoking');
+    expect(m.textEn).toMatch(/^Smoking[^—]* at 一中食堂 \(.*\), tier 1\.$/); // one sentence, said once
+    expect(m.text).toContain('时间：');
+    expect(m.text).not.toMatch(/[[\]#>]|\]\(/); // plain text: no Markdown on a plain channel
     expect(m.snapshotUrl).toBe(`http://central.test:8080/api/snapshots/${eventMsg('x', 'site-a', { annotated: a, clean: c }).snapshots.annotated.sha256}`);
     const deliveries = f.central.internals.store.deliveries('ev-t1');
     await until(() => f!.central.internals.store.deliveries('ev-t1').filter((d) => d.channel === 'mqtt' && d.status === 'sent').length === 3, 5000, 'mqtt deliveries sent');
