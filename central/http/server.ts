@@ -202,6 +202,11 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   router.add('GET', '/api/me', authed(async (ctx) => {
     sendJson(ctx.res, 200, { user: publicUser(ctx.user), csrfToken: ctx.session.csrfToken });
   }));
+  // The dashboard's boot probe: "not logged in yet" is an answer, not an error (no 401 in the console).
+  router.add('GET', '/api/session', async (ctx) => {
+    queryOf(ctx.url, S.EmptyQuery);
+    sendJson(ctx.res, 200, ctx.session && ctx.user ? { user: publicUser(ctx.user), csrfToken: ctx.session.csrfToken } : { user: null });
+  });
 
   // ---- sites and events ----
   router.add('GET', '/api/sites', authed(async (ctx) => {

@@ -87,6 +87,17 @@ describe('login and sessions', () => {
     expect((await c.json('GET', '/api/sites')).status).toBe(401);
   });
 
+  it('GET /api/session: 200 {user: null} before login (the dashboard probe logs no error), the user and token after', async () => {
+    const anon = await fetch(`${fx.url}/api/session`, { headers: { Cookie: 'bk_session=forged' } });
+    expect(anon.status).toBe(200);
+    expect(await anon.json()).toEqual({ user: null });
+    const c = await as('mgrA');
+    const s = await c.json('GET', '/api/session');
+    expect(s.status).toBe(200);
+    expect(s.body.user).toMatchObject({ id: USERS.mgrA.id });
+    expect(s.body.csrfToken).toBe((await c.json('GET', '/api/me')).body.csrfToken);
+  });
+
   it('sends security headers on API and static answers', async () => {
     for (const p of ['/', '/api/me', '/app.js']) {
       const res = await fetch(fx.url + p);

@@ -536,9 +536,9 @@ $('#logout').addEventListener('click', async () => {
 (async function boot() {
   setLang(getLang());
   try {
-    const me = await fetch('/api/me', { credentials: 'same-origin' });
-    if (!me.ok) { showLogin(); return; }
-    const r = await me.json();
+    const me = await fetch('/api/session', { credentials: 'same-origin' });
+    const r = me.ok ? await me.json() : { user: null };
+    if (!r.user) { showLogin(); return; }
     state.user = r.user;
     state.csrf = r.csrfToken;
     start();

@@ -26,6 +26,7 @@ interface Endpoint {
 /** docs/central-api.md, every row (login/logout/stream handled separately). */
 const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/api/me' },
+  { method: 'GET', path: '/api/session' },
   { method: 'GET', path: '/api/sites' },
   { method: 'GET', path: '/api/events' },
   { method: 'GET', path: '/api/events/:id' },
