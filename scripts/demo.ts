@@ -30,6 +30,8 @@ edge agent, all bound to 127.0.0.1. Open the printed URL and log in with a print
 interface Creds {
   sitePassword: string;
   users: Record<string, string>;
+  /** The canteen manager's broker password: the per-recipient MQTT channel a phone app would read. */
+  managerMqtt?: string;
 }
 
 const USERS = [
@@ -68,12 +70,14 @@ async function demoKitchen(dir: string): Promise<string> {
   return out;
 }
 
-function loadCreds(file: string): Creds {
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Creds;
+function loadCreds(file: string): Creds & { managerMqtt: string } {
   const pw = () => randomBytes(9).toString('base64url');
-  const creds: Creds = { sitePassword: pw(), users: Object.fromEntries(USERS.map((u) => [u.username, pw()])) };
-  writeFileSync(file, JSON.stringify(creds, null, 2), { mode: 0o600 });
-  return creds;
+  const creds: Creds = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Creds) : { sitePassword: pw(), users: Object.fromEntries(USERS.map((u) => [u.username, pw()])) };
+  if (!creds.managerMqtt) {
+    creds.managerMqtt = pw(); // older demo folders lack it
+    writeFileSync(file, JSON.stringify(creds, null, 2), { mode: 0o600 });
+  }
+  return creds as Creds & { managerMqtt: string };
 }
 
 function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
@@ -174,7 +178,13 @@ async function main(): Promise<void> {
           cameras: [{ id: 'cam-kitchen', name: '后厨操作间', liveUrl: rtspUrl }],
         },
       ],
-      users: await Promise.all(USERS.map(async (u) => ({ ...u, passwordHash: await hashPassword(creds.users[u.username]!) }))),
+      users: await Promise.all(
+        USERS.map(async (u) => ({
+          ...u,
+          passwordHash: await hashPassword(creds.users[u.username]!),
+          ...(u.username === 'manager' ? { mqttPasswordHash: await hashPassword(creds.managerMqtt) } : {}),
+        })),
+      ),
     },
     // Short escalation steps so the demo shows the vice-principal and the office being reached.
     routing: {
@@ -231,6 +241,8 @@ async function main(): Promise<void> {
     `  broker     mqtt://127.0.0.1:${mqttPort}   camera ${rtspUrl}`,
     '  logins (user / password):',
     ...USERS.map((u) => `    ${u.username.padEnd(10)} ${creds.users[u.username]}   ${u.name} (${u.role})`),
+    "  the manager's phone channel (per-recipient MQTT alerts):",
+    `    mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -u manager -P '${creds.managerMqtt}' -t 'bk/v1/user/u-manager/alert' -v`,
     `  logs and data: ${dir}`,
     '  Ctrl-C stops everything.',
     '',
