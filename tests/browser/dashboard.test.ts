@@ -74,6 +74,10 @@ describe('dashboard', () => {
     // event detail → acknowledge
     await card.locator('.body').click();
     await page.waitForSelector('#ack-btn');
+    // the notification log speaks the page's language: channel and delivery words translated
+    const log = (await page.locator('table').allTextContents()).join(' ');
+    expect(log).toContain('管理平台');
+    expect(log).not.toMatch(/\bdashboard\b|\bpending\b|\bsent\b/);
     await expect.poll(() => page.locator('#detail-img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(640);
     await page.fill('#ack-form input[name=note]', '已提醒员工佩戴口罩');
     await page.click('#ack-btn');

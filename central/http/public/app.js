@@ -355,7 +355,7 @@ async function viewEvent(id) {
     ] : null,
     h('h2', {}, t('deliveries')),
     table(['recipient', 'channel', 'status', 'attempts', 'level', 'at'], (ev.deliveries ?? []).map((d) => h('tr', {},
-      h('td', {}, `${d.recipientName} (${t('role_' + d.role)})`), h('td', {}, d.channel), h('td', {}, d.status, d.lastError ? h('div', { class: 'muted' }, d.lastError) : null),
+      h('td', {}, `${d.recipientName} (${t('role_' + d.role)})`), h('td', {}, t(`channel_${d.channel}`)), h('td', {}, t(`delivery_${d.status}`), d.lastError ? h('div', { class: 'muted' }, d.lastError) : null),
       h('td', {}, d.attempts), h('td', {}, d.level), h('td', {}, fmtTime(d.deliveredAt))))));
 }
 
