@@ -163,7 +163,9 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     if (!ev) throw notFound();
     return ev;
   };
-  const publicUser = (u: UserRecord) => ({ id: u.id, name: u.name, role: u.role, lang: u.lang });
+  // timezone: the zone every time on the dashboard is shown in (central's, which its sites share),
+  // not the browser's: the list, the detail and the snapshot header must agree.
+  const publicUser = (u: UserRecord) => ({ id: u.id, name: u.name, role: u.role, lang: u.lang, timezone: central.config.timezone });
 
   const router = new Router<Ctx>();
   const authed = (fn: (ctx: Authed, p: Record<string, string>) => Promise<void>) => async (ctx: Ctx, p: Record<string, string>) => {

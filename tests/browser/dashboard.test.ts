@@ -42,7 +42,8 @@ describe('dashboard', () => {
   it('manager: alert with snapshot, live push, acknowledge', async () => {
     const first = await fx.publishEvent('site-a', { kind: 'no_mask', severity: 2 });
     await fx.publishEvent('site-b', { kind: 'smoking', severity: 1 }); // not in the manager's scope
-    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 } });
+    // A browser in another zone: times must still be the sites' (central's Asia/Shanghai), as on the snapshot.
+    const context = await browser.newContext({ locale: 'zh-CN', timezoneId: 'America/New_York', viewport: { width: 1280, height: 860 } });
     const page = await context.newPage();
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
     // Not logged in yet is not an error: the page's boot probe must not log one (no 401 exemption).
@@ -53,6 +54,8 @@ describe('dashboard', () => {
     await card.waitFor();
     await expect.poll(() => card.locator('img.thumb').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), { timeout: 10_000 }).toBe(640);
     expect(await card.locator('.kind').textContent()).toBe('未戴口罩');
+    const shanghai = new Date(first.raisedAt).toLocaleString('zh-CN', { hour12: false, timeZone: 'Asia/Shanghai' });
+    expect(await card.locator('.muted').last().textContent()).toBe(shanghai);
     expect(await page.locator('.ev').count()).toBe(1); // site B's event is not shown
 
     // pushed over SSE while the page is open

@@ -1,5 +1,5 @@
 // Dashboard: plain ES modules, no build step. DOM is built with h() (never innerHTML with data).
-import { t, getLang, setLang, kindText, labelText, KINDS, fmtTime, fmtDuration } from './i18n.js';
+import { t, getLang, setLang, setTimeZone, zoneDate, zoneMidnight, kindText, labelText, KINDS, fmtTime, fmtDuration } from './i18n.js';
 import { openLive } from './live.js';
 
 const state = { user: null, csrf: '', sites: [], events: [], filters: {}, voice: [], es: null };
@@ -95,6 +95,7 @@ function showLogin() {
       const r = await api('POST', '/api/login', { username: user.value.trim(), password: pass.value });
       state.user = r.user;
       state.csrf = r.csrfToken;
+      setTimeZone(r.user.timezone);
       if (r.user.lang && !localStorage.getItem('bk_lang')) setLang(r.user.lang);
       start();
     } catch (ex) {
@@ -241,8 +242,8 @@ function siteOptions(selected, withAll = true) {
   ];
 }
 
-const dayStart = (s) => (s ? new Date(`${s}T00:00:00`).getTime() : undefined);
-const dateInput = (ms) => (ms ? new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 10) : '');
+const dayStart = (s) => (s ? zoneMidnight(s) : undefined); // the sites' midnight, not the browser's
+const dateInput = (ms) => (ms ? zoneDate(ms) : '');
 
 async function loadEvents(append = false) {
   const q = new URLSearchParams();
@@ -540,6 +541,7 @@ $('#logout').addEventListener('click', async () => {
     const r = me.ok ? await me.json() : { user: null };
     if (!r.user) { showLogin(); return; }
     state.user = r.user;
+    setTimeZone(r.user.timezone);
     state.csrf = r.csrfToken;
     start();
   } catch { showLogin(); }

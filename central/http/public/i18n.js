@@ -173,9 +173,30 @@ export function labelText(label) {
 
 export const KINDS = Object.keys(VIOLATION_TEXT);
 
+let timeZone = 'Asia/Shanghai';
+/** The zone times are shown in: the sites' (from the login answer), whatever the browser's is. */
+export function setTimeZone(tz) {
+  if (tz) timeZone = tz;
+}
+
+/** "YYYY-MM-DD" of `ms` in the sites' zone (a date input's value). */
+export function zoneDate(ms) {
+  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(ms);
+}
+
+/** Milliseconds of midnight starting the date "YYYY-MM-DD" in the sites' zone (a date filter's bound). */
+export function zoneMidnight(s) {
+  const [y, m, d] = s.split('-').map(Number);
+  const guess = Date.UTC(y, m - 1, d);
+  const wall = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
+    .formatToParts(guess).reduce((o, p) => ({ ...o, [p.type]: Number(p.value) }), {});
+  const offset = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second) - guess;
+  return guess - offset;
+}
+
 export function fmtTime(ms) {
   if (ms == null) return '–';
-  return new Date(ms).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB', { hour12: false });
+  return new Date(ms).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB', { hour12: false, timeZone });
 }
 
 export function fmtDuration(sec) {
