@@ -16,6 +16,8 @@ import { Pipeline, type Detector } from './pipeline.js';
 import type { MotionGateOptions } from './gate/motion.js';
 import { Uplink, uplinkOptionsFromConfig } from './uplink/index.js';
 import { voiceFromConfig, type VoiceAgent } from './voice/index.js';
+import { agentMetrics } from './ops/metrics.js';
+import { startOpsServer, type OpsServer } from './ops/server.js';
 
 const log = childLog({ module: 'agent' });
 export const AGENT_VERSION = '0.1.0';
@@ -39,6 +41,8 @@ export class Agent {
     /** Only a pack the agent loaded itself is closed by stop(). */
     private readonly ownDetector: { close(): Promise<void> } | null,
     private readonly timers: NodeJS.Timeout[],
+    /** /healthz, /readyz, /metrics (config `health`), or null. */
+    readonly ops: OpsServer | null,
   ) {}
 
   static async start(config: SiteConfig, opts: AgentOptions = {}): Promise<Agent> {
@@ -98,15 +102,30 @@ export class Agent {
       uplink.start();
     }
 
+    const parts = { siteId: config.site.id, version: AGENT_VERSION, pipeline, cameras, outbox, uplink, voice };
+    let ops: OpsServer | null = null;
+    try {
+      if (config.health) ops = await startOpsServer({ ...config.health, registry: agentMetrics(parts), parts });
+    } catch (err) {
+      // Nothing has started yet: release what was opened, then refuse to start.
+      for (const t of timers) clearInterval(t);
+      await uplink?.stop();
+      evidence.close();
+      outbox.close();
+      await ownDetector?.close();
+      throw err;
+    }
+
     pipeline.start();
     for (const c of cameras) c.start();
     log.info({ site: config.site.id, cameras: cameras.length, uplink: config.uplink?.url ?? null }, 'agent started');
-    return new Agent(config, pipeline, cameras, outbox, evidence, uplink, voice, ownDetector, timers);
+    return new Agent(config, pipeline, cameras, outbox, evidence, uplink, voice, ownDetector, timers, ops);
   }
 
   /** Clean shutdown: cameras, pipeline (finishing events in progress), uplink (offline status), stores. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    await this.ops?.close();
     await Promise.allSettled(this.cameras.map((c) => c.stop()));
     await this.pipeline.stop();
     await this.uplink?.stop();

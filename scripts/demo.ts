@@ -159,6 +159,7 @@ async function main(): Promise<void> {
   const httpPort = await freeTcpPort(Number(values['http-port']));
   const mqttPort = await freeTcpPort(Number(values['mqtt-port']));
   const rtspPort = await freeTcpPort(8554);
+  const healthPort = await freeTcpPort(9464);
   const publicUrl = `http://127.0.0.1:${httpPort}`;
   const rtspUrl = `rtsp://127.0.0.1:${rtspPort}/kitchen`;
 
@@ -212,6 +213,7 @@ async function main(): Promise<void> {
       },
     ],
     uplink: { url: `mqtt://127.0.0.1:${mqttPort}` },
+    health: { host: '127.0.0.1', port: healthPort },
     storage: { dir: path.join(dir, 'agent') },
     voice: {
       enabled: true,
@@ -239,6 +241,7 @@ async function main(): Promise<void> {
     '明厨亮灶 bright-kitchen demo is running',
     `  dashboard  ${publicUrl}`,
     `  broker     mqtt://127.0.0.1:${mqttPort}   camera ${rtspUrl}`,
+    `  agent      http://127.0.0.1:${healthPort}/metrics  (also /healthz, /readyz)`,
     '  logins (user / password):',
     ...USERS.map((u) => `    ${u.username.padEnd(10)} ${creds.users[u.username]}   ${u.name} (${u.role})`),
     "  the manager's phone channel (per-recipient MQTT alerts):",

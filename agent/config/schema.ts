@@ -180,6 +180,17 @@ export const SiteConfigSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /**
+   * The box's own health and metrics endpoints (/healthz, /readyz, /metrics for Prometheus). Off
+   * unless this section is given; loopback by default: expose it on another address only behind the
+   * operator's network controls (the endpoints carry no secrets but need no login either).
+   */
+  health: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(9464),
+    })
+    .optional(),
   voice: z
     .strictObject({
       enabled: z.boolean().default(false),

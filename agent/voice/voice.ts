@@ -209,7 +209,11 @@ export class VoiceAgent {
     return p;
   }
 
+  /** Commands by outcome since start (for /metrics). */
+  readonly outcomes: Record<VoiceStatus['state'], number> = { played: 0, rejected: 0, failed: 0 };
+
   private status(commandId: string, state: VoiceStatus['state'], error: string | null): VoiceStatus {
+    this.outcomes[state]++;
     return { v: 1, commandId, siteId: this.opts.siteId, state, at: this.now(), error: error === null ? null : error.slice(0, 500) };
   }
 }
