@@ -99,7 +99,19 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
       },
       metrics: (): CentralMetrics => {
         const { messages, rejected, duplicates, events, snapshots } = ing.counters;
-        return { messages, rejected, duplicates, events, snapshots };
+        const t0 = performance.now();
+        const deliveries = store.deliveryCounts();
+        const storeQuerySeconds = (performance.now() - t0) / 1000;
+        const n = notifier.counters;
+        return {
+          messages, rejected, duplicates, events, snapshots,
+          routed: router.counters.routed, escalations: router.counters.escalations,
+          webhookRequests: n.webhookRequests, webhookAlerts: n.webhookAlerts, mqttSent: n.mqttSent, notifyFailures: n.failures,
+          robotQueueDepth: notifier.queueDepth(),
+          brokerConnected: mqtt.client.connected,
+          broker: broker ? broker.stats() : null,
+          deliveries, storeQuerySeconds,
+        };
       },
       async stop() {
         if (stopped) return;

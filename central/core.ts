@@ -55,6 +55,22 @@ export interface CentralMetrics {
   duplicates: number;
   events: number;
   snapshots: number;
+  /** Events routed to recipients, and escalations to the next level. */
+  routed: number;
+  escalations: number;
+  /** Robot webhook requests and the alerts they carried, MQTT alerts sent, failed attempts. */
+  webhookRequests: number;
+  webhookAlerts: number;
+  mqttSent: number;
+  notifyFailures: number;
+  robotQueueDepth: number;
+  /** Central's own client holds a connection to the broker. */
+  brokerConnected: boolean;
+  /** The embedded broker's counters (null with an external broker). */
+  broker: { clients: number; authFailures: number; denied: number } | null;
+  /** Deliveries by channel and status, and how long that store query took (a store-latency probe). */
+  deliveries: { channel: string; status: string; n: number }[];
+  storeQuerySeconds: number;
 }
 
 export { startCentral } from './central.js';

@@ -20,6 +20,8 @@ export const HttpSchema = z.strictObject({
   port: Port.default(8080),
   /** Base URL recipients open (snapshot links in alerts and webhooks). */
   publicUrl: z.url().default('http://127.0.0.1:8080'),
+  /** Environment variable holding a bearer token for /metrics from other hosts (without it: loopback only). */
+  metricsTokenEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').optional(),
   /** HTTPS for the dashboard and API: PEM file paths. */
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });

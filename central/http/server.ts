@@ -26,6 +26,7 @@ import { Router } from './router.js';
 import * as S from './schemas.js';
 import { SESSION_COOKIE, SessionStore, clearCookie, parseCookies, safeEqual, sessionCookie, type Session, type SessionOptions } from './session.js';
 import { openSse } from './sse.js';
+import { centralMetrics } from '../ops/metrics.js';
 import { sendFile } from './files.js';
 import { serveStatic } from './static.js';
 
@@ -47,6 +48,8 @@ export interface HttpOptions {
   sseHeartbeatMs?: number;
   /** Take the client address from the first X-Forwarded-For entry (only behind a trusted proxy). */
   trustProxy?: boolean;
+  /** Bearer token that opens /metrics to other hosts (default: central.config.http.metricsTokenEnv's value; without one, loopback only). */
+  metricsToken?: string;
 }
 
 export interface HttpHandle {
@@ -271,7 +274,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
 
   // ---- push ----
   router.add('GET', '/api/stream', authed(async (ctx) => {
-    openSse(ctx, central, sessions, opts.sseHeartbeatMs ?? 15_000);
+    openSse(ctx, central, sessions, opts.sseHeartbeatMs ?? 15_000, sseOpen);
   }));
 
   // ---- voice ----
@@ -391,6 +394,38 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     '',
   ].join('\n');
 
+  // ---- operations: /healthz (alive), /readyz (broker and store), /metrics (loopback or a bearer token) ----
+  const sseOpen = { n: 0 };
+  const registry = centralMetrics(central, () => sseOpen.n);
+  const metricsToken = opts.metricsToken ?? (central.config.http.metricsTokenEnv ? process.env[central.config.http.metricsTokenEnv] : undefined);
+  const loopback = (req: IncomingMessage) => {
+    const a = req.socket.remoteAddress ?? '';
+    // A proxy on this host forwards remote clients from 127.0.0.1: a forwarded request is not local.
+    return (a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1') && req.headers['x-forwarded-for'] === undefined;
+  };
+  async function ops(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    const send = (status: number, type: string, body: string) => {
+      res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (pathname === '/healthz') return send(200, 'application/json; charset=utf-8', JSON.stringify({ status: 'ok' }));
+    if (pathname === '/readyz') {
+      const problems: string[] = [];
+      let storeOk = true;
+      try {
+        if (!central.metrics().brokerConnected) problems.push('central is not connected to the broker');
+      } catch (err) {
+        storeOk = false;
+        problems.push(`store: ${(err as Error).message}`);
+      }
+      return send(problems.length ? 503 : 200, 'application/json; charset=utf-8', JSON.stringify({ ready: problems.length === 0, store: storeOk, problems }));
+    }
+    const auth = String(req.headers.authorization ?? '');
+    const tokenOk = !!metricsToken && auth.startsWith('Bearer ') && safeEqual(auth.slice(7), metricsToken);
+    if (!loopback(req) && !tokenOk) throw new HttpError(403, 'forbidden');
+    return send(200, registry.contentType, await registry.metrics());
+  }
+
   const clientIp = (req: IncomingMessage) => {
     if (opts.trustProxy) {
       const fwd = String(req.headers['x-forwarded-for'] ?? '').split(',')[0]?.trim();
@@ -424,6 +459,10 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
         }
         res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Content-Length': jsmpeg.body.length, ETag: jsmpeg.etag, 'Cache-Control': 'no-cache' });
         res.end(method === 'HEAD' ? undefined : jsmpeg.body);
+        return;
+      }
+      if ((pathname === '/healthz' || pathname === '/readyz' || pathname === '/metrics') && (method === 'GET' || method === 'HEAD')) {
+        await ops(req, res, pathname);
         return;
       }
       if (!pathname.startsWith('/api/')) {

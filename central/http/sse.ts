@@ -13,8 +13,10 @@ import type { SessionStore } from './session.js';
 
 const SCOPE_TTL_MS = 10_000;
 
-export function openSse(ctx: Ctx, central: Central, sessions: SessionStore, heartbeatMs: number): void {
+/** `open` counts the streams of one HTTP server (metrics). */
+export function openSse(ctx: Ctx, central: Central, sessions: SessionStore, heartbeatMs: number, open: { n: number } = { n: 0 }): void {
   const { req, res } = ctx;
+  open.n++;
   const user = ctx.user as UserRecord;
   const sessionKey = ctx.session!.key;
   res.writeHead(200, {
@@ -77,6 +79,7 @@ export function openSse(ctx: Ctx, central: Central, sessions: SessionStore, hear
   function end() {
     if (ended) return;
     ended = true;
+    open.n--;
     clearInterval(heartbeat);
     bus.off('alert', onAlert);
     bus.off('event', onEvent);

@@ -136,6 +136,13 @@ export class Notifier {
   }
 
   // ----------------------------------------------------------- robots
+  /** Robot messages waiting in the per-URL queues (rate limit, back-off). */
+  queueDepth(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.ids.length;
+    return n;
+  }
+
   private enqueue(row: DeliveryRow): void {
     if (!row.target || (row.channel !== 'wecom' && row.channel !== 'dingtalk')) return;
     const key = `${row.channel} ${row.target}`;

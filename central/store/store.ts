@@ -198,6 +198,11 @@ export class Store implements CentralStore {
     return r ? this.publicUser(this.userFrom(r)) : null;
   }
   /** For broker login: by id or username. */
+  /** Deliveries by channel and status (metrics). */
+  deliveryCounts(): { channel: string; status: string; n: number }[] {
+    return this.db.prepare('SELECT channel, status, COUNT(*) AS n FROM deliveries GROUP BY channel, status').all() as { channel: string; status: string; n: number }[];
+  }
+
   userForMqtt(name: string): UserWithSecrets | null {
     const r = this.db.prepare('SELECT * FROM users WHERE (id = ? OR username = ?) AND disabled = 0').get(name, name) as Row | undefined;
     return r ? this.userFrom(r) : null;
