@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { HEAP_FLAG, heapSized } from '../common/heap.js';
 import { log } from '../common/log.js';
+import { serviceReady } from '../common/systemd.js';
 import { Agent } from './agent.js';
 import { ConfigError, loadSiteConfig } from './config/load.js';
 
@@ -58,6 +59,7 @@ async function main(): Promise<number> {
   }
   if (!heapSized()) log.warn({ flag: HEAP_FLAG }, 'node started without an initial old-space size: garbage collection will run back to back under load (start with npm run agent, or pass the flag to node)');
   const agent = await Agent.start(config);
+  const unready = serviceReady(`${config.cameras.length} cameras`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
@@ -66,6 +68,7 @@ async function main(): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  unready();
   await agent.stop();
   return 0;
 }

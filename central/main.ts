@@ -12,6 +12,7 @@ import { mosquittoFiles, writeMosquittoFiles } from './broker/mosquitto.js';
 import { ConfigError, loadCentralConfig } from './config/load.js';
 import { startCentral } from './central.js';
 import { startHttp } from './http/index.js';
+import { serviceReady } from '../common/systemd.js';
 
 const HELP = `bright-kitchen central service
 
@@ -97,10 +98,12 @@ async function main(argv: string[]): Promise<void> {
   const central = await startCentral(config);
   const http = await startHttp(central, config.http.tls ? { tls: config.http.tls } : {});
   log.info({ dashboard: http.url, broker: central.brokerUrl, voicePublicKey: `${config.dataDir}/voice-signing.pub.pem` }, 'central running');
+  const unready = serviceReady(`dashboard ${http.url}`);
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
     stopping = true;
+    unready();
     log.info({ sig }, 'stopping');
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
