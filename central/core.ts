@@ -1,7 +1,7 @@
 /**
  * The facade the HTTP layer (central/http/) uses. Stable: change only in backwards-compatible ways.
  *
- *   const central = await startCentral(config);
+ *   const central = await startCentral(config);                     // from './central.js'
  *   const user = central.store.userByUsername('zhang');            // with passwordHash
  *   if (user && await verifyPassword(password, user.passwordHash)) …
  *   const scope = central.scopeOf(user);                            // per request (org may change)
@@ -73,5 +73,4 @@ export interface CentralMetrics {
   storeQuerySeconds: number;
 }
 
-export { startCentral } from './central.js';
-export type { CentralInternals } from './central.js';
+// startCentral lives in central.ts, which implements this facade (importing it here made a cycle).

@@ -1,6 +1,6 @@
 /** Load and cross-check central's YAML config; errors name the file, the path and the value. */
 import path from 'node:path';
-import { ConfigError, readYaml, validate } from '../../agent/config/load.js';
+import { ConfigError, readYaml, validate } from '../../common/config.js';
 import { CentralConfigSchema, type CentralConfig, type OrgConfig } from './schema.js';
 
 export { ConfigError };

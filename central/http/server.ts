@@ -26,6 +26,7 @@ import { Router } from './router.js';
 import * as S from './schemas.js';
 import { SESSION_COOKIE, SessionStore, clearCookie, parseCookies, safeEqual, sessionCookie, type Session, type SessionOptions } from './session.js';
 import { openSse } from './sse.js';
+import type { Ctx } from './context.js';
 import { centralMetrics } from '../ops/metrics.js';
 import { sendFile } from './files.js';
 import { serveStatic } from './static.js';
@@ -60,15 +61,7 @@ export interface HttpHandle {
   close(): Promise<void>;
 }
 
-export interface Ctx {
-  req: IncomingMessage;
-  res: ServerResponse;
-  url: URL;
-  ip: string;
-  lang: Lang;
-  session: Session | null;
-  user: UserRecord | null;
-}
+export type { Ctx } from './context.js';
 type Authed = Ctx & { session: Session; user: UserRecord };
 
 /**

@@ -8,7 +8,7 @@
 import type { Central, Scope, UserRecord } from '../core.js';
 import type { AlertNotice } from '../bus.js';
 import type { CameraView, EventView, SiteView, VoiceRecord, VoiceView } from '../store/types.js';
-import type { Ctx } from './server.js';
+import type { Ctx } from './context.js';
 import type { SessionStore } from './session.js';
 
 const SCOPE_TTL_MS = 10_000;
