@@ -301,7 +301,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   // ---- statistics and audit ----
   router.add('GET', '/api/stats', authed(async (ctx) => {
     const q = queryOf(ctx.url, S.StatsQuery);
-    sendJson(ctx.res, 200, store.stats(scope(ctx), q));
+    sendJson(ctx.res, 200, store.stats(scope(ctx), q, central.config.timezone));
   }));
   router.add('GET', '/api/audit', authed(async (ctx) => {
     requireRole(ctx, 'admin', 'inspector');

@@ -445,11 +445,23 @@ export class Store implements CentralStore {
       .all(...sc.params, t) as EventRow[]).map((r) => this.eventView(r, t));
   }
 
-  stats(scope: Scope, range: { from?: number; to?: number } = {}): StatsView {
+  /** Days are the sites' days (`timeZone`), not the server's: counted per hour in SQL, the hours put in days here. */
+  stats(scope: Scope, range: { from?: number; to?: number } = {}, timeZone = 'Asia/Shanghai'): StatsView {
     const sc = this.scopeSql(scope, 'site_id');
     const from = range.from ?? 0, to = range.to ?? Number.MAX_SAFE_INTEGER;
-    const perDay = this.db.prepare(`SELECT strftime('%Y-%m-%d', raised_at / 1000, 'unixepoch', 'localtime') AS day, site_id AS siteId, kind, COUNT(*) AS count
-      FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? GROUP BY day, site_id, kind ORDER BY day, site_id, kind`).all(...sc.params, from, to) as StatsView['perDay'];
+    const hours = this.db.prepare(`SELECT raised_at / 3600000 AS hour, site_id AS siteId, kind, COUNT(*) AS count
+      FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? GROUP BY hour, site_id, kind`).all(...sc.params, from, to) as { hour: number; siteId: string; kind: ViolationKind; count: number }[];
+    const dayOf = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    const days = new Map<string, StatsView['perDay'][number]>();
+    for (const h of hours) {
+      // Half-hour zones: an hour bucket can straddle midnight; its start decides (a few events may shift a day).
+      const day = dayOf.format(Math.floor(h.hour) * 3600000);
+      const k = `${day}\t${h.siteId}\t${h.kind}`;
+      const d = days.get(k);
+      if (d) d.count += h.count;
+      else days.set(k, { day, siteId: h.siteId, kind: h.kind, count: h.count });
+    }
+    const perDay = [...days.values()].sort((a, b) => a.day.localeCompare(b.day) || a.siteId.localeCompare(b.siteId) || a.kind.localeCompare(b.kind));
     const secs = (this.db.prepare(`SELECT (ack_at - raised_at) / 1000.0 FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? AND ack_at IS NOT NULL ORDER BY 1`)
       .pluck().all(...sc.params, from, to) as number[]).map((s) => Math.max(0, s));
     const q = (p: number) => (secs.length ? secs[Math.min(secs.length - 1, Math.ceil(p * secs.length) - 1)]! : null);

@@ -279,7 +279,8 @@ export interface CentralStore {
   rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): Promise<EventView>;
   review(user: UserRecord, eventId: string, decision: "close" | "reopen", note?: string, meta?: { ip?: string }): EventView;
   overdue(scope: Scope): EventView[];
-  stats(scope: Scope, range: { from?: number; to?: number }): StatsView;
+  /** Counts per day of `timeZone` (the sites' zone), site and kind; time to acknowledge. */
+  stats(scope: Scope, range: { from?: number; to?: number }, timeZone?: string): StatsView;
   /** Absolute path and mime of a rectification photo in scope, or null. */
   rectificationPhoto(scope: Scope, rectificationId: number): { path: string; mime: string } | null;
   // audit

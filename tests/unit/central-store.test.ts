@@ -26,6 +26,23 @@ describe('central store (real SQLite)', () => {
   afterAll(() => { store.db.close(); rmSync(dir, { recursive: true, force: true }); });
   const u = (id: string) => store.user(id)!;
 
+  it('stats count by the sites\' day, not the server\'s: 01:30 in Shanghai is the next day in UTC terms', async () => {
+    const d2 = mkdtempSync(path.join(tmpdir(), 'bk-store-day-'));
+    const s2 = new Store(openDb(d2), d2);
+    try {
+      s2.syncOrg(parseCentralConfig({ dataDir: d2, broker: { mode: 'embedded' }, org: await orgConfig(await hashes()) }).org);
+      const t = Date.UTC(2026, 0, 5, 17, 30); // 2026-01-06 01:30 in Asia/Shanghai
+      s2.insertEvent(eventMsg('e-day', 'site-b', { annotated: await jpeg('day-a'), clean: await jpeg('day-c') }, { kind: 'rodent', raisedAt: t }), { receivedAt: t, deadlineAt: t + 1, nextEscalationAt: null });
+      const range = { from: t - 3_600_000, to: t + 3_600_000 };
+      const admin = s2.scopeOf(s2.user('u-admin')!);
+      expect(s2.stats(admin, range, 'Asia/Shanghai').perDay).toEqual([{ day: '2026-01-06', siteId: 'site-b', kind: 'rodent', count: 1 }]);
+      expect(s2.stats(admin, range, 'UTC').perDay).toEqual([{ day: '2026-01-05', siteId: 'site-b', kind: 'rodent', count: 1 }]);
+    } finally {
+      s2.db.close();
+      rmSync(d2, { recursive: true, force: true });
+    }
+  });
+
   it('migrates to the current schema version and reopens without redoing it', () => {
     expect(store.db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
     const again = openDb(dir);
