@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { childLog } from '../../common/log.js';
 import { LABEL_TEXT } from '../../protocol/labels.js';
 import { SEVERITIES, VIOLATION_KINDS, VIOLATION_TEXT } from '../../protocol/violations.js';
-import { CoreError, hashPassword, verifyPassword, type Central, type Scope, type UserRecord } from '../core.js';
+import { CoreError, hashPassword, verifyPassword, type Central, type EventView, type Scope, type UserRecord } from '../core.js';
 import { DEFAULT_BODY_LIMIT, AUDIO_BODY_LIMIT, PHOTO_BODY_LIMIT, jsonBody, queryOf } from './body.js';
 import { HttpError, errorBody, forbidden, langOf, notFound, type Lang } from './errors.js';
 import { LiveManager, LIVE_WS_PATH, checkLiveUrl, type LiveOptions } from './live.js';
@@ -28,8 +28,12 @@ import { SESSION_COOKIE, SessionStore, clearCookie, parseCookies, safeEqual, ses
 import { openSse } from './sse.js';
 import type { Ctx } from './context.js';
 import { centralMetrics } from '../ops/metrics.js';
+import { eventsCsv } from '../report/csv.js';
 import { sendFile } from './files.js';
 import { serveStatic } from './static.js';
+
+/** Most rows one CSV export holds. */
+const EXPORT_MAX = 10_000;
 
 const log = childLog({ mod: 'central/http' });
 export const PUBLIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
@@ -244,6 +248,26 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     requireRole(ctx, 'inspector', 'admin');
     const out = store.review(ctx.user, ev.id, body.decision, body.note, { ip: ctx.ip });
     sendJson(ctx.res, 200, out);
+  }));
+  // The filtered alert list as CSV (the list's filters and scope; every matching alert up to EXPORT_MAX).
+  router.add('GET', '/api/events.csv', authed(async (ctx) => {
+    const q = queryOf(ctx.url, S.EventsQuery);
+    const s = q.siteId ? requireSite(ctx, q.siteId) : scope(ctx);
+    const seen = new Set<string>();
+    const out: EventView[] = [];
+    let before = q.before;
+    while (out.length < EXPORT_MAX) {
+      const page = store.events(s, { ...q, before, limit: 500 });
+      const fresh = page.filter((e) => !seen.has(e.id));
+      for (const e of fresh) (seen.add(e.id), out.push(e));
+      if (page.length < 500 || fresh.length === 0) break;
+      before = page[page.length - 1]!.raisedAt + 1; // <= the last one's time: ties are kept, repeats dropped
+    }
+    audit(ctx, 'export_events', `events:${out.length}`);
+    const body = eventsCsv(out.slice(0, EXPORT_MAX), ctx.lang, central.config.timezone);
+    const day = new Date().toLocaleDateString('sv-SE', { timeZone: central.config.timezone }).replace(/-/g, '');
+    ctx.res.writeHead(200, { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="alerts-${day}.csv"`, 'Cache-Control': 'no-store' });
+    ctx.res.end(body);
   }));
   router.add('GET', '/api/overdue', authed(async (ctx) => {
     queryOf(ctx.url, S.EmptyQuery);

@@ -4,6 +4,7 @@
  * voice warning and sees its status go from sent to played when the site reports back.
  */
 import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -109,7 +110,7 @@ describe('dashboard', () => {
   });
 
   it('inspector: voice warning is sent, then reported played', async () => {
-    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 }, permissions: ['microphone'] });
+    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 }, permissions: ['microphone'], acceptDownloads: true });
     const page = await context.newPage();
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
     await login(page, USERS.inspector.username);
@@ -161,7 +162,23 @@ describe('dashboard', () => {
     await page.click('#nav-stats');
     await page.waitForSelector('#stats-table');
     expect(Number(await page.locator('#stat-total').textContent())).toBeGreaterThan(0);
+    // trend chart: one line per kind seen, as many points as days in the range (7 by default)
+    const lines = page.locator('#trend-chart polyline');
+    expect(await lines.count()).toBeGreaterThan(0);
+    expect((await lines.first().getAttribute('points'))!.split(' ')).toHaveLength(7);
+    // ranking: the inspector's district sites, most alerts first
+    const counts = (await page.locator('#ranking tbody tr td:nth-child(3)').allTextContents()).map(Number);
+    expect(counts.length).toBeGreaterThan(0);
+    expect([...counts].sort((a, b) => b - a)).toEqual(counts);
+    // exports: the statistics as a CSV download, the alerts as the server's CSV
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-stats')]);
+    const statsCsv = readFileSync((await dl.path())!, 'utf8');
+    expect(statsCsv.replace(/^\ufeff/, '').split('\r\n')[0]).toBe('日期,站点,类型,数量');
+    const [dl2] = await Promise.all([page.waitForEvent('download'), page.click('#export-events')]);
+    expect(readFileSync((await dl2.path())!, 'utf8')).toMatch(/^\ufeff编号,食堂,摄像头/);
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-stats.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-stats-390.png'), fullPage: true });
     await context.close();
     expect(errors).toEqual([]);
   });

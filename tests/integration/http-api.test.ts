@@ -87,6 +87,28 @@ describe('login and sessions', () => {
     expect((await c.json('GET', '/api/sites')).status).toBe(401);
   });
 
+  it('GET /api/events.csv: every alert of the filter in the user\'s scope, Excel-ready, formulas defused', async () => {
+    const mine = await fx.publishEvent('site-a', { kind: 'smoking', severity: 1, cameraName: '=HYPERLINK("http://evil")' });
+    const other = await fx.publishEvent('site-b', { kind: 'smoking', severity: 1 });
+    const c = new ApiClient(fx.url, 'zh');
+    expect((await c.login(USERS.mgrA.username)).status).toBe(200);
+    const res = await c.req('GET', '/api/events.csv?kind=smoking');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="alerts-\d{8}\.csv"$/);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]); // BOM: Excel reads UTF-8 Chinese
+    const text = bytes.subarray(3).toString('utf8');
+    const lines = text.trim().split('\r\n');
+    expect(lines[0]).toBe('编号,食堂,摄像头,类型,级别,状态,发生时间,整改期限,逾期,确认人,确认时间');
+    expect(text).toContain(mine.id);
+    expect(text).not.toContain(other.id); // site B is not the manager's
+    expect(lines.every((l, i) => i === 0 || l.includes(',smoking') === false)).toBe(true); // kinds in Chinese
+    expect(text).toContain(`"'=HYPERLINK(""http://evil"")"`); // a cell that Excel would run as a formula
+    expect(lines.slice(1).every((l) => l.includes('吸烟') || l.includes('抽烟'))).toBe(true);
+    expect((await fetch(`${fx.url}/api/events.csv`)).status).toBe(401);
+  });
+
   it('GET /api/session: 200 {user: null} before login (the dashboard probe logs no error), the user and token after', async () => {
     const anon = await fetch(`${fx.url}/api/session`, { headers: { Cookie: 'bk_session=forged' } });
     expect(anon.status).toBe(200);

@@ -271,7 +271,10 @@ async function viewAlerts() {
     h('label', {}, t('site'), site), h('label', {}, t('kind'), kind), h('label', {}, t('status'), status),
     h('label', {}, t('from'), from), h('label', {}, t('to'), to),
     h('button', { class: 'btn', type: 'submit' }, t('apply')),
-    h('button', { class: 'btn secondary', type: 'button', onclick: () => { state.filters = {}; viewAlerts().catch(() => {}); } }, t('reset')));
+    h('button', { class: 'btn secondary', type: 'button', onclick: () => { state.filters = {}; viewAlerts().catch(() => {}); } }, t('reset')),
+    // the list as filtered (applied filters), every matching alert, as CSV
+    h('a', { class: 'btn secondary', id: 'export-list', download: '',
+      href: `/api/events.csv?${new URLSearchParams(Object.entries(state.filters).filter(([, v]) => v).map(([k, v]) => [k, String(v)]))}` }, t('exportEventsCsv')));
   const n = await loadEvents();
   const feed = h('div', { class: 'feed', id: 'feed' }, state.events.map((e) => eventCard(e)));
   const more = h('button', { class: 'btn secondary', type: 'button', hidden: n < 40, onclick: async () => {
@@ -504,7 +507,7 @@ async function viewStats() {
   const fromIn = h('input', { type: 'date', name: 'from', value: dateInput(state.statsFrom ?? now - 6 * 86400000) });
   const toIn = h('input', { type: 'date', name: 'to', value: dateInput(state.statsTo ?? now) });
   const q = new URLSearchParams({ from: String(dayStart(fromIn.value)), to: String(dayStart(toIn.value) + 86400000) });
-  const r = await api('GET', `/api/stats?${q}`);
+  const [r, { events: overdue }] = await Promise.all([api('GET', `/api/stats?${q}`), api('GET', '/api/overdue')]);
   const siteName = (id) => state.sites.find((s) => s.id === id)?.name ?? id;
   const byKind = new Map();
   for (const row of r.perDay) byKind.set(row.kind, (byKind.get(row.kind) ?? 0) + row.count);
@@ -521,9 +524,76 @@ async function viewStats() {
     h('h2', {}, t('perKindChart')),
     h('div', { class: 'bars card' }, byKind.size ? KINDS.filter((k) => byKind.has(k)).map((k) => h('div', { class: 'bar' }, h('span', {}, kindText(k)),
       h('div', {}, h('div', { class: `fill k-${k}`, style: { width: `${(100 * byKind.get(k)) / max}%` } })), h('span', {}, byKind.get(k)))) : h('p', { class: 'muted' }, t('noData'))),
+    h('h2', {}, t('trendChart')), trendChart(r.perDay, fromIn.value, toIn.value),
+    h('h2', {}, t('ranking')), ranking(r.perDay, siteName, overdue),
     h('h2', {}, `${t('day')} × ${t('site')} × ${t('kind')}`),
+    h('div', { class: 'exports' },
+      h('button', { class: 'btn', id: 'export-stats', type: 'button', onclick: () => download(`stats-${fromIn.value}-${toIn.value}.csv`,
+        toCsv([[t('day'), t('site'), t('kind'), t('count')], ...r.perDay.map((row) => [row.day, siteName(row.siteId), kindText(row.kind), row.count])])) }, t('exportStatsCsv')),
+      h('a', { class: 'btn', id: 'export-events', href: `/api/events.csv?${q}`, download: '' }, t('exportEventsCsv'))),
     h('div', { class: 'scroll' }, h('table', { id: 'stats-table' }, h('thead', {}, h('tr', {}, ['day', 'site', 'kind', 'count'].map((c) => h('th', {}, t(c))))),
       h('tbody', {}, r.perDay.map((row) => h('tr', {}, h('td', {}, row.day), h('td', {}, siteName(row.siteId)), h('td', {}, kindText(row.kind)), h('td', {}, row.count)))))));
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v != null) el.setAttribute(k, String(v));
+  for (const c of children.flat(Infinity)) if (c != null) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+/** Alerts per day and kind as lines (SVG drawn here: no chart library needed for five lines). */
+function trendChart(perDay, from, to) {
+  const days = [];
+  for (let d = from; d && d <= to && days.length < 400; d = zoneDate(zoneMidnight(d) + 36 * 3600000)) days.push(d);
+  const per = new Map(KINDS.map((k) => [k, new Map()]));
+  for (const row of perDay) per.get(row.kind)?.set(row.day, (per.get(row.kind).get(row.day) ?? 0) + row.count);
+  const kinds = KINDS.filter((k) => per.get(k).size);
+  if (!kinds.length || days.length === 0) return h('p', { class: 'muted', id: 'trend-chart' }, t('noData'));
+  const W = 640, H = 220, L = 36, B = 28, T = 10;
+  const max = Math.max(1, ...kinds.flatMap((k) => days.map((d) => per.get(k).get(d) ?? 0)));
+  const x = (i) => L + (days.length === 1 ? (W - L) / 2 : (i * (W - L - 10)) / (days.length - 1));
+  const y = (v) => T + (H - T - B) * (1 - v / max);
+  const ticks = [0, Math.ceil(max / 2), max].filter((v, i, a) => a.indexOf(v) === i);
+  const every = Math.max(1, Math.ceil(days.length / 8));
+  return h('div', { class: 'card trend' },
+    svg('svg', { id: 'trend-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('trendChart') },
+      ticks.map((v) => [svg('line', { x1: L, x2: W, y1: y(v), y2: y(v), class: 'grid' }), svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, v)]),
+      days.map((d, i) => (i % every === 0 ? svg('text', { x: x(i), y: H - 8, 'text-anchor': 'middle', class: 'axis' }, d.slice(5)) : null)),
+      kinds.map((k) => svg('polyline', { class: `line k-${k}`, 'data-kind': k, points: days.map((d, i) => `${x(i).toFixed(1)},${y(per.get(k).get(d) ?? 0).toFixed(1)}`).join(' ') }))),
+    h('div', { class: 'legend' }, kinds.map((k) => h('span', { class: `key k-${k}` }, kindText(k)))));
+}
+
+/** Sites ranked by alerts in the range, with their overdue rectifications now. */
+function ranking(perDay, siteName, overdue) {
+  const by = new Map();
+  for (const row of perDay) by.set(row.siteId, (by.get(row.siteId) ?? 0) + row.count);
+  const late = new Map();
+  for (const e of overdue) late.set(e.siteId, (late.get(e.siteId) ?? 0) + 1);
+  const rows = [...new Set([...by.keys(), ...late.keys()])].map((id) => ({ id, n: by.get(id) ?? 0, late: late.get(id) ?? 0 }))
+    .sort((a, b) => b.n - a.n || b.late - a.late || siteName(a.id).localeCompare(siteName(b.id)));
+  if (!rows.length) return h('p', { class: 'muted', id: 'ranking' }, t('noData'));
+  return h('table', { id: 'ranking' }, h('thead', {}, h('tr', {}, ['rank', 'site', 'count', 'overdue'].map((c) => h('th', {}, t(c))))),
+    h('tbody', {}, rows.map((r, i) => h('tr', {}, h('td', {}, i + 1), h('td', {}, siteName(r.id)), h('td', {}, r.n), h('td', {}, r.late)))));
+}
+
+function toCsv(rows) {
+  const cell = (v) => {
+    let x = v == null ? '' : String(v);
+    if (/^[=+\-@\t\r]/.test(x)) x = `'${x}`;
+    return /[",\r\n]/.test(x) ? `"${x.replace(/"/g, '""')}"` : x;
+  };
+  return `\ufeff${rows.map((r) => r.map(cell).join(',')).join('\r\n')}\r\n`;
+}
+
+function download(name, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv;charset=utf-8' }));
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 // ---------- boot ----------
