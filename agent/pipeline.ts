@@ -55,6 +55,13 @@ export const PEOPLE_FOR_HEADS_EVERY_MS = 1500;
  */
 export const ANIMALS_EVERY_MS = 1000;
 
+/**
+ * Head labels only the service-hour rules (no_hat, no_mask) want. When none is wanted — the kitchen
+ * is closed — heads are looked at for smoking alone, and the head cascade (face model, classifier)
+ * runs on the animal models' frames too: at night every model runs once per camera per second.
+ */
+const SERVICE_HEAD_LABELS = ['face', 'head', 'chef_hat', 'masked_face'];
+
 export interface PipelineOptions {
   config: SiteConfig;
   detector: Detector;
@@ -96,7 +103,10 @@ interface CameraLane {
   peopleAt: number;
   /** Labels of this camera's animal rules (rodent, cat, dog), when the last frame had the animal models, and what they saw. */
   animalLabels: ReadonlySet<string>;
+  /** Labels of this camera's smoking rules (cigarette): sparse like the animals at night. */
+  smokingLabels: ReadonlySet<string>;
   animalsAt: number;
+  /** What the last frame with the animal models saw (animals; at night heads too): a still picture repeats it. */
   animalsSeen: Detection[];
   /** The colour-coded board check of this camera's raw / cooked zones (null: none). */
   boards: BoardCheck | null;
@@ -148,6 +158,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         idle: false,
         peopleAt: -Infinity,
         animalLabels: new Set(rules.filter((r) => r.kind === 'rodent').flatMap((r) => r.labels)),
+        smokingLabels: new Set(rules.filter((r) => r.kind === 'smoking').flatMap((r) => r.labels)),
         animalsAt: -Infinity,
         animalsSeen: [],
         boards: BoardCheck.forCamera(cam, config.boards),
@@ -258,8 +269,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     let labels = lane.rules.wantedLabels(this.opts.now?.() ?? ts);
     const animalsOn = [...lane.animalLabels].some((l) => labels.has(l));
     const animalsNow = animalsOn && (ts - lane.animalsAt >= ANIMALS_EVERY_MS || ts < lane.animalsAt);
+    const smokingOnly = animalsOn && !SERVICE_HEAD_LABELS.some((l) => labels.has(l));
+    const sparse = (l: string) => lane.animalLabels.has(l) || (smokingOnly && lane.smokingLabels.has(l));
     if (animalsNow) lane.animalsAt = ts;
-    else if (animalsOn) labels = new Set([...labels].filter((l) => !lane.animalLabels.has(l)));
+    else if (animalsOn) labels = new Set([...labels].filter((l) => !sparse(l)));
     const peopleForHeads = animalsOn ? animalsNow : ts - lane.peopleAt >= PEOPLE_FOR_HEADS_EVERY_MS || ts < lane.peopleAt;
     if (peopleForHeads) lane.peopleAt = ts;
     const detections = await this.opts.detector.detect(frame, { labels, peopleForHeads });
@@ -267,8 +280,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.inferences++;
     for (const d of detections) if (d.attributes) this.headCrops++;
     lane.counters.framesProcessed++;
-    if (animalsNow) lane.animalsSeen = detections.filter((d) => lane.animalLabels.has(d.label));
-    // What a still picture repeats: the animals as last seen, also when this frame did not look for them.
+    if (animalsNow) lane.animalsSeen = smokingOnly ? detections : detections.filter((d) => lane.animalLabels.has(d.label));
+    // What a still picture repeats: the animals (and at night the heads) as last seen, also when this frame did not look.
     lane.gate?.remember(animalsOn && !animalsNow ? [...detections, ...lane.animalsSeen] : detections);
     this.judge(lane, frame, detections, ts, true);
   }

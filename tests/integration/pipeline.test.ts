@@ -121,6 +121,32 @@ describe('pipeline', () => {
     outbox.close();
   });
 
+  it('at night every model runs on one frame per camera per second: animals and the smoking heads together, nothing between', async () => {
+    const outbox = Outbox.open({ dir, fileName: 'night.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const asked: string[][] = [];
+    // (board labels are asked for always but no model makes them: the board check does)
+    const recording: Detector = { detect: (img, opts) => (asked.push([...opts!.labels!].filter((l) => !/_board$|_knife$/.test(l)).sort()), pack.detect(img, opts)) };
+    const cfg = config();
+    const hour = Number(new Intl.DateTimeFormat('en-GB', { timeZone: cfg.site.timezone, hour: '2-digit', hourCycle: 'h23' }).format(Date.now()));
+    const hh = (h: number) => `${String((h + 24) % 24).padStart(2, '0')}:00`;
+    cfg.serviceHours = [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: hh(hour + 3), to: hh(hour + 4) }]; // closed now
+    const pipeline = new Pipeline({ config: cfg, detector: recording, evidence, outbox, motion: false });
+    pipeline.start();
+    const t0 = Date.now();
+    for (let i = 0; i < 4; i++) {
+      pipeline.offer({ ...frame, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await pipeline.stop();
+    expect(asked[0]).toEqual(expect.arrayContaining(['rodent', 'cat', 'dog', 'cigarette']));
+    expect(asked[0]).not.toContain('face'); // no_mask is a service-hour rule
+    expect(asked[1]).toEqual([]);
+    expect(asked[2]).toEqual(asked[0]);
+    expect(asked[3]).toEqual([]);
+    outbox.close();
+  });
+
   it('a cut to another person at the same spot starts a new track: two people, two alerts', async () => {
     // Two different bare faces whose boxes overlap (IoU 0.7 at 640x480), shown 5 s each.
     const people = await Promise.all(
