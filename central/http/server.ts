@@ -28,7 +28,7 @@ import { SESSION_COOKIE, SessionStore, clearCookie, parseCookies, safeEqual, ses
 import { openSse } from './sse.js';
 import type { Ctx } from './context.js';
 import { centralMetrics } from '../ops/metrics.js';
-import { eventsCsv } from '../report/csv.js';
+import { csv, eventRows, xlsx } from '../report/export.js';
 import { sendFile } from './files.js';
 import { serveStatic } from './static.js';
 
@@ -249,8 +249,8 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     const out = store.review(ctx.user, ev.id, body.decision, body.note, { ip: ctx.ip });
     sendJson(ctx.res, 200, out);
   }));
-  // The filtered alert list as CSV (the list's filters and scope; every matching alert up to EXPORT_MAX).
-  router.add('GET', '/api/events.csv', authed(async (ctx) => {
+  // The filtered alert list as CSV or XLSX (the list's filters and scope; every matching alert up to EXPORT_MAX).
+  const exportEvents = (format: 'csv' | 'xlsx') => authed(async (ctx) => {
     const q = queryOf(ctx.url, S.EventsQuery);
     const s = q.siteId ? requireSite(ctx, q.siteId) : scope(ctx);
     const seen = new Set<string>();
@@ -263,12 +263,16 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       if (page.length < 500 || fresh.length === 0) break;
       before = page[page.length - 1]!.raisedAt + 1; // <= the last one's time: ties are kept, repeats dropped
     }
-    audit(ctx, 'export_events', `events:${out.length}`);
-    const body = eventsCsv(out.slice(0, EXPORT_MAX), ctx.lang, central.config.timezone);
+    audit(ctx, 'export_events', `events:${out.length}`, format);
+    const rows = eventRows(out.slice(0, EXPORT_MAX), ctx.lang, central.config.timezone);
     const day = new Date().toLocaleDateString('sv-SE', { timeZone: central.config.timezone }).replace(/-/g, '');
-    ctx.res.writeHead(200, { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="alerts-${day}.csv"`, 'Cache-Control': 'no-store' });
+    const body = format === 'csv' ? Buffer.from(csv(rows)) : await xlsx(ctx.lang === 'zh' ? '告警明细' : 'alerts', rows);
+    const type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+    ctx.res.writeHead(200, { 'Content-Type': type, 'Content-Disposition': `attachment; filename="alerts-${day}.${format}"`, 'Cache-Control': 'no-store' });
     ctx.res.end(body);
-  }));
+  });
+  router.add('GET', '/api/events.csv', exportEvents('csv'));
+  router.add('GET', '/api/events.xlsx', exportEvents('xlsx'));
   router.add('GET', '/api/overdue', authed(async (ctx) => {
     queryOf(ctx.url, S.EmptyQuery);
     sendJson(ctx.res, 200, { events: store.overdue(scope(ctx)) });

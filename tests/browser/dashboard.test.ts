@@ -176,6 +176,8 @@ describe('dashboard', () => {
     expect(statsCsv.replace(/^\ufeff/, '').split('\r\n')[0]).toBe('日期,站点,类型,数量');
     const [dl2] = await Promise.all([page.waitForEvent('download'), page.click('#export-events')]);
     expect(readFileSync((await dl2.path())!, 'utf8')).toMatch(/^\ufeff编号,食堂,摄像头/);
+    const [dl3] = await Promise.all([page.waitForEvent('download'), page.click('#export-events-xlsx')]);
+    expect(readFileSync((await dl3.path())!).subarray(0, 2).toString()).toBe('PK'); // an OOXML zip
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-stats.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-stats-390.png'), fullPage: true });

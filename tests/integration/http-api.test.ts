@@ -3,6 +3,7 @@
  * authentication, CSRF, role scoping, limits, validation, static files, SSE, audit.
  */
 import { spawnSync } from 'node:child_process';
+import ExcelJS from 'exceljs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -107,6 +108,21 @@ describe('login and sessions', () => {
     expect(text).toContain(`"'=HYPERLINK(""http://evil"")"`); // a cell that Excel would run as a formula
     expect(lines.slice(1).every((l) => l.includes('吸烟') || l.includes('抽烟'))).toBe(true);
     expect((await fetch(`${fx.url}/api/events.csv`)).status).toBe(401);
+
+    // the same rows as XLSX: a workbook Excel opens, values only (the formula-like name stays text)
+    const x = await c.req('GET', '/api/events.xlsx?kind=smoking');
+    expect(x.status).toBe(200);
+    expect(x.headers.get('content-type')).toBe('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
+    const wb = new ExcelJS.Workbook();
+    await wb.xlsx.load(Buffer.from(await x.arrayBuffer()) as unknown as ArrayBuffer);
+    const ws = wb.getWorksheet('告警明细')!;
+    expect((ws.getRow(1).values as unknown[]).slice(1, 4)).toEqual(['编号', '食堂', '摄像头']);
+    const cells = ws.getColumn(1).values.slice(2).map(String);
+    expect(cells).toContain(mine.id);
+    expect(cells).not.toContain(other.id);
+    const cam = ws.getColumn(3).values.slice(2);
+    expect(cam).toContain('=HYPERLINK("http://evil")');
+    ws.eachRow((row) => row.eachCell((cell) => expect(cell.type).not.toBe(ExcelJS.ValueType.Formula)));
   });
 
   it('GET /api/session: 200 {user: null} before login (the dashboard probe logs no error), the user and token after', async () => {

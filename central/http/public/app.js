@@ -273,8 +273,8 @@ async function viewAlerts() {
     h('button', { class: 'btn', type: 'submit' }, t('apply')),
     h('button', { class: 'btn secondary', type: 'button', onclick: () => { state.filters = {}; viewAlerts().catch(() => {}); } }, t('reset')),
     // the list as filtered (applied filters), every matching alert, as CSV
-    h('a', { class: 'btn secondary', id: 'export-list', download: '',
-      href: `/api/events.csv?${new URLSearchParams(Object.entries(state.filters).filter(([, v]) => v).map(([k, v]) => [k, String(v)]))}` }, t('exportEventsCsv')));
+    ['csv', 'xlsx'].map((fmt) => h('a', { class: 'btn secondary', id: `export-list-${fmt}`, download: '',
+      href: `/api/events.${fmt}?${new URLSearchParams(Object.entries(state.filters).filter(([, v]) => v).map(([k, v]) => [k, String(v)]))}` }, t(fmt === 'csv' ? 'exportEventsCsv' : 'exportEventsXlsx'))));
   const n = await loadEvents();
   const feed = h('div', { class: 'feed', id: 'feed' }, state.events.map((e) => eventCard(e)));
   const more = h('button', { class: 'btn secondary', type: 'button', hidden: n < 40, onclick: async () => {
@@ -530,7 +530,8 @@ async function viewStats() {
     h('div', { class: 'exports' },
       h('button', { class: 'btn', id: 'export-stats', type: 'button', onclick: () => download(`stats-${fromIn.value}-${toIn.value}.csv`,
         toCsv([[t('day'), t('site'), t('kind'), t('count')], ...r.perDay.map((row) => [row.day, siteName(row.siteId), kindText(row.kind), row.count])])) }, t('exportStatsCsv')),
-      h('a', { class: 'btn', id: 'export-events', href: `/api/events.csv?${q}`, download: '' }, t('exportEventsCsv'))),
+      h('a', { class: 'btn', id: 'export-events', href: `/api/events.csv?${q}`, download: '' }, t('exportEventsCsv')),
+      h('a', { class: 'btn', id: 'export-events-xlsx', href: `/api/events.xlsx?${q}`, download: '' }, t('exportEventsXlsx'))),
     h('div', { class: 'scroll' }, h('table', { id: 'stats-table' }, h('thead', {}, h('tr', {}, ['day', 'site', 'kind', 'count'].map((c) => h('th', {}, t(c))))),
       h('tbody', {}, r.perDay.map((row) => h('tr', {}, h('td', {}, row.day), h('td', {}, siteName(row.siteId)), h('td', {}, kindText(row.kind)), h('td', {}, row.count)))))));
 }

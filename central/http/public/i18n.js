@@ -141,6 +141,7 @@ export const TEXT = {
   rank: { zh: '名次', en: 'Rank' },
   exportStatsCsv: { zh: '导出统计 (CSV)', en: 'Export statistics (CSV)' },
   exportEventsCsv: { zh: '导出告警明细 (CSV)', en: 'Export alerts (CSV)' },
+  exportEventsXlsx: { zh: '导出告警明细 (Excel)', en: 'Export alerts (Excel)' },
   noData: { zh: '暂无数据', en: 'No data' },
   live: { zh: '实时', en: 'Live' },
   disconnected: { zh: '推送已断开，重连中…', en: 'Push disconnected, reconnecting…' },
