@@ -27,6 +27,8 @@ interface Endpoint {
 const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/api/me' },
   { method: 'GET', path: '/api/session' },
+  { method: 'GET', path: '/api/events.csv' },
+  { method: 'GET', path: '/api/events.xlsx' },
   { method: 'GET', path: '/api/sites' },
   { method: 'GET', path: '/api/events' },
   { method: 'GET', path: '/api/events/:id' },
@@ -198,6 +200,8 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
       expectStatus(who, 'rectify foreign event', (await api.req('POST', `/api/events/${fid}/rectify`, { note: 'x' })).status, [404]);
       expectStatus(who, 'review foreign event', (await api.req('POST', `/api/events/${fid}/review`, { decision: 'close' })).status, [404]);
       expectStatus(who, 'events?siteId=foreign', (await api.req('GET', `/api/events?siteId=${fsite}`)).status, [404]);
+      expectStatus(who, 'events.csv?siteId=foreign', (await api.req('GET', `/api/events.csv?siteId=${fsite}`)).status, [404]);
+      expectStatus(who, 'events.xlsx?siteId=foreign', (await api.req('GET', `/api/events.xlsx?siteId=${fsite}`)).status, [404]);
       expectStatus(who, 'foreign annotated snapshot', (await api.req('GET', `/api/snapshots/${shaA}`)).status, [404]);
       expectStatus(who, 'foreign clean snapshot', (await api.req('GET', `/api/snapshots/${shaC}`)).status, [404]);
       if (photoIds[fsite] !== undefined) expectStatus(who, 'foreign rectification photo', (await api.req('GET', `/api/rectifications/${photoIds[fsite]}/photo`)).status, [404]);
@@ -207,6 +211,7 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
       expectAbsent(who, '/api/sites', (await api.json('GET', '/api/sites')).body, [`"${fsite}"`]);
       expectAbsent(who, '/api/events', (await api.json('GET', '/api/events?limit=500')).body, [fid]);
       expectAbsent(who, '/api/overdue', (await api.json('GET', '/api/overdue')).body, [fid]);
+      expectAbsent(who, '/api/events.csv', await (await api.req('GET', '/api/events.csv')).text(), [fid]);
       expectAbsent(who, '/api/voice', (await api.json('GET', '/api/voice')).body, [`"${fsite}"`]);
       expectAbsent(who, '/api/stats', (await api.json('GET', '/api/stats')).body, [`"${fsite}"`]);
       const audit = await api.json('GET', '/api/audit?limit=1000');
