@@ -4,7 +4,8 @@
  * — so the hot path does no extra work. Names follow Prometheus conventions: `bk_` prefix, base
  * units in the name, `_total` for counters.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
+import { scraped, type Read } from '../../common/metrics.js';
 import type { CameraSource } from '../camera/index.js';
 import type { Outbox } from '../outbox/index.js';
 import type { Pipeline } from '../pipeline.js';
@@ -21,32 +22,8 @@ export interface AgentParts {
   voice: VoiceAgent | null;
 }
 
-/** A counter whose value is kept elsewhere (monotonic): set from `read` at every scrape. */
-function mirrored(reg: Registry, name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [reg],
-    collect() {
-      this.reset();
-      for (const [labels, v] of read()) this.inc(labels, v);
-    },
-  });
-}
-
-function gauge(reg: Registry, name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]): void {
-  new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [reg],
-    collect() {
-      this.reset();
-      for (const [labels, v] of read()) this.set(labels, v);
-    },
-  });
-}
+const mirrored = (reg: Registry, name: string, help: string, labels: string[], read: Read) => scraped(reg, 'counter', name, help, labels, read);
+const gauge = (reg: Registry, name: string, help: string, labels: string[], read: Read) => scraped(reg, 'gauge', name, help, labels, read);
 
 export function agentMetrics(p: AgentParts): Registry {
   const reg = new Registry();

@@ -3,16 +3,11 @@
  * time: ingest, duplicates, routing and escalations, deliveries by channel and status, robot queue,
  * broker, SSE clients, and the time of one store query (a store-latency probe).
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
+import { scraped, type Read } from '../../common/metrics.js';
 import type { Central } from '../core.js';
 
-type Read = () => [Record<string, string>, number][];
-
-function metric(reg: Registry, kind: 'counter' | 'gauge', name: string, help: string, labelNames: string[], read: Read): void {
-  if (kind === 'counter')
-    new Counter({ name, help, labelNames, registers: [reg], collect() { this.reset(); for (const [l, v] of read()) this.inc(l, v); } });
-  else new Gauge({ name, help, labelNames, registers: [reg], collect() { this.reset(); for (const [l, v] of read()) this.set(l, v); } });
-}
+const metric = scraped;
 
 export function centralMetrics(central: Central, sseClients: () => number): Registry {
   const reg = new Registry();

@@ -4,11 +4,9 @@
  * shown for 70 s by a simulated RTSP camera to the real agent, whose uplink must deliver exactly one
  * mixed_boards event to a plain mosquitto_sub.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
@@ -16,12 +14,11 @@ import { SiteConfigSchema } from '../../agent/config/schema.js';
 import { ModelPack, REPO_ROOT } from '../../agent/detect/index.js';
 import { EventMessage } from '../../protocol/messages.js';
 import { installModels } from '../../scripts/install-models.js';
+import { agentCli } from '../helpers/process.js';
 import { renderScene, SCENE_CODE, SCENE_ZONES, type PlannedBoard } from '../../scripts/boards/scenes.js';
 import { mosquittoSub, startAedes } from '../helpers/brokers.js';
 import { startSimCamera, stopAllSimCameras } from '../helpers/rtsp.js';
 
-const run = promisify(execFile);
-const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
 const BACKGROUND = path.resolve(REPO_ROOT, '../shared/data/hats/kitchen/images/kitchenB_000480.jpg');
 const SEED = 7; // on a held-out (test) background; the check sees the board in either colour with this seed
 const SITE = 'site-boards';
@@ -36,15 +33,7 @@ const scene = async (colour: PlannedBoard['colour'], name: string, dir = path.jo
   return file;
 };
 
-async function cli(script: string, args: string[]) {
-  try {
-    const r = await run(TSX, [path.join(REPO_ROOT, 'agent/cli', script), ...args], { cwd: REPO_ROOT, env: { ...process.env, LOG_LEVEL: 'warn' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = agentCli;
 
 beforeAll(async () => {
   await installModels();

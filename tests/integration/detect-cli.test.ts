@@ -1,27 +1,16 @@
 /** The detect and eval CLIs as a user runs them. */
-import { execFile } from 'node:child_process';
 import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../agent/detect/index.js';
 import { installModels } from '../../scripts/install-models.js';
+import { agentCli } from '../helpers/process.js';
 import { tempDir } from '../unit/detect-fixtures.js';
 
-const run = promisify(execFile);
-const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
 const DATA = path.resolve(REPO_ROOT, '../shared/data');
 
-async function cli(script: string, args: string[]) {
-  try {
-    const r = await run(TSX, [path.join(REPO_ROOT, 'agent/cli', script), ...args], { cwd: REPO_ROOT, env: { ...process.env, LOG_LEVEL: 'warn' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = agentCli;
 
 beforeAll(async () => {
   await installModels();

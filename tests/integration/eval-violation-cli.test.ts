@@ -2,29 +2,18 @@
  * `npm run eval -- --violation no_mask` on real photos of the masks set, checked against what
  * `npm run detect --json` says of the same files (the still rules both apply).
  */
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../agent/detect/index.js';
 import { DEFAULT_VOC_MAP, parseClassMap, parseVocXml } from '../../agent/eval/datasets.js';
 import { installModels } from '../../scripts/install-models.js';
+import { agentCli } from '../helpers/process.js';
 import { tempDir } from '../unit/detect-fixtures.js';
 
-const run = promisify(execFile);
-const TSX = path.join(REPO_ROOT, 'node_modules/.bin/tsx');
 const MASKS = path.resolve(REPO_ROOT, '../shared/data/masks');
 
-async function cli(script: string, args: string[]) {
-  try {
-    const r = await run(TSX, [path.join(REPO_ROOT, 'agent/cli', script), ...args], { cwd: REPO_ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = agentCli;
 
 interface Img {
   file: string;
