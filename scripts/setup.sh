@@ -13,6 +13,7 @@ APT_PACKAGES=(
   fonts-wqy-microhei                       # Chinese text in annotated snapshots
   chromium                                 # dashboard browser tests
   python3-venv                             # training pipeline's virtual environment
+  systemd                                  # systemd-analyze verify of the service units (tests); systemd-notify
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
