@@ -57,17 +57,23 @@ describe('head cascade live', () => {
       uplink: { url: broker.url, usernameEnv: 'BK_HEADS_USER', passwordEnv: 'BK_HEADS_PASS' },
       storage: { dir: path.join(work, 'agent') },
     });
+    const parse = () => lines.map((l) => EventMessage.parse(JSON.parse(Buffer.from(l.split('\t')[2]!, 'latin1').toString('utf8'))));
     const agent = await Agent.start(config, { detector: pack, env: { BK_HEADS_USER: SITE, BK_HEADS_PASS: 'unused' } });
+    // Run until two bare showings have alerted (a loaded CI box starts ffmpeg late and may miss
+    // the first showing), then one more toque showing so a toque judged bare would still show.
+    const started = Date.now();
     try {
-      await sleep(4 * SHOW_SEC * 1000 + 2000);
+      while (Date.now() - started < 70_000 && parse().filter((e) => e.kind === 'no_hat').length < 2) await sleep(250);
+      await sleep(SHOW_SEC * 1000);
     } finally {
       await agent.stop();
     }
+    const ranMs = Date.now() - started;
     await sleep(300);
     sub.kill();
     await broker.close();
 
-    const all = lines.map((l) => EventMessage.parse(JSON.parse(Buffer.from(l.split('\t')[2]!, 'latin1').toString('utf8'))));
+    const all = parse();
     const events = all.filter((e) => e.kind === 'no_hat');
     expect(events.length, JSON.stringify(all.map((e) => e.kind))).toBeGreaterThanOrEqual(2); // two bare showings
     for (const e of events) {
@@ -79,8 +85,10 @@ describe('head cascade live', () => {
     const byTrack = new Map<number, number[]>();
     for (const e of events) byTrack.set(e.trackId, [...(byTrack.get(e.trackId) ?? []), e.capturedAt]);
     for (const times of byTrack.values()) for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThan(SHOW_SEC * 1000);
-    // 26 s of a loop of 6-s showings, not aligned with the agent's start: at most three bare showings
-    // fall in the run; a toque judged bare would add more.
-    expect(events.length).toBeLessThanOrEqual(3);
-  }, 120_000);
+    // Bare showings come every 2 x SHOW_SEC: alerts a toque showing apart (SHOW_SEC) mean a toque
+    // was judged bare, and no more alerts than bare showings fit in the run.
+    const times = events.map((e) => e.capturedAt).sort((a, b) => a - b);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!, `no_hat ${times[i]! - times[i - 1]!} ms after the previous one`).toBeGreaterThan(1.5 * SHOW_SEC * 1000);
+    expect(events.length).toBeLessThanOrEqual(Math.ceil(ranMs / (2 * SHOW_SEC * 1000)) + 1);
+  }, 150_000);
 });
