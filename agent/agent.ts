@@ -3,6 +3,7 @@
  * the outbox and uplink, voice. `agent/main.ts` is its command line; tests and the benchmark start it
  * in-process.
  */
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { childLog } from '../common/log.js';
 import { PROTOCOL_VERSION, type CameraStatus } from '../protocol/messages.js';
@@ -11,6 +12,7 @@ import type { SiteConfig } from './config/schema.js';
 import { ModelPack } from './detect/index.js';
 import { WorkerPack } from './detect/workers.js';
 import { EvidenceStore } from './evidence/index.js';
+import { EventClips } from './evidence/clips.js';
 import { Outbox } from './outbox/index.js';
 import { Pipeline, type Detector } from './pipeline.js';
 import type { MotionGateOptions } from './gate/motion.js';
@@ -36,6 +38,7 @@ export class Agent {
     readonly cameras: CameraSource[],
     readonly outbox: Outbox,
     readonly evidence: EvidenceStore,
+    readonly clips: EventClips,
     readonly uplink: Uplink | null,
     readonly voice: VoiceAgent | null,
     /** Only a pack the agent loaded itself is closed by stop(). */
@@ -64,13 +67,25 @@ export class Agent {
     if (voice && uplink) uplink.onVoiceCommand((payload) => voice.handleCommand(payload));
 
     const pipeline = new Pipeline({ config, detector, evidence, outbox, motion: opts.motion });
+    const enabled = config.cameras.filter((c) => c.enabled);
+    const clips = new EventClips(config.clips, {
+      siteId: config.site.id,
+      cameraIds: enabled.filter((c) => c.clips ?? config.clips.enabled).map((c) => c.id),
+      root: path.resolve(config.clips.bufferDir ?? path.join(tmpdir(), 'bk-clips'), config.site.id),
+      evidence,
+      outbox,
+      topicPrefix: config.uplink?.topicPrefix,
+      ffmpegPath: process.env.FFMPEG_PATH,
+    });
     pipeline.on('event', (e) => {
       uplink?.notify();
+      clips.request(e);
       void voice?.remind(e.kind, e.cameraId);
     });
 
-    const cameras = config.cameras.filter((c) => c.enabled).map((cfg) => {
-      const cam = new CameraSource(cfg);
+    const cameras = enabled.map((cfg) => {
+      const dir = clips.bufferDir(cfg.id);
+      const cam = new CameraSource(cfg, dir ? { clipSegments: { dir, segmentSec: config.clips.segmentSec } } : {});
       cam.on('frame', (f) => pipeline.offer(f));
       cam.on('status', (s) => uplink?.publishCameraStatus(cameraStatusMessage(config, cfg.id, cfg.name, s)));
       return cam;
@@ -102,7 +117,7 @@ export class Agent {
       uplink.start();
     }
 
-    const parts = { siteId: config.site.id, version: AGENT_VERSION, pipeline, cameras, outbox, uplink, voice };
+    const parts = { siteId: config.site.id, version: AGENT_VERSION, pipeline, cameras, outbox, uplink, voice, clips };
     let ops: OpsServer | null = null;
     try {
       if (config.health) ops = await startOpsServer({ ...config.health, registry: agentMetrics(parts), parts });
@@ -116,10 +131,11 @@ export class Agent {
       throw err;
     }
 
+    clips.start();
     pipeline.start();
     for (const c of cameras) c.start();
     log.info({ site: config.site.id, cameras: cameras.length, uplink: config.uplink?.url ?? null }, 'agent started');
-    return new Agent(config, pipeline, cameras, outbox, evidence, uplink, voice, ownDetector, timers, ops);
+    return new Agent(config, pipeline, cameras, outbox, evidence, clips, uplink, voice, ownDetector, timers, ops);
   }
 
   /** Clean shutdown: cameras, pipeline (finishing events in progress), uplink (offline status), stores. */
@@ -128,6 +144,7 @@ export class Agent {
     await this.ops?.close();
     await Promise.allSettled(this.cameras.map((c) => c.stop()));
     await this.pipeline.stop();
+    await this.clips.stop();
     await this.uplink?.stop();
     await this.voice?.close();
     this.evidence.close();

@@ -49,6 +49,32 @@ export const EventMessage = z.strictObject({
 });
 export type EventMessage = z.infer<typeof EventMessage>;
 
+/** Largest chunk of a clip on the wire (one MQTT message each; brokers' packet limits are far above). */
+export const CLIP_CHUNK_MAX_BYTES = 512 * 1024;
+/** Chunks per clip: with 256 KiB chunks a 64 MB clip. */
+export const CLIP_MAX_CHUNKS = 256;
+
+/**
+ * agent → central, after the clip's chunks: an event's video clip (MP4, the camera's own H.264 /
+ * H.265 copied without re-encoding). Central assembles the chunks and checks the sha256.
+ */
+export const ClipManifest = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  eventId: Id,
+  siteId: Id,
+  cameraId: Id,
+  mime: z.literal('video/mp4'),
+  /** The codec as browsers name it, e.g. `avc1.64001f`, `hvc1`: H.265 plays in Safari and some Chrome builds only. */
+  codec: z.string().max(64),
+  sha256: Sha256,
+  bytes: z.number().int().positive(),
+  chunks: z.number().int().min(1).max(CLIP_MAX_CHUNKS),
+  /** wall-clock ms of the clip's first frame, and its length */
+  startAt: Millis,
+  durationMs: z.number().int().positive(),
+});
+export type ClipManifest = z.infer<typeof ClipManifest>;
+
 export const CameraState = z.enum(['connecting', 'online', 'offline']);
 export const CameraStatus = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),

@@ -15,6 +15,10 @@ export function topics(prefix = DEFAULT_PREFIX) {
     /** agent → central, QoS 1: JPEG bytes of an event's snapshot. */
     snapshot: (siteId: string, eventId: string, variant: SnapshotVariant) =>
       `${site(siteId)}/snapshot/${eventId}/${variant}`,
+    /** agent → central, QoS 1: bytes of one chunk of an event's clip (index from 0). */
+    clipChunk: (siteId: string, eventId: string, index: number) => `${site(siteId)}/clip/${eventId}/${index}`,
+    /** agent → central, QoS 1, after the chunks: the clip's ClipManifest (JSON). */
+    clip: (siteId: string, eventId: string) => `${site(siteId)}/clip/${eventId}`,
     /** agent → central, retained, also the agent's last will (SiteStatus). */
     siteStatus: (siteId: string) => `${site(siteId)}/status`,
     /** agent → central, retained (CameraStatus). */
@@ -41,6 +45,8 @@ export function parseSiteTopic(topic: string, prefix = DEFAULT_PREFIX):
   | { siteId: string; kind: 'event' | 'status' | 'stats' | 'voice/command' | 'voice/status' }
   | { siteId: string; kind: 'camera'; cameraId: string }
   | { siteId: string; kind: 'snapshot'; eventId: string; variant: SnapshotVariant }
+  | { siteId: string; kind: 'clip'; eventId: string }
+  | { siteId: string; kind: 'clip-chunk'; eventId: string; index: number }
   | null {
   const head = `${prefix}/site/`;
   if (!topic.startsWith(head)) return null;
@@ -53,5 +59,7 @@ export function parseSiteTopic(topic: string, prefix = DEFAULT_PREFIX):
   if (parts.length === 4 && a === 'snapshot' && b && (c === 'annotated' || c === 'clean')) {
     return { siteId, kind: 'snapshot', eventId: b, variant: c };
   }
+  if (parts.length === 3 && a === 'clip' && b) return { siteId, kind: 'clip', eventId: b };
+  if (parts.length === 4 && a === 'clip' && b && c && /^(0|[1-9]\d{0,3})$/.test(c)) return { siteId, kind: 'clip-chunk', eventId: b, index: Number(c) };
   return null;
 }

@@ -3,6 +3,7 @@
  * readable reason. Pure functions: unit-tested without a camera.
  */
 import { redactUrl } from '../../common/redact.js';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CameraIngestConfig } from './types.js';
 
@@ -16,6 +17,30 @@ export interface IngestCommand {
   /** Output format and codec: image2pipe of PPM (RGB24 with a tiny per-frame size header). */
   format: 'image2pipe';
   codec: 'ppm';
+  /** A second output of the same process: the clip buffer's segments (clipSegmentOutput). */
+  segments?: SegmentOutput;
+}
+
+/** An ffmpeg output given as its target and the options before it. */
+export interface SegmentOutput {
+  target: string;
+  options: string[];
+}
+
+/**
+ * The clip buffer (agent/evidence/clips.ts): the camera's stream copied, not re-encoded, into MPEG-TS
+ * segments `<prefix>-000000.ts`, … of about `segmentSec` (cut at the first keyframe after it). MPEG-TS
+ * because a segment cut short by a kill or a reconnect still plays and concatenates. One prefix per
+ * ffmpeg run, so a reconnect never overwrites the segments of the run before.
+ */
+export function clipSegmentOutput(dir: string, prefix: string, segmentSec: number): SegmentOutput {
+  return {
+    target: path.join(dir, `${prefix}-%06d.ts`),
+    options: [
+      '-map', '0:v:0', '-an', '-sn', '-dn', '-c:v', 'copy',
+      '-f', 'segment', '-segment_time', String(segmentSec), '-segment_format', 'mpegts', '-reset_timestamps', '1',
+    ],
+  };
 }
 
 
@@ -105,12 +130,13 @@ function decodeSteps(cfg: CameraIngestConfig): { decode: string[]; scale: string
 }
 
 /** The ingest of one camera: connect, decode (every frame, or keyframes only), keep the detection rate, scale. */
-export function buildIngestCommand(cfg: CameraIngestConfig): IngestCommand {
+export function buildIngestCommand(cfg: CameraIngestConfig, segments?: SegmentOutput): IngestCommand {
   const src = sourceOptions(cfg);
   const { decode, scale, out } = decodeSteps(cfg);
   const inputOptions = [...QUIET, ...src.options, ...decode];
+  // -skip_frame is a decoder option: the segments still get every packet.
   if (cfg.keyframesOnly) inputOptions.push('-skip_frame', 'nokey');
-  return { input: src.input, inputOptions, filter: [selectFilter(cfg.fps), ...scale].join(','), ...out };
+  return { input: src.input, inputOptions, filter: [selectFilter(cfg.fps), ...scale].join(','), ...out, ...(segments ? { segments } : {}) };
 }
 
 /**

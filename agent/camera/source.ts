@@ -12,14 +12,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable, type Readable } from 'node:stream';
 import ffmpeg, { type FfmpegCommand } from 'fluent-ffmpeg';
 import { childLog, type Logger } from '../../common/log.js';
 import { IDLE_FRAME_EVERY_SEC } from '../config/schema.js';
 import { Backoff } from './backoff.js';
-import { buildIdleIngest, buildIngestCommand, buildSampledDecoder, describeFfmpegExit, knownFfmpegReason, RTSP_IO_TIMEOUT_MS, type IngestCommand } from './ffmpeg.js';
+import { buildIdleIngest, buildIngestCommand, buildSampledDecoder, clipSegmentOutput, describeFfmpegExit, knownFfmpegReason, RTSP_IO_TIMEOUT_MS, type IngestCommand } from './ffmpeg.js';
 import { redactUrl } from '../../common/redact.js';
 import { PpmFrameSplitter } from './ppm-splitter.js';
 import { RtspReceiver, RtspUnsupported } from './rtsp-receiver.js';
@@ -57,6 +59,8 @@ interface Attempt {
   killReason: string | null;
   killTimer: NodeJS.Timeout | null;
   settled: boolean;
+  /** The clip segments' target of this run, or null. */
+  segments: string | null;
   done: Promise<void>;
   resolveDone: () => void;
 }
@@ -89,6 +93,9 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private samplingEveryMs = 0;
   /** The camera's server cannot serve the agent's RTSP receiver: idle sampling uses ffmpeg's. */
   private rtspUnsupported: string | null = null;
+  private readonly clipSegments: { dir: string; segmentSec: number } | undefined;
+  /** Why the clip buffer was switched off (it failed), or null. */
+  private clipsFailed: string | null = null;
   /** CPU ms spent in the agent receiving this camera's stream (idle sampling), over ended attempts. */
   private receiveCpuEnded = 0;
 
@@ -107,6 +114,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     this.healthyMs = options.backoff?.healthyMs ?? 30_000;
     this.fpsWindowMs = options.fpsWindowMs ?? 5_000;
     this.ffmpegPath = options.ffmpegPath ?? process.env.FFMPEG_PATH;
+    this.clipSegments = options.clipSegments;
     this.backoff = new Backoff(options.backoff?.initialMs ?? 1_000, options.backoff?.maxMs ?? 30_000);
     this.st = { cameraId: config.id, state: 'offline', lastFrameAt: null, fps: 0, error: null, reconnects: 0, frames: 0, since: Date.now() };
   }
@@ -206,6 +214,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       killReason: null,
       killTimer: null,
       settled: false,
+      segments: null,
       done,
       resolveDone,
     };
@@ -215,12 +224,31 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     // A decode-mode switch keeps the camera online (the watchdog still catches a stream that does not come back).
     if (this.st.state !== 'online') this.setState('connecting', this.st.error);
 
-    if (!idle) this.launch(a, buildIngestCommand(this.cfg));
+    if (!idle) this.launch(a, buildIngestCommand(this.cfg, this.segmentOutput()));
     else if (this.idleReceiver === 'agent') this.receiveRtsp(a, everySec);
     else {
       const { receiver, decoder } = buildIdleIngest(this.cfg, everySec);
       this.launch(a, decoder, this.startReceiver(a, receiver).stdout!);
     }
+  }
+
+  /** The clip buffer's output for the next full-decode run, unless it is off or has failed. */
+  private segmentOutput() {
+    const c = this.clipSegments;
+    if (!c || this.clipsFailed) return undefined;
+    try {
+      mkdirSync(c.dir, { recursive: true });
+    } catch (err) {
+      this.disableClips(`cannot create ${c.dir}: ${(err as Error).message}`);
+      return undefined;
+    }
+    return clipSegmentOutput(c.dir, String(Date.now()), c.segmentSec);
+  }
+
+  /** A broken clip buffer (full or read-only disk) must not take the camera down: decode without it. */
+  private disableClips(reason: string): void {
+    this.clipsFailed = reason;
+    this.log.error({ reason }, 'clip buffer off for this camera until the agent restarts; detection goes on');
   }
 
   /**
@@ -285,6 +313,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     sink.on('error', () => undefined);
 
     if (this.ffmpegPath) cmd.setFfmpegPath(this.ffmpegPath);
+    a.segments = c.segments?.target ?? null;
     cmd
       .input(input ?? c.input)
       .inputOptions(...c.inputOptions)
@@ -318,7 +347,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
         if (!a.proc) this.settle(a, 0, null);
       });
     try {
-      cmd.pipe(sink, { end: true });
+      // The frames first (the options above are theirs), then the clip segments if any.
+      cmd.output(sink, { end: true });
+      if (c.segments) cmd.output(c.segments.target).outputOptions(...c.segments.options);
+      cmd.run();
     } catch (err) {
       a.stderr.push((err as Error).message);
       this.settle(a, null, null);
@@ -430,6 +462,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (a.killReason === MODE_SWITCH) {
       this.connect();
       return;
+    }
+    // ffmpeg names the output that failed ("…/1717-%06d.ts: No space left on device", "Failed to open segment").
+    if (a.segments && !a.killReason && a.stderr.some((l) => l.includes(path.dirname(a.segments!)) || /segment/i.test(l))) {
+      this.disableClips(a.stderr.slice(-3).join(' | ').slice(0, 300));
     }
     let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal,
       { network: !this.cfg.url.startsWith('file://'), gotFrame: a.onlineAt !== null, ranMs: Date.now() - a.startedAt });

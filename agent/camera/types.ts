@@ -54,6 +54,11 @@ export interface CameraSourceOptions {
   backoff?: { initialMs?: number; maxMs?: number; healthyMs?: number };
   /** Window of the fps measurement (default 5 s). */
   fpsWindowMs?: number;
+  /**
+   * Clip buffer: while decoding fully, ffmpeg also writes the stream, copied, into segments in `dir`
+   * (clipSegmentOutput). Idle sampling writes none.
+   */
+  clipSegments?: { dir: string; segmentSec: number };
   /** ffmpeg binary (default: FFMPEG_PATH or `ffmpeg` on PATH). */
   ffmpegPath?: string;
 }

@@ -75,6 +75,8 @@ export const CameraSchema = z.strictObject({
   zones: z.array(ZoneSchema).default([]),
   /** This camera's board colour code, replacing the site's `boards` (e.g. a cold-dish room's own code). */
   boards: BoardsSchema.optional(),
+  /** Keep a clip buffer for this camera (default: the site's `clips.enabled`). */
+  clips: z.boolean().optional(),
   enabled: z.boolean().default(true),
 });
 
@@ -178,6 +180,25 @@ export const SiteConfigSchema = z.strictObject({
           maxTotalMB: z.number().positive().default(2048),
         })
         .prefault({}),
+    })
+    .prefault({}),
+  /**
+   * Event clips: while a camera decodes fully (it is busy), ffmpeg also copies its stream, without
+   * re-encoding, into segments of ~segmentSec in bufferDir; an event gets an MP4 of preSec before
+   * and postSec after its snapshot, sent after the event through the outbox. A still camera (idle
+   * sampling) keeps no buffer: its first frame that changes switches it back to full decoding.
+   */
+  clips: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      preSec: z.number().min(0).max(30).default(5),
+      postSec: z.number().min(0).max(30).default(5),
+      /** A clip is cut off at this size (a 4 Mbit/s camera gives ~5 MB for 10 s). */
+      maxMB: z.number().min(0.1).max(64).default(16),
+      /** Target segment length: a clip's start falls on a segment boundary (a keyframe) within half of this. */
+      segmentSec: z.number().min(1).max(10).default(2),
+      /** Rolling buffer (default: the temp directory): tmpfs spares a box's flash from ~0.5 MB/s per camera. */
+      bufferDir: z.string().optional(),
     })
     .prefault({}),
   /**

@@ -1,6 +1,7 @@
 /**
- * Evidence files on the box: `<dir>/evidence/YYYY-MM-DD/<eventId>-{annotated,clean}.jpg` (date in
- * the site's time zone), with retention by age and by total size.
+ * Evidence files on the box: `<dir>/evidence/YYYY-MM-DD/<eventId>-{annotated,clean}.jpg` and, when
+ * the camera kept a clip buffer, `<eventId>-clip.mp4` (date in the site's time zone), with retention
+ * by age and by total size; an event's files are kept and evicted together.
  *
  * - An in-memory index (oldest first) of every evidence file and its size is built once by `init()`
  *   (one scan of the tree); afterwards retention only looks at the front of the index, so checking
@@ -77,7 +78,7 @@ interface Entry {
 }
 
 const DAY_DIR = /^\d{4}-\d{2}-\d{2}$/;
-const EVENT_FILE = /^(.+)-(annotated|clean)\.jpg$/;
+const EVENT_FILE = /^(.+)-(annotated|clean|clip)\.(jpg|mp4)$/;
 const SPACE_ERRORS = new Set(['ENOSPC', 'EDQUOT']);
 
 export class EvidenceStore {
@@ -152,7 +153,7 @@ export class EvidenceStore {
             await fsp.rm(file, { force: true });
             continue;
           }
-          if (!f.name.endsWith('.jpg')) continue;
+          if (!f.name.endsWith('.jpg') && !f.name.endsWith('.mp4')) continue;
           const st = await fsp.stat(file);
           const key = path.join(dir, EVENT_FILE.exec(f.name)?.[1] ?? f.name);
           const e = found.get(key);
@@ -185,6 +186,36 @@ export class EvidenceStore {
   pathsFor(eventId: string, ts: number): { annotated: string; clean: string } {
     const dir = path.join(this.root, this.day(ts));
     return { annotated: path.join(dir, `${eventId}-annotated.jpg`), clean: path.join(dir, `${eventId}-clean.jpg`) };
+  }
+
+  /** Where an event's clip goes; write it to `<path>.tmp` and hand it to attachClip. */
+  clipPathFor(eventId: string, ts: number): string {
+    return path.join(this.root, this.day(ts), `${eventId}-clip.mp4`);
+  }
+
+  /**
+   * Moves a clip written to `clipPathFor(…) + '.tmp'` into place and counts it with the event's
+   * snapshots (evicted together). Resolves with the final path, or null (logged) if it cannot.
+   */
+  async attachClip(eventId: string, ts: number): Promise<string | null> {
+    const file = this.clipPathFor(eventId, ts);
+    try {
+      await fsp.rename(`${file}.tmp`, file);
+      const { size } = await fsp.stat(file);
+      const key = path.join(path.dirname(file), eventId);
+      const e = this.byKey.get(key);
+      if (e) {
+        e.files.push(file);
+        e.bytes += size;
+        this.total += size;
+      } else this.add({ key, files: [file], bytes: size, time: this.now() });
+      await this.enforceRetention(new Set([key]));
+      return file;
+    } catch (err) {
+      await fsp.rm(`${file}.tmp`, { force: true }).catch(() => undefined);
+      log.error({ err, eventId }, `evidence: cannot keep the clip of event ${eventId} at ${file}: ${describe(err)}`);
+      return null;
+    }
   }
 
   /** Stores both JPEGs of an event captured at `ts` (ms). Never rejects; see SaveResult.error. */

@@ -56,7 +56,7 @@ export interface CentralMqtt {
 export async function connectCentralMqtt(o: CentralMqttOptions): Promise<CentralMqtt> {
   const base = `${o.prefix}/site/+/`;
   // Only what central consumes: never voice/command (central's own output).
-  const plain = [`${base}event`, `${base}snapshot/+/+`, `${base}status`, `${base}camera/+/status`, `${base}stats`, `${base}voice/status`];
+  const plain = [`${base}event`, `${base}snapshot/+/+`, `${base}clip/+`, `${base}clip/+/+`, `${base}status`, `${base}camera/+/status`, `${base}stats`, `${base}voice/status`];
   const filters = o.sharedGroup ? plain.map((f) => `$share/${o.sharedGroup}/${f}`) : plain;
   const clientId = o.clientId ?? defaultCentralClientId();
   if (!clientId.startsWith(CENTRAL_CLIENT_PREFIX)) throw new Error(`broker.clientId: "${clientId}" must start with "${CENTRAL_CLIENT_PREFIX}"`);

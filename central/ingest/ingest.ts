@@ -4,7 +4,7 @@
  */
 import { childLog } from '../../common/log.js';
 import {
-  CameraStatus, EventMessage, SiteStats, SiteStatus, VoiceStatus, parsePayload,
+  CLIP_CHUNK_MAX_BYTES, CLIP_MAX_CHUNKS, CameraStatus, ClipManifest, EventMessage, SiteStats, SiteStatus, VoiceStatus, parsePayload,
 } from '../../protocol/messages.js';
 import { parseSiteTopic } from '../../protocol/topics.js';
 import type { Bus } from '../bus.js';
@@ -18,6 +18,8 @@ export interface IngestCounters {
   duplicates: number;
   events: number;
   snapshots: number;
+  /** Clips assembled and stored. */
+  clips: number;
   /** Reason → count (first words of the reason), for tests and health output. */
   reasons: Record<string, number>;
   /** The last 50 rejections, "topic: reason". */
@@ -39,7 +41,7 @@ export interface IngestDeps {
 }
 
 export class Ingest {
-  readonly counters: IngestCounters = { messages: 0, rejected: 0, duplicates: 0, events: 0, snapshots: 0, reasons: {}, recent: [] };
+  readonly counters: IngestCounters = { messages: 0, rejected: 0, duplicates: 0, events: 0, snapshots: 0, clips: 0, reasons: {}, recent: [] };
 
   constructor(private readonly d: IngestDeps) {}
 
@@ -67,6 +69,7 @@ export class Ingest {
     if (!t) return this.reject(topic, 'unknown topic');
     const { store, bus } = this.d;
     if (t.kind === 'snapshot') return this.snapshot(topic, t.siteId, t.eventId, t.variant, payload);
+    if (t.kind === 'clip-chunk') return this.clipChunk(topic, t.siteId, t.eventId, t.index, payload);
     if (t.kind === 'voice/command') return; // central's own output (not subscribed; ignore if seen)
     if (payload.length > this.d.maxJsonBytes) return this.reject(topic, `payload too large: ${payload.length} bytes > ${this.d.maxJsonBytes}`);
     if (!store.siteContext(t.siteId)) return this.reject(topic, `unknown site: "${t.siteId}" is not in the org`);
@@ -117,6 +120,15 @@ export class Ingest {
         if (view) bus.emit('camera', view);
         return;
       }
+      case 'clip': {
+        const r = parsePayload(ClipManifest, payload, this.d.maxJsonBytes);
+        if (!r.ok) return this.reject(topic, `invalid clip manifest: ${r.reason}`);
+        if (wrongSite(r.value.siteId)) return;
+        if (r.value.eventId !== t.eventId) return this.reject(topic, `wrong event: manifest eventId "${r.value.eventId}" does not match the topic's "${t.eventId}"`);
+        const ev = store.eventRow(t.eventId);
+        if (ev && ev.site_id !== t.siteId) return this.reject(topic, `wrong site: event "${t.eventId}" belongs to site "${ev.site_id}"`);
+        return this.clipResult(topic, t.eventId, store.clips.saveManifest(r.value));
+      }
       case 'voice/status': {
         const r = parsePayload(VoiceStatus, payload, this.d.maxJsonBytes);
         if (!r.ok) return this.reject(topic, `invalid voice status: ${r.reason}`);
@@ -134,6 +146,24 @@ export class Ingest {
         return;
       }
     }
+  }
+
+  private clipChunk(topic: string, siteId: string, eventId: string, index: number, bytes: Buffer): void {
+    if (bytes.length === 0 || bytes.length > CLIP_CHUNK_MAX_BYTES) return this.reject(topic, `clip chunk of ${bytes.length} bytes: expected 1 to ${CLIP_CHUNK_MAX_BYTES}`);
+    if (index >= CLIP_MAX_CHUNKS) return this.reject(topic, `clip chunk index ${index}: at most ${CLIP_MAX_CHUNKS} chunks`);
+    if (!this.d.store.siteContext(siteId)) return this.reject(topic, `unknown site: "${siteId}" is not in the org`);
+    const ev = this.d.store.eventRow(eventId);
+    if (ev && ev.site_id !== siteId) return this.reject(topic, `wrong site: event "${eventId}" belongs to site "${ev.site_id}"`);
+    this.clipResult(topic, eventId, this.d.store.clips.saveChunk(siteId, eventId, index, bytes));
+  }
+
+  private clipResult(topic: string, eventId: string, r: ReturnType<Store['clips']['saveChunk']>): void {
+    if (!r.ok) return this.reject(topic, r.reason);
+    if (r.state === 'duplicate') return;
+    if (r.state === 'complete') this.counters.clips++;
+    // A manifest shows "clip arriving" on the alert, the last chunk the player.
+    const view = this.d.store.eventById(eventId);
+    if (view && (r.state === 'complete' || topic.endsWith(eventId))) this.d.bus.emit('event', view);
   }
 
   private snapshot(topic: string, siteId: string, eventId: string, variant: 'annotated' | 'clean', bytes: Buffer): void {

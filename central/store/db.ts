@@ -69,6 +69,20 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX audit_at ON audit_log(at DESC);
   `,
+  /* 2: event clips (central/store/clips.ts) */ `
+  CREATE TABLE clips (
+    event_id TEXT PRIMARY KEY, site_id TEXT NOT NULL, camera_id TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
+    chunks INTEGER NOT NULL, codec TEXT NOT NULL, start_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+    received_at INTEGER NOT NULL, complete_at INTEGER, error TEXT
+  );
+  CREATE INDEX clips_sha ON clips(sha256);
+  CREATE TABLE clip_chunks (
+    event_id TEXT NOT NULL, idx INTEGER NOT NULL, site_id TEXT NOT NULL, data BLOB NOT NULL, received_at INTEGER NOT NULL,
+    PRIMARY KEY (event_id, idx)
+  );
+  CREATE INDEX clip_chunks_site ON clip_chunks(site_id);
+  CREATE INDEX clip_chunks_received ON clip_chunks(received_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

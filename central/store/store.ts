@@ -15,6 +15,7 @@ import {
   type OrgConfig, type Role,
 } from '../config/schema.js';
 import type { DB } from './db.js';
+import { ClipStore } from './clips.js';
 import {
   CoreError,
   type AuditEntry, type AuditInput, type CameraRecord, type CameraView, type CentralStore, type DeliveryChannel,
@@ -104,6 +105,8 @@ function parseOr<T extends z.ZodType>(schema: T, data: unknown, what: string): z
 
 export class Store implements CentralStore {
   readonly org: OrgApi;
+  /** Event clips: chunks, manifests, files. */
+  readonly clips: ClipStore;
   /** Called after acknowledge / rectify / review (central wires it to bus 'event'). */
   onEventChanged: ((e: EventView) => void) | null = null;
   private readonly eventSelect = `SELECT e.*, s.name AS site_name, ua.name AS ack_by_name,
@@ -115,6 +118,7 @@ export class Store implements CentralStore {
     readonly dataDir: string,
   ) {
     this.org = this.makeOrgApi();
+    this.clips = new ClipStore(db, dataDir);
   }
 
   // ---------------------------------------------------------------- scope
@@ -301,6 +305,7 @@ export class Store implements CentralStore {
       snapshotUrl: snap(r.snap_annotated), cleanSnapshotUrl: snap(r.snap_clean),
       snapshotSha256: r.snap_annotated, cleanSnapshotSha256: r.snap_clean, snapshotReceived: !!r.snap_received,
       experimental: !!r.experimental,
+      clip: this.clips.view(r.id),
     };
   }
   eventRow(id: string): EventRow | null {

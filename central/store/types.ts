@@ -3,6 +3,7 @@
  * the facade (`central/core.ts`); every read takes a `Scope`, every mutation takes the acting user.
  * Failures throw `CoreError` with a code the HTTP layer maps to a status (not_found → 404, …).
  */
+import type { ClipView } from './clips.js';
 import type { Role } from '../config/schema.js';
 import type { ViolationKind, Severity } from '../../protocol/violations.js';
 
@@ -126,6 +127,8 @@ export interface EventView {
   cleanSnapshotSha256: string;
   /** Whether the snapshot bytes have arrived (a snapshot may follow its event). */
   snapshotReceived: boolean;
+  /** The event's video clip, once its manifest arrived (the chunks may still be on their way). */
+  clip: ClipView | null;
   experimental: boolean;
 }
 
@@ -266,6 +269,8 @@ export interface OrgApi {
 
 /** The store as the HTTP layer uses it. */
 export interface CentralStore {
+  /** Event clips (the caller checks the event's scope first). */
+  readonly clips: { file(eventId: string): string | null; view(eventId: string): ClipView | null };
   // users
   userByUsername(username: string): UserWithSecrets | null;
   user(id: string): UserRecord | null;

@@ -228,6 +228,18 @@ function eventCard(ev, fresh = false) {
       h('div', { class: 'muted' }, fmtTime(ev.raisedAt))));
 }
 
+/** The alert's video clip: a player once complete, progress while its chunks arrive. */
+function clipPanel(clip) {
+  if (!clip) return null;
+  if (clip.state === 'failed') return h('p', { class: 'muted', id: 'clip-state' }, t('clipFailed'));
+  if (clip.state !== 'complete') return h('p', { class: 'muted', id: 'clip-state' }, t('clipArriving').replace('{n}', clip.chunksReceived).replace('{m}', clip.chunks));
+  return h('div', { class: 'clip' },
+    h('h2', {}, t('clip'), ' ', h('span', { class: 'muted' }, `${(clip.durationMs / 1000).toFixed(1)} s`)),
+    h('video', { id: 'detail-clip', class: 'big', src: clip.url, controls: true, preload: 'metadata', playsinline: true, muted: true }),
+    h('p', { class: 'row' }, clip.codec.startsWith('hvc') || clip.codec.startsWith('hev') ? h('span', { class: 'muted' }, t('clipHevc')) : null,
+      h('a', { href: clip.url, download: '' }, t('clipDownload'))));
+}
+
 function showImage(src) {
   const ov = $('#overlay');
   ov.replaceChildren(h('img', { src, alt: '', id: 'overlay-img' }));
@@ -344,7 +356,8 @@ async function viewEvent(id) {
     h('div', { class: 'detail' },
       h('div', {},
         ev.snapshotReceived === false ? h('div', { class: 'card muted' }, '…') : h('img', { class: 'big', id: 'detail-img', src: ev.snapshotUrl, alt: kindText(ev.kind), onclick: () => showImage(ev.snapshotUrl) }),
-        h('p', { class: 'row' }, h('a', { href: ev.snapshotUrl, target: '_blank', rel: 'noopener' }, t('annotatedSnapshot')), h('a', { href: ev.cleanSnapshotUrl, target: '_blank', rel: 'noopener' }, t('cleanSnapshot')))),
+        h('p', { class: 'row' }, h('a', { href: ev.snapshotUrl, target: '_blank', rel: 'noopener' }, t('annotatedSnapshot')), h('a', { href: ev.cleanSnapshotUrl, target: '_blank', rel: 'noopener' }, t('cleanSnapshot'))),
+        clipPanel(ev.clip)),
       h('div', { class: 'card' },
         h('dl', { class: 'kv' },
           kv('site', ev.siteName), kv('camera', ev.cameraName), kv('label', `${labelText(ev.label)} (${Math.round(ev.score * 100)}%)`),
