@@ -21,6 +21,7 @@ export function checkOrg(org: OrgConfig): string[] {
   const sites = dup(org.sites, 'sites');
   dup(org.users, 'users');
   const usernames = new Set<string>();
+  const slugs = new Set<string>();
   org.schools.forEach((s, i) => {
     if (!districts.has(s.districtId)) problems.push(`org.schools[${i}].districtId: no district "${s.districtId}"`);
   });
@@ -31,6 +32,15 @@ export function checkOrg(org: OrgConfig): string[] {
       if (cams.has(c.id)) problems.push(`org.sites[${i}].cameras[${j}].id: duplicate camera id "${c.id}"`);
       cams.add(c.id);
     });
+    const pub = s.public;
+    if (pub) {
+      const at = `org.sites[${i}].public`;
+      if (pub.enabled && !pub.slug) problems.push(`${at}.slug: a public site needs a slug (16–64 letters, digits, "_" or "-"; make one with: openssl rand -hex 12)`);
+      if (pub.slug && slugs.has(pub.slug)) problems.push(`${at}.slug: slug already used by another site`);
+      if (pub.slug) slugs.add(pub.slug);
+      if (pub.camera && !cams.has(pub.camera)) problems.push(`${at}.camera: no camera "${pub.camera}" at this site`);
+      if (pub.enabled && pub.snapshot && !pub.camera) problems.push(`${at}.camera: snapshot is on: name the camera whose picture is public (or set snapshot: false)`);
+    }
   });
   org.users.forEach((u, i) => {
     const at = `org.users[${i}]`;

@@ -93,6 +93,24 @@ export const CameraSchema = z.strictObject({
 });
 /** Voice reminder played automatically at the site when an event of this kind arrives: kind → preset id. */
 export const AutoReminderSchema = z.partialRecord(z.enum(VIOLATION_KINDS), Id);
+/**
+ * The site's public window (社会公众): a page anyone may open at /public/<slug>, off unless enabled.
+ * Set here only (not through the org API): making a kitchen public is a reviewed config change.
+ * Cross-checks (camera exists, slug unique) are in load.ts checkOrg.
+ */
+export const SitePublicSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** The page's address: random, so the internal site id stays private and opted-in sites cannot be listed by guessing. */
+  slug: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'expected 16–64 letters, digits, "_" or "-" (make one with: openssl rand -hex 12)').optional(),
+  /** A still of `camera`, pulled live and refreshed every few seconds. */
+  snapshot: z.boolean().default(true),
+  /** The camera whose picture is public (needed when snapshot is on). */
+  camera: Id.optional(),
+  /** Publish the month's record: counts by kind, rectified / open, time to rectify (never names or notes). */
+  rectifications: z.boolean().default(false),
+  /** Also show violation pictures (the alerts' annotated snapshots; the still falls back to the latest clean one). */
+  violationImages: z.boolean().default(false),
+});
 export const SiteSchema = z.strictObject({
   id: Id,
   name: z.string().min(1).max(128),
@@ -101,6 +119,7 @@ export const SiteSchema = z.strictObject({
   mqttPasswordHash: PasswordHash.optional(),
   cameras: z.array(CameraSchema).default([]),
   autoReminder: AutoReminderSchema.optional(),
+  public: SitePublicSchema.optional(),
 });
 export const ROLES = ['canteen_manager', 'vice_principal', 'inspector', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -203,6 +222,7 @@ export type DistrictConfig = z.infer<typeof DistrictSchema>;
 export type SchoolConfig = z.infer<typeof SchoolSchema>;
 export type SiteConfig = z.infer<typeof SiteSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;
+export type SitePublicConfig = z.infer<typeof SitePublicSchema>;
 export type UserConfig = z.infer<typeof UserSchema>;
 export type TierConfig = z.infer<typeof TierSchema>;
 export type WebhookConfig = z.infer<typeof WebhookSchema>;

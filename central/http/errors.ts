@@ -13,6 +13,7 @@ const MESSAGES = {
   unauthenticated: { zh: '请先登录', en: 'Please log in' },
   bad_credentials: { zh: '用户名或密码错误', en: 'Wrong username or password' },
   rate_limited: { zh: '登录失败次数过多，请稍后再试', en: 'Too many failed logins, try again later' },
+  too_many_requests: { zh: '请求过于频繁，请稍后再试', en: 'Too many requests, try again later' },
   csrf: { zh: 'CSRF 校验失败，请刷新页面', en: 'CSRF check failed, reload the page' },
   forbidden: { zh: '无权执行此操作', en: 'You are not allowed to do this' },
   not_found: { zh: '未找到', en: 'Not found' },

@@ -72,3 +72,28 @@ export class LoginLimiter {
     for (const [k, e] of this.entries) if (e.lockedUntil < t && t - e.firstAt > this.windowMs) this.entries.delete(k);
   }
 }
+
+/**
+ * Requests per key (the public window: per client address) in a fixed window: `max` requests, then
+ * 429 until the window ends. Bounded memory: expired windows are dropped when the map grows.
+ */
+export class RequestLimiter {
+  private readonly windows = new Map<string, { n: number; until: number }>();
+  private readonly now: () => number;
+  constructor(readonly max = 120, readonly windowMs = 60_000, now?: () => number) {
+    this.now = now ?? Date.now;
+  }
+
+  /** Counts one request; 0 when allowed, else the seconds until the key may try again. */
+  take(key: string): number {
+    const t = this.now();
+    let w = this.windows.get(key);
+    if (!w || w.until <= t) {
+      if (this.windows.size >= 100_000) for (const [k, x] of this.windows) if (x.until <= t) this.windows.delete(k);
+      w = { n: 0, until: t + this.windowMs };
+      this.windows.set(key, w);
+    }
+    w.n += 1;
+    return w.n > this.max ? Math.max(1, Math.ceil((w.until - t) / 1000)) : 0;
+  }
+}

@@ -33,6 +33,7 @@ describe('hostile HTTP input, scoping sweep, audit, traversal, uploads (real cen
   }, 240_000);
   it('fuzzing every endpoint: no 5xx, JSON errors, API still works', () => expectRow(rows, /^fuzzing every HTTP endpoint/));
   it('no user sees, acts on or streams a site outside their scope', () => expectRow(rows, /^role scoping sweep/));
+  it('the public window leads to nothing private; an opted-out site answers like an unknown one', () => expectRow(rows, /^public window/));
   it('every remote action is in the audit log', () => expectRow(rows, /^audit log/));
   it('path traversal serves nothing', () => expectRow(rows, /^path traversal/));
   it('corrupt and oversized uploads are refused and change nothing', () => expectRow(rows, /^corrupt and oversized uploads/));

@@ -14,6 +14,7 @@
 import fc from 'fast-check';
 import { ApiClient, USERS, startFixture, makeJpeg, type Fixture } from '../../helpers/central.js';
 import { row, sleep, type Row } from '../lib/harness.js';
+import { PUBLIC_SLUG_A, SWEEP_PUBLIC, publicWindowSweep } from './public-window.js';
 
 const SEED = 4242;
 
@@ -51,6 +52,9 @@ const ENDPOINTS: Endpoint[] = [
     { method: 'DELETE', path: `/api/org/${k}/:id` },
   ]),
   { method: 'POST', path: '/api/live/:site/:cam' },
+  { method: 'GET', path: '/api/public/:slug' },
+  { method: 'GET', path: '/api/public/:slug/still.jpg' },
+  { method: 'GET', path: '/api/public/:slug/images/:sha' },
 ];
 
 const param = fc.oneof(
@@ -84,7 +88,8 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
   const rows: Row[] = [];
   let fx: Fixture | null = null;
   try {
-    fx = await startFixture();
+    // Site A public, site B with a slug but not opted in (public-window.ts); no public rate limit in the way of the sweep.
+    fx = await startFixture({ sitePublic: SWEEP_PUBLIC, http: { publicWindow: { maxPerIp: 100_000 } } });
     const f = fx;
     const evA = await f.publishEvent('site-a');
     const evB = await f.publishEvent('site-b');
@@ -257,6 +262,10 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
       seconds: (Date.now() - t1) / 1000,
     }));
 
+    // ── 2b. the public window: no path from it to anything private ──
+    const foreignShas = [evB, evC].flatMap((e) => [e.snapshotSha256, e.cleanSnapshotSha256]);
+    rows.push(...(await publicWindowSweep(f, foreignShas)));
+
     // ── 3. audit log of every remote action ──
     const t2 = Date.now();
     const actor = new ApiClient(f.url);
@@ -299,6 +308,9 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
       '/..%2f..%2fpackage.json', '/%2e%2e/%2e%2e/package.json', '/%252e%252e/%252e%252e/package.json', '/..%5c..%5cpackage.json', '/..\\..\\package.json',
       '//etc/passwd', '/%2F%2Fetc%2Fpasswd', '/index.html%00.js', '/../../../../etc/passwd', '/api/../../package.json', '/app.js/..%2f..%2f..%2fserver.ts',
       '/%c0%ae%c0%ae/%c0%ae%c0%ae/package.json', `/${'..%2f'.repeat(12)}etc/passwd`,
+      '/public/..%2F..%2Fpackage.json', `/public/${PUBLIC_SLUG_A}/..%2F..%2Fpackage.json`, '/api/public/..%2F..%2Fcentral.db',
+      `/api/public/${PUBLIC_SLUG_A}/images/..%2F..%2Fcentral.db`, `/api/public/${PUBLIC_SLUG_A}/images/%2e%2e%2f%2e%2e%2fcentral.db`,
+      `/api/public/${PUBLIC_SLUG_A}%2F..%2F..%2Fcentral.db/still.jpg`, '/window.js/..%2f..%2fpublic-window.ts',
     ];
     const served: string[] = [];
     for (const p of traversal) {
