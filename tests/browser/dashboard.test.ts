@@ -11,6 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { PASSWORD, SITE_PASSWORD, USERS, startFixture, type Fixture } from '../helpers/central.js';
+import { testMp4 } from '../helpers/media.js';
 
 let fx: Fixture;
 let browser: Browser;
@@ -106,6 +107,30 @@ describe('dashboard', () => {
     const w = await page.evaluate(() => document.documentElement.scrollWidth);
     expect(w).toBeLessThanOrEqual(390); // no horizontal scrolling on a phone
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-phone.png') });
+    await context.close();
+  });
+
+  it('an alert\'s video clip plays in its detail (desktop and phone)', async () => {
+    const ev = await fx.publishEvent('site-a', { kind: 'no_hat', severity: 2 });
+    // 10 s of H.264 as the agent sends it (5 s pre + 5 s post roll), chunked over MQTT
+    await fx.publishClip('site-a', ev.id, testMp4(path.join(tmpdir(), `bk-clip-${process.pid}.mp4`), 10), 10_000);
+    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    await login(page, USERS.mgrA.username);
+    await page.goto(`${fx.url}/#/event/${ev.id}`);
+    const video = page.locator('#detail-clip');
+    await video.waitFor({ timeout: 10_000 });
+    await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.readyState), { timeout: 15_000 }).toBeGreaterThanOrEqual(2);
+    const duration = await video.evaluate((v: HTMLVideoElement) => v.duration);
+    expect(Math.abs(duration - 10), `video duration ${duration} s`).toBeLessThanOrEqual(1);
+    // it plays: time advances
+    await video.evaluate((v: HTMLVideoElement) => v.play());
+    await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 10_000 }).toBeGreaterThan(0.5);
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-clip.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-clip-390.png'), fullPage: true });
     await context.close();
   });
 

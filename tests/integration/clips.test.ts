@@ -15,6 +15,7 @@ import { SiteConfigSchema } from '../../agent/config/schema.js';
 import { ModelPack, REPO_ROOT } from '../../agent/detect/index.js';
 import { clipOutboxMessages, selectSegments } from '../../agent/evidence/clips.js';
 import { topics } from '../../protocol/topics.js';
+import { testMp4 } from '../helpers/media.js';
 import { ApiClient, SITE_PASSWORD, startFixture, USERS, type Fixture } from '../helpers/central.js';
 import { MASK_IMAGES, startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
 
@@ -30,13 +31,6 @@ let fx: Fixture;
 function probe(file: string): { codec: string; durationSec: number } {
   const out = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name:format=duration', '-of', 'json', file]).toString());
   return { codec: out.streams[0].codec_name, durationSec: Number(out.format.duration) };
-}
-
-/** An H.264 MP4 of `sec` seconds (ffmpeg's test pattern), like a camera's. */
-export function testMp4(file: string, sec: number): Buffer {
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=320x180:rate=10:duration=${sec}`,
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '10', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', file]);
-  return readFileSync(file);
 }
 
 beforeAll(async () => {
