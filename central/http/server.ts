@@ -31,6 +31,7 @@ import { centralMetrics } from '../ops/metrics.js';
 import { csv, eventRows, xlsx } from '../report/export.js';
 import { sendFile } from './files.js';
 import { serveStatic } from './static.js';
+import { PublicWindow, type PublicWindowOptions } from './public-window.js';
 
 /** Most rows one CSV export holds. */
 const EXPORT_MAX = 10_000;
@@ -53,6 +54,8 @@ export interface HttpOptions {
   sseHeartbeatMs?: number;
   /** Take the client address from the first X-Forwarded-For entry (only behind a trusted proxy). */
   trustProxy?: boolean;
+  /** The public window's limits and still cache (public-window.ts). */
+  publicWindow?: PublicWindowOptions;
   /** Bearer token that opens /metrics to other hosts (default: central.config.http.metricsTokenEnv's value; without one, loopback only). */
   metricsToken?: string;
 }
@@ -286,6 +289,12 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     if (!file) throw notFound();
     await sendFile(ctx.req, ctx.res, file, 'image/jpeg');
   }));
+  router.add('GET', '/api/events/:id/clip.mp4', authed(async (ctx, p) => {
+    const ev = eventInScope(ctx, p.id!);
+    const file = store.clips.file(ev.id);
+    if (!file) throw notFound();
+    await sendFile(ctx.req, ctx.res, file, 'video/mp4');
+  }));
   router.add('GET', '/api/rectifications/:id/photo', authed(async (ctx, p) => {
     if (!/^\d{1,12}$/.test(p.id!)) throw notFound();
     const photo = store.rectificationPhoto(scope(ctx), Number(p.id));
@@ -405,6 +414,10 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     sendJson(ctx.res, 200, { wsUrl: `${secure ? 'wss' : 'ws'}://${host}${LIVE_WS_PATH}?token=${token}`, expiresAt });
   }));
 
+  // ---- public window (社会公众): no session, opted-in sites only ----
+  const publicWindow = new PublicWindow(central, publicDir, { ffmpegPath: opts.live?.ffmpegPath, ...opts.publicWindow });
+  publicWindow.register(router);
+
   // ---- the wire contract's texts, as an ES module for the dashboard ----
   const protocolJs = [
     '// Generated from protocol/ by central/http: the single source of kind and label texts.',
@@ -490,6 +503,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
         if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method_not_allowed');
         // The raw (still encoded) path goes to the static resolver, which decodes exactly once.
         const rawPath = rawUrl.split('?')[0]!.split('#')[0]!;
+        if (await publicWindow.page(ctx, rawPath)) return;
         await serveStatic(publicDir, req, res, rawPath === '/' ? '/index.html' : rawPath);
         return;
       }
@@ -588,6 +602,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       if (closed) return;
       closed = true;
       await live.close();
+      await publicWindow.close();
       sessions.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -8,11 +8,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import sharp from 'sharp';
-import { parseCentralConfig, hashPassword, type Central, type EventDetail } from '../../central/core.js';
+import { parseCentralConfig, hashPassword, type EventDetail } from '../../central/core.js';
 import { startCentral } from '../../central/central.js';
 import { startHttp, type HttpHandle, type HttpOptions } from '../../central/http/index.js';
 import { topics, PROTOCOL_VERSION, type EventMessage } from '../../protocol/index.js';
 import { createHash } from 'node:crypto';
+import { clipOutboxMessages } from '../../agent/evidence/clips.js';
 
 export const PASSWORD = 'correct-horse-9';
 export const SITE_PASSWORD = 'site-secret-1';
@@ -27,12 +28,14 @@ export const USERS = {
 } as const;
 
 export interface Fixture {
-  central: Central;
+  central: Awaited<ReturnType<typeof startCentral>>;
   http: HttpHandle;
   url: string;
   dir: string;
   /** Publish an event (and its two snapshots) as the site over MQTT; resolves once stored with snapshots. */
   publishEvent(siteId: string, over?: Partial<EventMessage>): Promise<EventDetail>;
+  /** Publish an MP4 as an event's clip the way the agent does (chunks, then the manifest); resolves once stored. */
+  publishClip(siteId: string, eventId: string, mp4: Buffer, durationMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,7 +51,12 @@ export async function makeJpeg(width = 320, height = 240, rgb = { r: 200, g: 60,
     .toBuffer();
 }
 
-export async function startFixture(opts: { liveUrl?: string; http?: HttpOptions } = {}): Promise<Fixture> {
+export async function startFixture(opts: {
+  liveUrl?: string;
+  http?: HttpOptions;
+  /** `public` (the public window) of some sites, by site id. */
+  sitePublic?: Record<string, Record<string, unknown>>;
+} = {}): Promise<Fixture> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bk-central-http-'));
   // Cheap scrypt parameters: tests log in many times on a 2-core machine.
   const hash = await hashPassword(PASSWORD, { N: 1024 });
@@ -71,7 +79,7 @@ export async function startFixture(opts: { liveUrl?: string; http?: HttpOptions 
         { id: 'site-b', name: '第二小学食堂', schoolId: 'sch-2', mqttPasswordHash: siteHash,
           cameras: [{ id: 'cam-b1', name: '操作间', liveUrl: 'rtsp://127.0.0.1:9/none' }] },
         { id: 'site-c', name: '西城实验学校食堂', schoolId: 'sch-3', mqttPasswordHash: siteHash, cameras: [{ id: 'cam-c1', name: '后厨' }] },
-      ],
+      ].map((site) => (opts.sitePublic?.[site.id] ? { ...site, public: opts.sitePublic[site.id] } : site)),
       users: [
         user(USERS.mgrA, { siteIds: ['site-a'] }),
         user(USERS.mgrB, { siteIds: ['site-b'] }),
@@ -122,6 +130,17 @@ export async function startFixture(opts: { liveUrl?: string; http?: HttpOptions 
         const ev = central.store.event(adminScope(), id);
         if (ev && ev.snapshotReceived && central.snapshotFile(msg.snapshots.annotated.sha256)) return ev;
         if (Date.now() > deadline) throw new Error(`event ${id} not stored within 10 s (${ev ? 'no snapshot' : 'no event'})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async publishClip(siteId, eventId, mp4, durationMs) {
+      const c = await clientFor(siteId);
+      const cameraId = siteId === 'site-a' ? 'cam-hot' : siteId === 'site-b' ? 'cam-b1' : 'cam-c1';
+      const msgs = clipOutboxMessages({ eventId, siteId, cameraId, mime: 'video/mp4', codec: 'avc1.42e01f', startAt: Date.now() - durationMs, durationMs }, mp4, central.config.topicPrefix);
+      for (const m of msgs) await c.publishAsync(m.topic, m.payload as Buffer, { qos: 1 });
+      const deadline = Date.now() + 10_000;
+      while (central.store.clips.view(eventId)?.state !== 'complete') {
+        if (Date.now() > deadline) throw new Error(`clip of ${eventId} not stored within 10 s: ${JSON.stringify(central.store.clips.view(eventId))}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },
