@@ -98,13 +98,13 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
         publicKeyPem: voice.publicKeyPem,
       },
       metrics: (): CentralMetrics => {
-        const { messages, rejected, duplicates, events, snapshots } = ing.counters;
+        const { messages, rejected, duplicates, events, snapshots, clips } = ing.counters;
         const t0 = performance.now();
         const deliveries = store.deliveryCounts();
         const storeQuerySeconds = (performance.now() - t0) / 1000;
         const n = notifier.counters;
         return {
-          messages, rejected, duplicates, events, snapshots,
+          messages, rejected, duplicates, events, snapshots, clips,
           routed: router.counters.routed, escalations: router.counters.escalations,
           webhookRequests: n.webhookRequests, webhookAlerts: n.webhookAlerts, mqttSent: n.mqttSent, notifyFailures: n.failures,
           robotQueueDepth: notifier.queueDepth(),

@@ -55,6 +55,8 @@ export interface CentralMetrics {
   duplicates: number;
   events: number;
   snapshots: number;
+  /** Event clips assembled and stored. */
+  clips: number;
   /** Events routed to recipients, and escalations to the next level. */
   routed: number;
   escalations: number;

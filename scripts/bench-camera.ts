@@ -6,7 +6,8 @@
  *
  * Starts one simulated camera (scripts/sim-camera.ts) and measures, one after the other, for
  * `seconds` each after a warm-up: a bare `ffmpeg -i rtsp://... -f null -` (full decode, nothing
- * else), the CameraSource with full decoding, with keyframesOnly, and idle (a still camera: the
+ * else), the CameraSource with full decoding, the same with the clip buffer (stream copied into
+ * segments: `fullDecodeClips`), with keyframesOnly, and idle (a still camera: the
  * agent receives the stream, one ffmpeg decodes a keyframe every 5 s; `receivePct`, the agent's
  * receiving, is part of `nodePct`). CPU is read
  * from /proc/<pid>/stat of the ffmpeg child (user+system), Node's own share from process.cpuUsage().
@@ -75,8 +76,11 @@ async function main(): Promise<void> {
     await sleep(3000);
     result.bareDecode = (await measure([bare.pid!], seconds)).ffmpegPct;
     bare.kill('SIGKILL');
-    for (const mode of ['fullDecode', 'keyframesOnly', 'idle'] as const) {
-      const cam = new CameraSource({ id: 'bench', url: sim.url, fps, keyframesOnly: mode === 'keyframesOnly', frameWidth: width });
+    const clipDir = mkdtempSync(join(tmpdir(), 'bk-bench-clips-'));
+    for (const mode of ['fullDecode', 'fullDecodeClips', 'keyframesOnly', 'idle'] as const) {
+      // fullDecodeClips: the same ffmpeg also copies the stream into the clip buffer's segments (agent/evidence/clips.ts).
+      const cam = new CameraSource({ id: 'bench', url: sim.url, fps, keyframesOnly: mode === 'keyframesOnly', frameWidth: width },
+        mode === 'fullDecodeClips' ? { clipSegments: { dir: clipDir, segmentSec: 2 } } : {});
       let frames = 0;
       cam.on('frame', () => frames++);
       cam.start();
@@ -93,6 +97,7 @@ async function main(): Promise<void> {
       result[mode] = { ...m, ...(mode === 'idle' ? { receivePct } : {}), framesPerSec: Math.round(((frames - f0) / seconds) * 100) / 100 };
       await cam.stop();
     }
+    rmSync(clipDir, { recursive: true, force: true });
   } finally {
     await sim.stop();
     if (tmp) rmSync(tmp, { recursive: true, force: true });

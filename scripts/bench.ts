@@ -4,7 +4,7 @@
  *   npm run bench -- --cameras N --fps F --seconds S [--json]
  *        [--threads 1] [--frame-width 640] [--keyframes-only] [--gop 30] [--no-motion]
  *        [--spinning] [--no-workers] [--warmup 5] [--bare-seconds S'] [--decode-seconds S'] [--gate-seconds G | --no-gate]
- *        [--food-zones] [--night] [--board-zones]
+ *        [--food-zones] [--night] [--board-zones] [--no-clips]
  *
  * Phases, one after the other in one process (see docs/performance.md):
  *   1. footage: a busy clip (photos of people, panning) and a still clip, encoded once, cached in var/bench
@@ -57,7 +57,7 @@ interface Cli extends BenchOptions {
 }
 
 function usage(): string {
-  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S] [--food-zones] [--night] [--board-zones]';
+  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S] [--food-zones] [--night] [--board-zones] [--no-clips]';
 }
 
 export function parseArgs(argv: readonly string[]): Cli {
@@ -93,6 +93,7 @@ export function parseArgs(argv: readonly string[]): Cli {
       case '--food-zones': o.foodZones = true; break;
       case '--night': o.night = true; break;
       case '--board-zones': o.boardZones = true; break;
+      case '--no-clips': o.clips = false; break;
       case '--json': o.json = true; break;
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0);
       default: throw new Error(`unknown argument "${a}"`);
@@ -121,6 +122,8 @@ export function parseArgs(argv: readonly string[]): Cli {
     foodZones: o.foodZones ?? false,
     night: o.night ?? false,
     boardZones: o.boardZones ?? false,
+    // The agent's default: busy cameras keep a clip buffer (their ffmpeg also copies the stream).
+    clips: o.clips ?? true,
   };
 }
 
@@ -317,7 +320,7 @@ async function main(): Promise<void> {
       cameras: o.cameras,
       fps: o.fps,
       seconds: o.seconds,
-      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, night: o.night, boardZones: o.boardZones, heapSized: heapSized(), pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
+      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, night: o.night, boardZones: o.boardZones, clips: o.clips, heapSized: heapSized(), pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
       ...summarise(o, run, bare, decode),
       bareCpuPercent: r1(bare.cpuPercent),
       motionGate: gate,

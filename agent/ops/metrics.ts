@@ -7,6 +7,7 @@
 import { Registry } from 'prom-client';
 import { scraped, type Read } from '../../common/metrics.js';
 import type { CameraSource } from '../camera/index.js';
+import type { EventClips } from '../evidence/clips.js';
 import type { Outbox } from '../outbox/index.js';
 import type { Pipeline } from '../pipeline.js';
 import type { Uplink } from '../uplink/index.js';
@@ -20,6 +21,7 @@ export interface AgentParts {
   outbox: Outbox;
   uplink: Uplink | null;
   voice: VoiceAgent | null;
+  clips?: EventClips;
 }
 
 const mirrored = (reg: Registry, name: string, help: string, labels: string[], read: Read) => scraped(reg, 'counter', name, help, labels, read);
@@ -46,6 +48,10 @@ export function agentMetrics(p: AgentParts): Registry {
   gauge(reg, 'bk_outbox_depth', 'Messages waiting in the outbox (events, snapshots, status).', [], () => [[{}, p.outbox.pending()]]);
   gauge(reg, 'bk_outbox_oldest_age_seconds', 'Age of the oldest waiting message (0 when empty).', [], () => [[{}, (p.outbox.oldestAgeMs() ?? 0) / 1000]]);
   gauge(reg, 'bk_uplink_connected', "Whether the uplink holds a connection to central's broker (absent without an uplink).", [], () => (p.uplink ? [[{}, p.uplink.state().connected ? 1 : 0]] : []));
+  const clips = (k: 'cut' | 'failed' | 'skipped') => () => (p.clips ? [[{ result: k }, p.clips.counters[k]]] : []) as [Record<string, string>, number][];
+  mirrored(reg, 'bk_clips_total', 'Event clips by result: cut (queued for central), failed, skipped (no buffer of that moment).', ['result'],
+    () => [...clips('cut')(), ...clips('failed')(), ...clips('skipped')()]);
+  mirrored(reg, 'bk_clip_bytes_total', 'Bytes of the event clips queued for central.', [], () => (p.clips ? [[{}, p.clips.counters.bytes]] : []));
   mirrored(reg, 'bk_voice_commands_total', 'Voice commands from central by outcome.', ['result'], () => (p.voice ? Object.entries(p.voice.outcomes).map(([result, n]) => [{ result }, n]) : []));
   return reg;
 }

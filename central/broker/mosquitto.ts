@@ -40,6 +40,8 @@ export function mosquittoFiles(org: OrgConfig, prefix: string, central: { userna
       `topic write ${t.event(s.id)}`,
       `topic write ${base}/snapshot/+/annotated`,
       `topic write ${base}/snapshot/+/clean`,
+      `topic write ${base}/clip/+`,
+      `topic write ${base}/clip/+/+`,
       `topic write ${t.siteStatus(s.id)}`,
       `topic write ${base}/camera/+/status`,
       `topic write ${t.stats(s.id)}`,

@@ -23,6 +23,7 @@ export function centralMetrics(central: Central, sseClients: () => number): Regi
   metric(reg, 'counter', 'bk_central_events_total', 'Events ingested (new).', [], one((x) => x.events));
   metric(reg, 'counter', 'bk_central_event_duplicates_total', 'Events received again (redelivery) and ignored.', [], one((x) => x.duplicates));
   metric(reg, 'counter', 'bk_central_snapshots_total', 'Snapshot images stored.', [], one((x) => x.snapshots));
+  metric(reg, 'counter', 'bk_central_clips_total', 'Event clips assembled from their chunks and stored.', [], one((x) => x.clips));
   metric(reg, 'counter', 'bk_central_events_routed_total', 'Events routed to their recipients.', [], one((x) => x.routed));
   metric(reg, 'counter', 'bk_central_escalations_total', 'Escalations to the next level (vice-principal, office).', [], one((x) => x.escalations));
   metric(reg, 'counter', 'bk_central_webhook_requests_total', 'Robot webhook requests sent (WeCom, DingTalk).', [], one((x) => x.webhookRequests));

@@ -44,6 +44,8 @@ export interface BenchOptions {
   night: boolean;
   /** Every camera gets a raw and a cooked zone (left and right half) and the site a board colour code. */
   boardZones: boolean;
+  /** Clip buffers on the cameras (agent default). */
+  clips: boolean;
 }
 
 /** Service hours that exclude the next hours in the site's time zone (for --night). */
@@ -263,6 +265,7 @@ export function siteConfig(o: BenchOptions, cams: readonly CameraSpec[], brokerU
     })),
     uplink: { url: brokerUrl, statsIntervalSec: 3600 },
     storage: { dir },
+    clips: { enabled: o.clips, bufferDir: path.join(dir, 'clip-buffer') },
   });
 }
 

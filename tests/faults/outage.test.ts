@@ -26,6 +26,9 @@ describe('outages while violations keep coming (real agent, real central)', () =
   it(`central down for ${OUTAGE} s, external Mosquitto up: every event delivered once`, { timeout: T }, async () => {
     check(await outageScenario('central-external', { outageSec: OUTAGE }));
   });
+  it('external Mosquitto down for 60 s with event clips on: no event and no clip lost', { timeout: 240_000 }, async () => {
+    check(await outageScenario('broker-external', { outageSec: 60, cooldownSec: 4, clips: true }));
+  });
   it('a recipient phone offline across a central restart gets every alert', { timeout: 150_000 }, async () => {
     const r = await recipientAcrossRestart();
     console.info(`[faults] ${r.name}: ${r.observed}`);

@@ -14,6 +14,7 @@ import { Agent } from '../../agent/agent.js';
 import { SiteConfigSchema } from '../../agent/config/schema.js';
 import { ModelPack, REPO_ROOT } from '../../agent/detect/index.js';
 import { clipOutboxMessages, selectSegments } from '../../agent/evidence/clips.js';
+import { agentMetrics } from '../../agent/ops/metrics.js';
 import { topics } from '../../protocol/topics.js';
 import { testMp4 } from '../helpers/media.js';
 import { ApiClient, SITE_PASSWORD, startFixture, USERS, type Fixture } from '../helpers/central.js';
@@ -109,6 +110,10 @@ describe('event clips', () => {
     expect(existsSync(path.join(work, 'agent', 'evidence', day, `${eventId}-clip.mp4`))).toBe(true);
     expect(agent.clips.counters.cut).toBeGreaterThanOrEqual(1);
     expect(agent.clips.counters.failed).toBe(0);
+    // both sides count them for Prometheus
+    const reg = agentMetrics({ siteId: 'site-a', version: 'test', pipeline: agent.pipeline, cameras: agent.cameras, outbox: agent.outbox, uplink: agent.uplink, voice: null, clips: agent.clips });
+    expect(await reg.getSingleMetricAsString('bk_clips_total')).toContain(`bk_clips_total{result="cut"} ${agent.clips.counters.cut}`);
+    expect(fx.central.metrics().clips).toBeGreaterThanOrEqual(1);
   }, 120_000);
 
   it('central assembles chunks in any order, once, and refuses damaged or foreign ones', async () => {

@@ -7,7 +7,7 @@
  * Everything binds 127.0.0.1; every wait is bounded in time.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -172,6 +172,25 @@ export function centralEventIds(dataDir: string): string[] {
   }
 }
 
+/** Event ids with a complete clip at central. */
+export function centralClipIds(dataDir: string): string[] {
+  const file = path.join(dataDir, 'central.db');
+  if (!existsSync(file)) return [];
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT event_id FROM clips WHERE complete_at IS NOT NULL').pluck().all() as string[];
+  } finally {
+    db.close();
+  }
+}
+
+/** Event ids whose clip the agent cut (kept beside the snapshots in its evidence store). */
+export function agentClipIds(storageDir: string): string[] {
+  const root = path.join(storageDir, 'evidence');
+  if (!existsSync(root)) return [];
+  return readdirSync(root).flatMap((day) => readdirSync(path.join(root, day)).filter((f) => f.endsWith('-clip.mp4')).map((f) => f.slice(0, -'-clip.mp4'.length)));
+}
+
 /** Events whose alert was routed more than once to the same recipient, channel and level (a duplicate at central). */
 export function centralDuplicateAlerts(dataDir: string): number {
   const db = new Database(path.join(dataDir, 'central.db'), { readonly: true, fileMustExist: true });
@@ -205,6 +224,8 @@ export interface AgentSetup {
   voiceDir?: string;
   centralPublicKeyFile?: string;
   evidenceMaxMB?: number;
+  /** Event clips (off by default here: at a 0.5 s cooldown a clip per event is mostly cutting). */
+  clips?: boolean;
 }
 
 export function writeAgentConfig(dir: string, s: AgentSetup): string {
@@ -217,6 +238,7 @@ export function writeAgentConfig(dir: string, s: AgentSetup): string {
     rules: [{ id: 'smoking', kind: 'smoking', labels: ['cigarette'], minScore: 0.5, minDurationSec: 0, cooldownSec: s.cooldownSec ?? 0.5, severity: 1 }],
     uplink: { url: s.brokerUrl, statsIntervalSec: 5, ...(s.caFile ? { caFile: s.caFile } : {}) },
     storage: { dir: s.storageDir, evidence: { maxAgeDays: 30, maxTotalMB: s.evidenceMaxMB ?? 200 } },
+    clips: { enabled: s.clips ?? false, preSec: 3, postSec: 3, bufferDir: path.join(s.storageDir, 'clip-buffer') },
     voice: s.voiceDir
       ? { enabled: true, centralPublicKeyFile: s.centralPublicKeyFile, sink: { type: 'file', dir: s.voiceDir }, maxAgeSec: 120 }
       : { enabled: false },

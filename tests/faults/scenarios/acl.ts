@@ -21,8 +21,8 @@ const USER_A_ALIAS: Who = { name: 'recipient by username mgr_a', username: 'mgr_
 
 const P = 'bk/v1';
 const PUBLISHES: { who: Who; topic: string; allowed: boolean }[] = [
-  ...['event', 'snapshot/ev1/annotated', 'snapshot/ev1/clean', 'status', 'camera/cam1/status', 'stats', 'voice/status'].map((t) => ({ who: SITE_A, topic: `${P}/site/site-a/${t}`, allowed: true })),
-  ...[`${P}/site/site-b/event`, `${P}/site/site-b/status`, `${P}/site/site-a/voice/command`, `${P}/site/site-b/voice/command`, `${P}/user/u-mgr-a/alert`, `${P}/site/site-a/other`, `${P}/x`, 'other/topic']
+  ...['event', 'snapshot/ev1/annotated', 'snapshot/ev1/clean', 'clip/ev1/0', 'clip/ev1', 'status', 'camera/cam1/status', 'stats', 'voice/status'].map((t) => ({ who: SITE_A, topic: `${P}/site/site-a/${t}`, allowed: true })),
+  ...[`${P}/site/site-b/event`, `${P}/site/site-b/status`, `${P}/site/site-b/clip/ev1/0`, `${P}/site/site-b/clip/ev1`, `${P}/site/site-a/voice/command`, `${P}/site/site-b/voice/command`, `${P}/user/u-mgr-a/alert`, `${P}/site/site-a/other`, `${P}/x`, 'other/topic']
     .map((topic) => ({ who: SITE_A, topic, allowed: false })),
   ...[`${P}/site/site-a/event`, `${P}/user/u-mgr-a/alert`, `${P}/site/site-a/voice/command`].map((topic) => ({ who: USER_A, topic, allowed: false })),
 ];

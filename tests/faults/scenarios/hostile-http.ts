@@ -11,8 +11,11 @@
  *  - the audit log holds every remote action;
  *  - path traversal in snapshot, photo and static URLs; corrupt and oversized uploads.
  */
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
 import { ApiClient, USERS, startFixture, makeJpeg, type Fixture } from '../../helpers/central.js';
+import { testMp4 } from '../../helpers/media.js';
 import { row, sleep, type Row } from '../lib/harness.js';
 import { PUBLIC_SLUG_A, SWEEP_PUBLIC, publicWindowSweep } from './public-window.js';
 
@@ -38,6 +41,7 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/events/:id/review', body: 'json' },
   { method: 'GET', path: '/api/overdue' },
   { method: 'GET', path: '/api/snapshots/:sha' },
+  { method: 'GET', path: '/api/events/:id/clip.mp4' },
   { method: 'GET', path: '/api/rectifications/:id/photo' },
   { method: 'GET', path: '/api/voice/presets' },
   { method: 'POST', path: '/api/voice', body: 'json' },
@@ -94,6 +98,9 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
     const evA = await f.publishEvent('site-a');
     const evB = await f.publishEvent('site-b');
     const evC = await f.publishEvent('site-c');
+    // a clip on every event: the scope sweep asks for foreign ones
+    const mp4 = testMp4(path.join(tmpdir(), `bk-hostile-${process.pid}.mp4`), 2);
+    for (const ev of [evA, evB, evC]) await f.publishClip(ev.siteId, ev.id, mp4, 2000);
 
     // ── 1. fuzz every endpoint as admin (the widest scope: validation, not scoping, must stop it) ──
     const t0 = Date.now();
@@ -209,6 +216,9 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
       expectStatus(who, 'events.xlsx?siteId=foreign', (await api.req('GET', `/api/events.xlsx?siteId=${fsite}`)).status, [404]);
       expectStatus(who, 'foreign annotated snapshot', (await api.req('GET', `/api/snapshots/${shaA}`)).status, [404]);
       expectStatus(who, 'foreign clean snapshot', (await api.req('GET', `/api/snapshots/${shaC}`)).status, [404]);
+      expectStatus(who, 'own clip (control)', (await api.req('GET', `/api/events/${c.own.id}/clip.mp4`)).status, [200]);
+      expectStatus(who, 'foreign clip', (await api.req('GET', `/api/events/${fid}/clip.mp4`)).status, [404]);
+      expectStatus(who, 'foreign clip, a range', (await fetch(`${f.url}/api/events/${fid}/clip.mp4`, { headers: { cookie: api.cookie, range: 'bytes=0-9' } })).status, [404]);
       if (photoIds[fsite] !== undefined) expectStatus(who, 'foreign rectification photo', (await api.req('GET', `/api/rectifications/${photoIds[fsite]}/photo`)).status, [404]);
       expectStatus(who, 'voice?siteId=foreign', (await api.req('GET', `/api/voice?siteId=${fsite}`)).status, [404]);
       expectStatus(who, 'voice to foreign site', (await api.req('POST', '/api/voice', { siteId: fsite, type: 'preset', presetId: 'hat-mask' })).status, [404]);
@@ -303,7 +313,7 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
     const probe = new ApiClient(f.url);
     await probe.login(USERS.admin.username);
     const traversal = [
-      '/api/snapshots/..%2F..%2Fcentral.db', '/api/snapshots/%2e%2e%2f%2e%2e%2fcentral.db', '/api/snapshots/../../central.db',
+      '/api/snapshots/..%2F..%2Fcentral.db', '/api/events/..%2F..%2Fcentral.db/clip.mp4', '/api/events/%2e%2e/clip.mp4', '/api/snapshots/%2e%2e%2f%2e%2e%2fcentral.db', '/api/snapshots/../../central.db',
       `/api/snapshots/${'a'.repeat(63)}%00`, '/api/rectifications/..%2F..%2Fcentral.db/photo', '/api/rectifications/1%2F..%2F..%2Fcentral.db/photo',
       '/..%2f..%2fpackage.json', '/%2e%2e/%2e%2e/package.json', '/%252e%252e/%252e%252e/package.json', '/..%5c..%5cpackage.json', '/..\\..\\package.json',
       '//etc/passwd', '/%2F%2Fetc%2Fpasswd', '/index.html%00.js', '/../../../../etc/passwd', '/api/../../package.json', '/app.js/..%2f..%2f..%2fserver.ts',

@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { CentralInternals } from '../../../central/central.js';
 import { isJpeg } from '../../../central/store/store.js';
-import { CameraStatus, EventMessage, SiteStats, SiteStatus, VoiceStatus, parsePayload } from '../../../protocol/messages.js';
+import { CameraStatus, ClipManifest, EventMessage, SiteStats, SiteStatus, VoiceStatus, parsePayload } from '../../../protocol/messages.js';
 import { topics } from '../../../protocol/topics.js';
 import { freePort } from '../../helpers/brokers.js';
 import { makeJpeg } from '../../helpers/central.js';
@@ -83,6 +83,7 @@ export async function hostileMqttScenario(o: { runsPerTopic?: number } = {}): Pr
     const jpeg = await makeJpeg(64, 48, { r: 10, g: 20, b: 30 }, 'fuzz');
     const sha = createHash('sha256').update(jpeg).digest('hex');
     const now = Date.now();
+    let clipSha: string | undefined;
     const targets: { topic: string; valid: Record<string, unknown>; check: (p: Buffer) => boolean }[] = [
       { topic: T.event('site-a'), valid: validEvent('fuzz-valid', sha, sha, jpeg.length), check: (p) => { const r = parsePayload(EventMessage, p, 1_000_000); return r.ok && r.value.siteId === 'site-a'; } },
       { topic: T.siteStatus('site-a'), valid: { v: 1, siteId: 'site-a', online: true, ts: now }, check: (p) => { const r = parsePayload(SiteStatus, p, 1_000_000); return r.ok && r.value.siteId === 'site-a'; } },
@@ -93,6 +94,14 @@ export async function hostileMqttScenario(o: { runsPerTopic?: number } = {}): Pr
       // no voice command was ever sent: even a well-formed status names an unknown command → rejected
       { topic: T.voiceStatus('site-a'), valid: { v: 1, commandId: 'nope', siteId: 'site-a', state: 'played', at: now, error: null }, check: (p) => parsePayload(VoiceStatus, p).ok && false },
       { topic: T.snapshot('site-a', 'fuzz-snap', 'annotated'), valid: { jpeg: true }, check: (p) => isJpeg(p) },
+      // a clip's manifest (before its chunks and its event: accepted); later ones must repeat its sha256
+      { topic: T.clip('site-a', 'fuzz-clip'), valid: { v: 1, eventId: 'fuzz-clip', siteId: 'site-a', cameraId: 'cam1', mime: 'video/mp4', codec: 'avc1.42e01f', sha256: sha, bytes: 1000, chunks: 2, startAt: now, durationMs: 10_000 },
+        check: (p) => {
+          const r = parsePayload(ClipManifest, p, 1_000_000);
+          if (!r.ok || r.value.siteId !== 'site-a' || r.value.eventId !== 'fuzz-clip') return false;
+          clipSha ??= r.value.sha256;
+          return clipSha === r.value.sha256;
+        } },
     ];
     const m0 = c.metrics();
     let published = 0;
@@ -135,7 +144,7 @@ export async function hostileMqttScenario(o: { runsPerTopic?: number } = {}): Pr
     const ingestPass = reached === published && rejected === expectInvalid && stillWorks && !/accepted/.test(hugeResult);
     rows.push(row({
       group: 'hostile',
-      name: `malformed / wrong-type / mutated / oversized payloads on every site topic central reads (fast-check, ${runs} runs × 6 topics, seed ${SEED})`,
+      name: `malformed / wrong-type / mutated / oversized payloads on every site topic central reads (fast-check, ${runs} runs × 7 topics, seed ${SEED})`,
       expected: 'every payload invalid by the protocol schemas rejected with a logged reason; nothing crashes; a valid event afterwards is stored',
       observed: `${published} published, ${reached} reached ingest, ${rejected} rejected (expected ${expectInvalid} invalid by the schemas); reasons: ${topReasons}; ` +
         `7 MB packet: ${hugeResult}; valid event afterwards ${stillWorks ? 'stored' : 'NOT stored'}`,

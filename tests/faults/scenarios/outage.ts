@@ -17,7 +17,7 @@ import { hashPasswordMosquitto } from '../../../central/auth/password.js';
 import type { CentralInternals } from '../../../central/central.js';
 import { startMosquitto, freePort, type MosquittoHandle } from '../../helpers/brokers.js';
 import {
-  AgentProc, CENTRAL_ACCOUNT, RECIPIENT, Scratch, USER_MQTT_PASSWORD, centralConfig, centralDuplicateAlerts, centralEventIds,
+  AgentProc, CENTRAL_ACCOUNT, agentClipIds, centralClipIds, RECIPIENT, Scratch, USER_MQTT_PASSWORD, centralConfig, centralDuplicateAlerts, centralEventIds,
   centralMissingSnapshots, dupCount, mustWait, observe, row, sleep, startCentralAt, waitDelivered, waitUntil, writeAgentConfig, type Row,
 } from '../lib/harness.js';
 
@@ -25,6 +25,8 @@ export interface OutageOptions {
   outageSec: number;
   /** Seconds between events per camera. */
   cooldownSec?: number;
+  /** Event clips on: every clip the agent cut must be complete at central too. */
+  clips?: boolean;
 }
 
 type Kind = 'central-embedded' | 'broker-external' | 'central-external';
@@ -77,7 +79,7 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
     };
     const agentDir = scratch.dir('agent');
     const storage = path.join(agentDir, 'var');
-    const conf = writeAgentConfig(agentDir, { storageDir: storage, brokerUrl: `mqtt://127.0.0.1:${port}`, cooldownSec: o.cooldownSec ?? 0.5 });
+    const conf = writeAgentConfig(agentDir, { storageDir: storage, brokerUrl: `mqtt://127.0.0.1:${port}`, cooldownSec: o.cooldownSec ?? 0.5, clips: o.clips });
     agent = await AgentProc.start(conf);
     const a = agent;
     // steady state first: some events through end to end
@@ -104,6 +106,15 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
     const sent = a.eventIds();
     const drained = await waitDelivered(dataDir, sent, storage, 60_000 + sent.length * 50);
     const catchUpMs = Date.now() - upAt;
+    // Clips follow their events by the post-roll and the cut: wait until central has each one the agent cut.
+    let clipsLost = 0;
+    let clipsCut = 0;
+    if (o.clips) {
+      await waitUntil(() => agentClipIds(storage).every((id) => centralClipIds(dataDir).includes(id)) && agentClipIds(storage).length > 0, 60_000, 500);
+      const atCentral = new Set(centralClipIds(dataDir));
+      clipsCut = agentClipIds(storage).length;
+      clipsLost = agentClipIds(storage).filter((id) => !atCentral.has(id)).length;
+    }
     await sleep(1000); // let late duplicates arrive before counting
     addMetrics(central!);
     const stored = centralEventIds(dataDir);
@@ -113,7 +124,7 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
     const dupAlerts = centralDuplicateAlerts(dataDir);
     const missingSnaps = centralMissingSnapshots(dataDir);
     const alive = a.alive;
-    const pass = lost === 0 && dupAlerts === 0 && dupCount(stored) === 0 && duringOutage > 0 && alive && missingSnaps === 0;
+    const pass = lost === 0 && dupAlerts === 0 && dupCount(stored) === 0 && duringOutage > 0 && alive && missingSnaps === 0 && clipsLost === 0 && (!o.clips || clipsCut > 0);
     if (!pass && process.env.FAULTS_DEBUG) {
       for (const l of a.logs.filter((x) => Number(x.level) >= 40 || /uplink/.test(String(x.module)))) console.error('[agent]', JSON.stringify(l).slice(0, 300));
       console.error('[central]', JSON.stringify(central!.metrics()), JSON.stringify(central!.internals.ingest.counters.recent.slice(-5)), central!.internals.mqtt.client.connected);
@@ -124,7 +135,7 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
       name: `${TITLES[kind]} for ${o.outageSec} s while violations keep coming`,
       expected: 'every event delivered after recovery, none duplicated at central, snapshots with every event',
       observed: `${duringOutage} events raised during the outage; ${drained ? `all delivered ${(catchUpMs / 1000).toFixed(1)} s after recovery` : 'NOT all delivered within the wait'}; ` +
-        `${metrics.redelivered} re-sent copies de-duplicated; ${missingSnaps} events without snapshot; ${extra} unexpected ids; agent ${alive ? 'alive' : 'DEAD'}; outage ${((upAt - downAt) / 1000).toFixed(0)} s`,
+        `${metrics.redelivered} re-sent copies de-duplicated; ${missingSnaps} events without snapshot; ${o.clips ? `${clipsCut} clips cut, ${clipsLost} of them missing at central; ` : ''} ${extra} unexpected ids; agent ${alive ? 'alive' : 'DEAD'}; outage ${((upAt - downAt) / 1000).toFixed(0)} s`,
       sent: sent.length,
       received: sent.length - lost,
       lost,
