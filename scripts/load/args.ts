@@ -1,0 +1,91 @@
+/** The load generator's command line, parsed and checked with zod (exit 2 with one clear line on error). */
+import { z } from 'zod';
+import { formatIssues } from '../../protocol/messages.js';
+
+export const USAGE = `usage: npm run load -- --sites N --cameras-per-site C --events-per-site-per-min R --seconds S [options]
+
+Simulated canteen sites (real MQTT clients with their own broker accounts) send status and events with
+real JPEG snapshots to M real central processes on one external Mosquitto started here; a recipient's
+phone (MQTT, persistent session) and a dashboard (HTTP login + /api/stream) count what arrives.
+
+  --sites N                    simulated sites, one MQTT connection each (1-20000, default 20)
+  --cameras-per-site C         cameras per site: retained camera status, events spread over them (1-64, default 4)
+  --events-per-site-per-min R  events per site per minute (0.01-600, default 1)
+  --seconds S                  how long events are sent (1-3600, default 60)
+  --instances M                central processes on the one broker (1-8, default 1; >1: shared subscription)
+  --stats-interval S           seconds between a site's stats messages, as the agent's uplink.statsIntervalSec (0: none; default 60)
+  --snapshot-width W           snapshot width in px, 16:9, JPEG q80 as the agent makes them (160-1920, default 640)
+  --drain-seconds D            after sending, how long to wait for everything to arrive (1-600, default 60)
+  --connect-concurrency K      site connections opened at a time (1-2000, default 100)
+  --json                       one JSON object on stdout instead of the table
+  --keep                       keep the run directory (configs, databases, logs) and print its path
+  -h, --help                   this text
+
+Progress goes to stderr; the result to stdout. CPU figures are percent of one core.`;
+
+const num = (min: number, max: number, int = false) => {
+  let s = z.coerce.number({ error: 'expected a number' }).min(min, `expected at least ${min}`).max(max, `expected at most ${max}`);
+  if (int) s = s.int('expected a whole number');
+  return s;
+};
+
+export const LoadArgsSchema = z.strictObject({
+  sites: num(1, 20_000, true).default(20),
+  camerasPerSite: num(1, 64, true).default(4),
+  eventsPerSitePerMin: num(0.01, 600).default(1),
+  seconds: num(1, 3600).default(60),
+  instances: num(1, 8, true).default(1),
+  statsInterval: num(0, 3600).default(60),
+  snapshotWidth: num(160, 1920, true).default(640),
+  drainSeconds: num(1, 600).default(60),
+  connectConcurrency: num(1, 2000, true).default(100),
+  json: z.boolean().default(false),
+  keep: z.boolean().default(false),
+});
+export type LoadArgs = z.infer<typeof LoadArgsSchema>;
+
+const FLAGS: Record<string, keyof LoadArgs> = {
+  '--sites': 'sites',
+  '--cameras-per-site': 'camerasPerSite',
+  '--events-per-site-per-min': 'eventsPerSitePerMin',
+  '--seconds': 'seconds',
+  '--instances': 'instances',
+  '--stats-interval': 'statsInterval',
+  '--snapshot-width': 'snapshotWidth',
+  '--drain-seconds': 'drainSeconds',
+  '--connect-concurrency': 'connectConcurrency',
+};
+const SWITCHES: Record<string, keyof LoadArgs> = { '--json': 'json', '--keep': 'keep' };
+
+export class ArgsError extends Error {}
+
+/** `{ help: true }` for -h/--help; throws ArgsError naming the flag otherwise. */
+export function parseLoadArgs(argv: readonly string[]): LoadArgs | { help: true } {
+  const raw: Record<string, unknown> = {};
+  const flagOf: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-h' || a === '--help') return { help: true };
+    const eq = a.indexOf('=');
+    const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const key = FLAGS[flag];
+    if (key) {
+      const v = eq > 0 && a.startsWith('--') ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined || v === '' || v.startsWith('--')) throw new ArgsError(`${flag}: expected a value`);
+      if (key in raw) throw new ArgsError(`${flag}: given twice`);
+      raw[key] = v;
+      flagOf[key] = flag;
+      continue;
+    }
+    const sw = SWITCHES[a];
+    if (sw) { raw[sw] = true; continue; }
+    throw new ArgsError(`unknown argument "${a}"`);
+  }
+  const r = LoadArgsSchema.safeParse(raw);
+  if (!r.success) {
+    const first = r.error.issues[0]!;
+    const key = String(first.path[0] ?? '');
+    throw new ArgsError(`${flagOf[key] ?? key}: ${first.message} (got "${String(raw[key])}")${r.error.issues.length > 1 ? `; ${formatIssues(r.error.issues.slice(1))}` : ''}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,274 @@
+/**
+ * One load run: generate the city, start Mosquitto (password + ACL files from the org, as
+ * `npm run central -- mosquitto-config` writes them) and M central processes on it, connect the
+ * sites, the recipient's phone and a dashboard per central, send events for S seconds, wait for
+ * everything to arrive, then count and measure.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { startMosquitto, disposeMosquitto, freePort, type MosquittoHandle } from '../../tests/helpers/brokers.js';
+import type { LoadArgs } from './args.js';
+import { logProblems, readStore, startCentralProc, type CentralProc, type StoreFigures } from './centrals.js';
+import { makeSnapshots } from './jpeg.js';
+import { startDashboard, startRecipient, type Arrivals, type Dashboard, type Recipient } from './observers.js';
+import { makeCity, writeCentralConfig, writeMosquittoAuth } from './org.js';
+import { findPid, loadAvg, machineBusySec, ProcMeter } from './proc.js';
+import { connectSites, type SiteFleet } from './sites.js';
+
+export interface Quantiles { n: number; p50: number | null; p95: number | null; p99: number | null; max: number | null }
+
+export function quantiles(xs: readonly number[]): Quantiles {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => {
+    if (!s.length) return null;
+    const i = (s.length - 1) * p, lo = Math.floor(i), hi = Math.ceil(i);
+    return Math.round(s[lo]! + (s[hi]! - s[lo]!) * (i - lo));
+  };
+  return { n: s.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), max: s.length ? Math.round(s[s.length - 1]!) : null };
+}
+
+export interface LoadResult {
+  startedAt: string;
+  machine: { cores: number; node: string; loadAvgBefore: number[]; loadAvgAfter: number[]; otherProcessesCpuPercent: number | null };
+  params: Omit<LoadArgs, 'json' | 'keep'>;
+  setup: {
+    hashSeconds: number; brokerAccounts: number; users: number; mosquittoStartSeconds: number; centralStartSeconds: number[];
+    sitesConnectSeconds: number; statusPublishSeconds: number; statusMessages: number;
+    /** From the first status publish until central had taken in every site and camera status. */
+    statusAbsorbSeconds: number; totalSeconds: number;
+  };
+  snapshots: { source: string; width: number; height: number; bytesPerEvent: number };
+  offered: { eventsPerSec: number; messagesPerSec: number; statsPerSec: number; megabytesPerSec: number };
+  sent: { events: number; stats: number; failed: number; unacked: number; messages: number; bytes: number; pubackMs: Quantiles };
+  ingested: { events: number; eventsPerSec: number | null; notStored: number; inSeveralInstances: number; withoutAnnotatedSnapshot: number; withoutCleanSnapshot: number };
+  recipient: { alerts: number; lost: number; duplicated: number; invalid: number; latencyMs: Quantiles };
+  dashboards: { instance: number; alerts: number; sharePercent: number; lost: number; duplicated: number; updates: number; error: string | null; latencyMs: Quantiles }[];
+  /** Seconds from the end of sending until every alert had arrived; null: not within --drain-seconds. */
+  drainSeconds: number | null;
+  keptUp: boolean;
+  lost: number;
+  duplicated: number;
+  instances: {
+    instance: number; pid: number; events: number; cpuPercent: number | null; rssMB: number; maxRssMB: number;
+    dbBytes: number; dbGrowthBytes: number; snapshotBytes: number; deliveries: number; mqttDeliveriesPending: number; logProblems: Record<string, number>;
+  }[];
+  mosquitto: { pid: number | null; cpuPercent: number | null; rssMB: number; maxRssMB: number };
+  generator: { cpuPercent: number; maxRssMB: number; eventLoopDelayP99Ms: number };
+  storage: { dbBytesPer10kEvents: number | null; snapshotBytesPer10kEvents: number | null };
+  timeline: { t: number; sent: number; alerts: number; backlog: number; p95Ms: number | null; centralCpuPercent: number | null }[];
+  runDir?: string;
+}
+
+/** Longest wait for central to take in the sites' status messages at start. */
+const STATUS_WAIT_SEC = 900;
+
+/** bk_central_messages_total from central's /metrics (loopback). */
+async function centralMessages(url: string): Promise<number> {
+  try {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return Number(/^bk_central_messages_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Promise<LoadResult> {
+  const wallStart = Date.now();
+  const startedAt = new Date().toISOString();
+  const loadAvgBefore = loadAvg();
+  const dir = mkdtempSync(path.join(tmpdir(), 'bk-load-'));
+  const runId = `ld${Date.now().toString(36)}`;
+  let mosq: MosquittoHandle | null = null;
+  const centrals: CentralProc[] = [];
+  let fleet: SiteFleet | null = null;
+  let recipient: Recipient | null = null;
+  const dashboards: Dashboard[] = [];
+  try {
+    progress(`generating ${a.sites} sites × ${a.camerasPerSite} cameras and their accounts`);
+    const city = await makeCity(a.sites, a.camerasPerSite);
+    const snaps = await makeSnapshots(a.snapshotWidth);
+    progress(`${city.sites.length} site passwords hashed in ${city.hashSeconds.toFixed(1)} s; snapshots ${snaps.source}, ${snaps.width}×${snaps.height}, ${(snaps.meanBytesPerEvent / 1024).toFixed(0)} KiB per event`);
+
+    const port = await freePort();
+    const auth = await writeMosquittoAuth(dir, city, port);
+    let t = performance.now();
+    // The test helper's Mosquitto (runs as this user, persistence on, max_queued_messages 100000); saves every 5 min, not every second.
+    mosq = await startMosquitto({ port, passwordFile: auth.passwordFile, aclFile: auth.aclFile, extraConfig: ['autosave_interval 300'] });
+    const mosquittoStartSeconds = (performance.now() - t) / 1000;
+    const mosqPid = findPid(['mosquitto', mosq.dir]);
+    progress(`mosquitto on ${mosq.url} with ${auth.accounts} accounts (${mosquittoStartSeconds.toFixed(1)} s)`);
+
+    for (let i = 0; i < a.instances; i++) {
+      const files = writeCentralConfig(dir, city, i, { brokerUrl: mosq.url, httpPort: await freePort(), shared: a.instances > 1 });
+      const c = await startCentralProc(i, files, city.central);
+      centrals.push(c);
+      progress(`central ${i + 1} of ${a.instances} ready in ${c.startSeconds.toFixed(1)} s (pid ${c.pid}, ${c.url})`);
+    }
+    recipient = await startRecipient(mosq.url, city.watcher);
+    for (const c of centrals) dashboards.push(await startDashboard(c.url, city.watcher.username, city.watcher.password));
+
+    fleet = await connectSites({
+      url: mosq.url, sites: city.sites, eventsPerSitePerMin: a.eventsPerSitePerMin, snapshots: snaps, runId, concurrency: a.connectConcurrency,
+      statsIntervalSec: a.statsInterval, progress,
+    });
+    progress(`${a.sites} sites connected in ${fleet.connectSeconds.toFixed(1)} s; retained status published in ${fleet.statusSeconds.toFixed(1)} s`);
+    // Every site and camera status must be through central before the measured window (they queue ahead of events).
+    const statusMessages = a.sites * (1 + a.camerasPerSite);
+    const tAbsorb = performance.now();
+    let lastNote = 0;
+    for (;;) {
+      const got = (await Promise.all(centrals.map((c) => centralMessages(c.url)))).reduce((x, y) => x + y, 0);
+      if (got >= statusMessages) break;
+      const el = (performance.now() - tAbsorb) / 1000;
+      if (el - lastNote >= 10) { lastNote = el; progress(`central has taken in ${got} of ${statusMessages} status messages`); }
+      if (el > STATUS_WAIT_SEC) throw new Error(`central took in only ${got} of ${statusMessages} status messages in ${STATUS_WAIT_SEC} s`);
+      await sleep(250);
+    }
+    const statusAbsorbSeconds = (performance.now() - tAbsorb) / 1000 + fleet.statusSeconds;
+    progress(`central took in the ${statusMessages} status messages ${statusAbsorbSeconds.toFixed(1)} s after they were published`);
+    await sleep(1000);
+    const baseline = centrals.map((c) => readStore(c.dataDir, runId));
+
+    // ── the measured window ──
+    const meters = centrals.map((c) => new ProcMeter(`central-${c.index + 1}`, c.pid));
+    const mosqMeter = mosqPid ? new ProcMeter('mosquitto', mosqPid) : null;
+    const self = new ProcMeter('generator', process.pid);
+    const all = [...meters, ...(mosqMeter ? [mosqMeter] : []), self];
+    for (const m of all) m.begin();
+    const busy0 = machineBusySec();
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const offeredPerSec = (a.sites * a.eventsPerSitePerMin) / 60;
+    progress(`sending ${offeredPerSec.toFixed(1)} events/s for ${a.seconds} s`);
+    const timeline: LoadResult['timeline'] = [];
+    let lastCpu = meters.map((m) => m.cpuSec());
+    let lastT = Date.now();
+    let lastSeries = 0;
+    const sampler = setInterval(() => { for (const m of all) m.sample(); }, 1000);
+    let lastRow = 0;
+    const tick = (el: number) => {
+      if (el - lastRow < 5) return;
+      lastRow = el;
+      const f = fleet!;
+      const rc = recipient!;
+      const window = rc.series.slice(lastSeries).map(([, l]) => l);
+      lastSeries = rc.series.length;
+      const now = Date.now();
+      const cpuNow = meters.map((m) => m.cpuSec());
+      // CPU of all centrals together in this window (% of one core).
+      const cpu = (100 * cpuNow.reduce((s, c, i) => s + (c - lastCpu[i]!), 0)) / Math.max(0.001, (now - lastT) / 1000);
+      lastCpu = cpuNow;
+      lastT = now;
+      const row = { t: el, sent: f.sent.length, alerts: rc.byEvent.size, backlog: f.sent.length + f.inFlight - rc.byEvent.size, p95Ms: quantiles(window).p95, centralCpuPercent: Number.isFinite(cpu) ? Math.round(cpu) : null };
+      timeline.push(row);
+      progress(`t=${el}s sent ${row.sent} alerts ${row.alerts} backlog ${row.backlog} p95 ${row.p95Ms ?? '–'} ms central cpu ${row.centralCpuPercent ?? '–'}%`);
+    };
+    const sendStart = Date.now();
+    await fleet.run(a.seconds, a.drainSeconds * 1000, tick);
+    const sendEnd = Date.now();
+    for (const m of all) m.sample();
+    const cpuWindow = all.map((m) => m.result());
+    const busy = machineBusySec() - busy0;
+    loop.disable();
+
+    // ── drain: wait for every sent event at the phone and on the dashboards ──
+    progress(`sent ${fleet.sent.length} events (${fleet.failed.length} failed, ${fleet.inFlight} unacknowledged); waiting for them to arrive`);
+    const sentIds = fleet.sent.map((e) => e.id);
+    const arrivedEverywhere = () => sentIds.every((id) => recipient!.byEvent.has(id) && dashboards.some((d) => d.byEvent.has(id)));
+    const drainDeadline = Date.now() + a.drainSeconds * 1000;
+    let drained = arrivedEverywhere();
+    while (!drained && Date.now() < drainDeadline) {
+      await sleep(100);
+      drained = arrivedEverywhere();
+    }
+    const drainSeconds = drained ? Math.max(0, (Date.now() - sendEnd) / 1000) : null;
+    await sleep(1500); // late copies (duplicates) still count
+    clearInterval(sampler);
+    for (const m of all) m.sample();
+
+    // ── count ──
+    const stores: StoreFigures[] = centrals.map((c) => readStore(c.dataDir, runId));
+    const where = new Map<string, number>();
+    for (const s of stores) for (const id of s.events.keys()) where.set(id, (where.get(id) ?? 0) + 1);
+    const notStored = sentIds.filter((id) => !where.has(id)).length;
+    const inSeveral = [...where.values()].filter((n) => n > 1).length;
+    const receivedAts = stores.flatMap((s) => [...s.events.values()]);
+    const lastStored = receivedAts.length ? Math.max(...receivedAts) : null;
+    const ingestPerSec = lastStored && receivedAts.length ? receivedAts.length / Math.max(1, (lastStored - sendStart) / 1000) : null;
+    const dups = (x: Arrivals) => [...x.byEvent.values()].filter((v) => v.length > 1).length;
+    const lostAt = (x: Arrivals) => sentIds.filter((id) => !x.byEvent.has(id)).length;
+    const recipientLost = lostAt(recipient);
+    const dashResults = dashboards.map((d, i) => ({
+      instance: i + 1, alerts: d.byEvent.size, sharePercent: sentIds.length ? r1((100 * d.byEvent.size) / sentIds.length) : 0,
+      lost: lostAt(d), duplicated: dups(d), updates: d.updates, error: d.error, latencyMs: quantiles(d.latencies),
+    }));
+    const dashUnionLost = sentIds.filter((id) => !dashboards.some((d) => d.byEvent.has(id))).length;
+    const eventsStored = where.size;
+    const instances = centrals.map((c, i) => {
+      const r = meters[i]!.result();
+      const w = cpuWindow[i]!;
+      return {
+        instance: i + 1, pid: c.pid, events: stores[i]!.events.size, cpuPercent: w.cpuPercent, rssMB: r.rssMB, maxRssMB: r.maxRssMB,
+        dbBytes: stores[i]!.dbBytes, dbGrowthBytes: stores[i]!.dbBytes - baseline[i]!.dbBytes,
+        snapshotBytes: stores[i]!.snapshotBytes - baseline[i]!.snapshotBytes, deliveries: stores[i]!.deliveries - baseline[i]!.deliveries,
+        mqttDeliveriesPending: stores[i]!.mqttDeliveriesPending, logProblems: logProblems(c.logFile),
+      };
+    });
+    const ours = cpuWindow.reduce((s, c) => s + (c.cpuPercent ?? 0), 0);
+    const machineCpu = (100 * busy) / Math.max(0.001, (sendEnd - sendStart) / 1000);
+    const dbGrowth = instances.reduce((s, x) => s + x.dbGrowthBytes, 0);
+    const snapGrowth = instances.reduce((s, x) => s + x.snapshotBytes, 0);
+    const recipientDup = dups(recipient);
+    const lost = Math.max(recipientLost, notStored, dashUnionLost) + fleet.failed.length;
+    const duplicated = recipientDup + inSeveral + dashResults.reduce((s, d) => s + d.duplicated, 0);
+    const mq = mosqMeter?.result();
+    const result: LoadResult = {
+      startedAt,
+      machine: { cores: availableParallelism(), node: process.version, loadAvgBefore, loadAvgAfter: loadAvg(), otherProcessesCpuPercent: Math.max(0, Math.round(machineCpu - ours)) },
+      params: { sites: a.sites, camerasPerSite: a.camerasPerSite, eventsPerSitePerMin: a.eventsPerSitePerMin, seconds: a.seconds, instances: a.instances, statsInterval: a.statsInterval, snapshotWidth: a.snapshotWidth, drainSeconds: a.drainSeconds, connectConcurrency: a.connectConcurrency },
+      setup: {
+        hashSeconds: r1(city.hashSeconds), brokerAccounts: auth.accounts, users: city.users, mosquittoStartSeconds: r1(mosquittoStartSeconds),
+        centralStartSeconds: centrals.map((c) => r1(c.startSeconds)), sitesConnectSeconds: r1(fleet.connectSeconds), statusPublishSeconds: r1(fleet.statusSeconds),
+        statusMessages, statusAbsorbSeconds: r1(statusAbsorbSeconds),
+        totalSeconds: r1((sendStart - wallStart) / 1000),
+      },
+      snapshots: { source: snaps.source, width: snaps.width, height: snaps.height, bytesPerEvent: snaps.meanBytesPerEvent },
+      offered: {
+        eventsPerSec: r1(offeredPerSec), statsPerSec: r1(a.statsInterval ? a.sites / a.statsInterval : 0),
+        messagesPerSec: r1(offeredPerSec * 3 + (a.statsInterval ? a.sites / a.statsInterval : 0)), megabytesPerSec: r1((offeredPerSec * snaps.meanBytesPerEvent) / 2 ** 20) },
+      sent: { events: fleet.sent.length, stats: fleet.statsSent, failed: fleet.failed.length, unacked: fleet.inFlight, messages: fleet.messages, bytes: fleet.bytes, pubackMs: quantiles(fleet.sent.map((e) => e.ackMs ?? 0)) },
+      ingested: {
+        events: eventsStored, eventsPerSec: ingestPerSec === null ? null : r1(ingestPerSec), notStored, inSeveralInstances: inSeveral,
+        withoutAnnotatedSnapshot: stores.reduce((s, x) => s + x.eventsWithoutAnnotated, 0), withoutCleanSnapshot: stores.reduce((s, x) => s + x.eventsWithoutClean, 0),
+      },
+      recipient: { alerts: recipient.byEvent.size, lost: recipientLost, duplicated: recipientDup, invalid: recipient.invalid, latencyMs: quantiles(recipient.latencies) },
+      dashboards: dashResults,
+      drainSeconds: drainSeconds === null ? null : r1(drainSeconds),
+      keptUp: drainSeconds !== null && drainSeconds <= 5 && fleet.failed.length === 0 && fleet.inFlight === 0,
+      lost,
+      duplicated,
+      instances,
+      mosquitto: { pid: mosqPid, cpuPercent: cpuWindow.find((c) => c.name === 'mosquitto')?.cpuPercent ?? null, rssMB: mq?.rssMB ?? 0, maxRssMB: mq?.maxRssMB ?? 0 },
+      generator: { cpuPercent: cpuWindow.find((c) => c.name === 'generator')?.cpuPercent ?? 0, maxRssMB: self.result().maxRssMB, eventLoopDelayP99Ms: r1(loop.percentile(99) / 1e6) },
+      storage: {
+        dbBytesPer10kEvents: eventsStored ? Math.round((dbGrowth / eventsStored) * 10_000) : null,
+        snapshotBytesPer10kEvents: eventsStored ? Math.round((snapGrowth / eventsStored) * 10_000) : null,
+      },
+      timeline,
+      ...(a.keep ? { runDir: dir } : {}),
+    };
+    return result;
+  } finally {
+    for (const d of dashboards) d.close();
+    await recipient?.close().catch(() => {});
+    await fleet?.close().catch(() => {});
+    for (const c of centrals) await c.stop().catch(() => null);
+    if (mosq) await disposeMosquitto(mosq).catch(() => {});
+    if (!a.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}

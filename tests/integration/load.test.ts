@@ -1,0 +1,109 @@
+/**
+ * The load generator as docs/scale.md runs it, with tiny parameters: real Mosquitto, real central
+ * processes, simulated sites, a phone and a dashboard counting. Asserts counts (nothing lost or
+ * duplicated, every sent event stored and alerted) and that each figure is there; never timings.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parseLoadArgs } from '../../scripts/load/args.js';
+import type { LoadResult } from '../../scripts/load/run.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+const SCRIPT = path.join(ROOT, 'scripts/load.ts');
+
+function cli(args: string[], timeout = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(TSX, [SCRIPT, ...args], { cwd: ROOT, timeout, maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const isNum = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+
+describe('load generator', () => {
+  it('parses its arguments', () => {
+    expect(parseLoadArgs(['--sites', '2000', '--cameras-per-site=4', '--events-per-site-per-min', '1', '--seconds', '300', '--instances', '2', '--json']))
+      .toMatchObject({ sites: 2000, camerasPerSite: 4, eventsPerSitePerMin: 1, seconds: 300, instances: 2, json: true, statsInterval: 60, snapshotWidth: 640 });
+    expect(parseLoadArgs(['--help'])).toEqual({ help: true });
+    expect(() => parseLoadArgs(['--sites', '0'])).toThrow(/^--sites: expected at least 1 \(got "0"\)/);
+    expect(() => parseLoadArgs(['--sites', '2.5'])).toThrow(/^--sites: expected a whole number/);
+    expect(() => parseLoadArgs(['--seconds', 'soon'])).toThrow(/^--seconds: expected a number/);
+    expect(() => parseLoadArgs(['--instances', '9'])).toThrow(/^--instances: expected at most 8/);
+    expect(() => parseLoadArgs(['--seconds'])).toThrow(/^--seconds: expected a value/);
+    expect(() => parseLoadArgs(['--sites', '5', '--sites', '6'])).toThrow(/given twice/);
+    expect(() => parseLoadArgs(['--frobnicate'])).toThrow(/unknown argument "--frobnicate"/);
+  });
+
+  it('refuses a bad command line with exit 2, one line naming the flag and the usage; --help prints the usage', async () => {
+    const bad = await cli(['--sites', '-3', '--seconds', '10']);
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(/^load: --sites: expected at least 1 \(got "-3"\)\n/);
+    expect(bad.stderr).toContain('usage: npm run load --');
+    const unknown = await cli(['--sites', '5', '--fast']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^load: unknown argument "--fast"/);
+    const help = await cli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--events-per-site-per-min R/);
+  });
+
+  it('20 sites × 2 cameras × 6 events/min for 10 s on one central: every event stored once, alerted once on the phone and the dashboard', { timeout: 120_000 }, async () => {
+    const { code, stdout, stderr } = await cli(['--sites', '20', '--cameras-per-site', '2', '--events-per-site-per-min', '6', '--seconds', '10', '--stats-interval', '5', '--drain-seconds', '30', '--json']);
+    expect(code, stderr.slice(-2000)).toBe(0);
+    expect(stderr).toMatch(/sending 2\.0 events\/s for 10 s/); // progress on stderr
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]!) as LoadResult;
+    // 20 sites, one event every 10 s each, for 10 s: one event per site
+    expect(r.sent.events).toBe(20);
+    expect(r.sent.failed).toBe(0);
+    expect(r.sent.unacked).toBe(0);
+    expect(r.sent.stats).toBeGreaterThan(0);
+    expect(r.ingested.events).toBe(r.sent.events);
+    expect(r.ingested.notStored).toBe(0);
+    expect(r.ingested.withoutAnnotatedSnapshot).toBe(0);
+    expect(r.ingested.withoutCleanSnapshot).toBe(0);
+    expect(r.recipient).toMatchObject({ alerts: 20, lost: 0, duplicated: 0, invalid: 0 });
+    expect(r.dashboards).toHaveLength(1);
+    expect(r.dashboards[0]).toMatchObject({ alerts: 20, lost: 0, duplicated: 0, error: null });
+    expect(r.lost).toBe(0);
+    expect(r.duplicated).toBe(0);
+    expect(r.drainSeconds).not.toBeNull();
+    for (const q of [r.recipient.latencyMs, r.dashboards[0]!.latencyMs, r.sent.pubackMs]) {
+      expect(q.n).toBe(20);
+      for (const k of ['p50', 'p95', 'p99', 'max'] as const) expect(isNum(q[k]), k).toBe(true);
+    }
+    expect(r.instances).toHaveLength(1);
+    const i = r.instances[0]!;
+    expect(i.events).toBe(20);
+    expect(isNum(i.cpuPercent) && isNum(i.rssMB) && i.rssMB > 0).toBe(true);
+    expect(i.snapshotBytes).toBeGreaterThanOrEqual(20 * 2 * 1000); // two real JPEGs per event
+    expect(isNum(r.mosquitto.cpuPercent) && r.mosquitto.rssMB > 0).toBe(true);
+    expect(isNum(r.storage.dbBytesPer10kEvents) && isNum(r.storage.snapshotBytesPer10kEvents)).toBe(true);
+    expect(isNum(r.ingested.eventsPerSec) && isNum(r.setup.statusAbsorbSeconds)).toBe(true);
+    expect(r.setup.statusMessages).toBe(20 * 3);
+    expect(r.timeline.length).toBeGreaterThan(0);
+  });
+
+  it('two centrals on one broker (shared subscription): the phone gets every alert, each dashboard only its own central\'s share', { timeout: 120_000 }, async () => {
+    const { code, stdout, stderr } = await cli(['--sites', '20', '--cameras-per-site', '1', '--events-per-site-per-min', '6', '--seconds', '10', '--instances', '2', '--stats-interval', '0', '--drain-seconds', '30', '--json']);
+    expect(code, stderr.slice(-2000)).toBe(0);
+    const r = JSON.parse(stdout) as LoadResult;
+    expect(r.sent.events).toBe(20);
+    expect(r.recipient).toMatchObject({ alerts: 20, lost: 0, duplicated: 0 });
+    expect(r.ingested).toMatchObject({ events: 20, notStored: 0, inSeveralInstances: 0 });
+    // Each central has its own SQLite store: the events are split between them, and so are the dashboards.
+    expect(r.instances.map((x) => x.events).reduce((a, b) => a + b, 0)).toBe(20);
+    expect(r.dashboards.map((d) => d.alerts).reduce((a, b) => a + b, 0)).toBe(20);
+    for (const d of r.dashboards) {
+      expect(d.alerts).toBeGreaterThan(0);
+      expect(d.alerts).toBeLessThan(20);
+      expect(d.duplicated).toBe(0);
+    }
+  });
+});
