@@ -574,7 +574,7 @@ function trendChart(perDay, from, to) {
   return h('div', { class: 'card trend' },
     svg('svg', { id: 'trend-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('trendChart') },
       ticks.map((v) => [svg('line', { x1: L, x2: W, y1: y(v), y2: y(v), class: 'grid' }), svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, v)]),
-      days.map((d, i) => (i % every === 0 ? svg('text', { x: x(i), y: H - 8, 'text-anchor': 'middle', class: 'axis' }, d.slice(5)) : null)),
+      days.map((d, i) => (i % every === 0 ? svg('text', { x: x(i), y: H - 8, 'text-anchor': i === 0 && days.length > 1 ? 'start' : i === days.length - 1 && days.length > 1 ? 'end' : 'middle', class: 'axis' }, d.slice(5)) : null)),
       kinds.map((k) => svg('polyline', { class: `line k-${k}`, 'data-kind': k, points: days.map((d, i) => `${x(i).toFixed(1)},${y(per.get(k).get(d) ?? 0).toFixed(1)}`).join(' ') }))),
     h('div', { class: 'legend' }, kinds.map((k) => h('span', { class: `key k-${k}` }, kindText(k)))));
 }
