@@ -1,8 +1,11 @@
 /**
  * Login throttling. Failures are counted per (username, IP) and per IP alone: 5 failures for one
  * username from one address (or 50 from one address across usernames) within the window lock that
- * key for `lockMs`. A locked key answers 429 even with the right password, so guessing stops.
+ * key for `lockMs`. A locked key answers 429 even with the right password, so guessing stops. The
+ * counts live in the store: a restart does not unlock a guesser.
  */
+import type { SessionRows } from '../store/sessions.js';
+
 export interface LoginLimiterOptions {
   maxPerUser?: number;
   maxPerIp?: number;
@@ -11,21 +14,18 @@ export interface LoginLimiterOptions {
   now?: () => number;
 }
 
-interface Entry {
-  failures: number;
-  firstAt: number;
-  lockedUntil: number;
-}
-
 export class LoginLimiter {
-  private readonly entries = new Map<string, Entry>();
   private readonly maxPerUser: number;
   private readonly maxPerIp: number;
   private readonly windowMs: number;
   private readonly lockMs: number;
   private readonly now: () => number;
+  private lastPrune = 0;
 
-  constructor(opts: LoginLimiterOptions = {}) {
+  constructor(
+    private readonly rows: SessionRows,
+    opts: LoginLimiterOptions = {},
+  ) {
     this.maxPerUser = opts.maxPerUser ?? 5;
     this.maxPerIp = opts.maxPerIp ?? 50;
     this.windowMs = opts.windowMs ?? 15 * 60_000;
@@ -45,7 +45,7 @@ export class LoginLimiter {
     const t = this.now();
     let wait = 0;
     for (const [k] of this.keys(username, ip)) {
-      const e = this.entries.get(k);
+      const e = this.rows.failure(k);
       if (e && e.lockedUntil > t) wait = Math.max(wait, Math.ceil((e.lockedUntil - t) / 1000));
     }
     return wait;
@@ -54,22 +54,20 @@ export class LoginLimiter {
   fail(username: string, ip: string): void {
     const t = this.now();
     for (const [k, max] of this.keys(username, ip)) {
-      let e = this.entries.get(k);
+      let e = this.rows.failure(k);
       if (!e || t - e.firstAt > this.windowMs) e = { failures: 0, firstAt: t, lockedUntil: 0 };
       e.failures += 1;
       if (e.failures >= max) e.lockedUntil = t + this.lockMs;
-      this.entries.set(k, e);
+      this.rows.setFailure(k, e);
     }
-    if (this.entries.size > 100_000) this.prune();
+    if (t - this.lastPrune > 60_000) {
+      this.lastPrune = t;
+      this.rows.expireFailures(t - this.windowMs, t);
+    }
   }
 
   succeed(username: string, ip: string): void {
-    this.entries.delete(`u:${username.toLowerCase()}|${ip}`);
-  }
-
-  private prune(): void {
-    const t = this.now();
-    for (const [k, e] of this.entries) if (e.lockedUntil < t && t - e.firstAt > this.windowMs) this.entries.delete(k);
+    this.rows.clearFailure(`u:${username.toLowerCase()}|${ip}`);
   }
 }
 

@@ -124,8 +124,8 @@ function coreToHttp(err: CoreError): HttpError {
 export async function startHttp(central: Central, opts: HttpOptions = {}): Promise<HttpHandle> {
   const secure = Boolean(opts.tls);
   const publicDir = opts.publicDir ?? PUBLIC_DIR;
-  const sessions = new SessionStore(opts.session);
-  const limiter = new LoginLimiter(opts.login);
+  const sessions = new SessionStore(central.store.sessions, opts.session);
+  const limiter = new LoginLimiter(central.store.sessions, opts.login);
   const store = central.store;
   const audit = (ctx: Ctx, action: string, target: string, detail?: string | null, siteId?: string | null, userId?: string) => {
     try {

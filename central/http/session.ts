@@ -1,18 +1,13 @@
 /**
- * Server-side sessions (in memory): a random 32-byte id in the `bk_session` cookie, looked up by
- * its sha256 (the raw id is never stored), a per-session CSRF token, idle and absolute expiry.
+ * Server-side sessions: a random 32-byte id in the `bk_session` cookie, looked up by its sha256 (the
+ * raw id is never stored), a per-session CSRF token, idle and absolute expiry. The rows live in the
+ * store (central/store/sessions.ts): a restart or another instance on the same store keeps the user
+ * logged in.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { SessionRow, SessionRows } from '../store/sessions.js';
 
-export interface Session {
-  /** sha256 of the cookie value: the map key. */
-  key: string;
-  userId: string;
-  csrfToken: string;
-  createdAt: number;
-  lastSeenAt: number;
-  ip: string;
-}
+export type Session = SessionRow;
 
 export interface SessionOptions {
   idleMs?: number;
@@ -21,17 +16,21 @@ export interface SessionOptions {
 }
 
 export const SESSION_COOKIE = 'bk_session';
+/** lastSeenAt is written at most this often per session (a request per second must not be a write per second). */
+const TOUCH_EVERY_MS = 10_000;
 
 const hash = (id: string) => createHash('sha256').update(id).digest('hex');
 
 export class SessionStore {
-  private readonly sessions = new Map<string, Session>();
   readonly idleMs: number;
   readonly absoluteMs: number;
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(opts: SessionOptions = {}) {
+  constructor(
+    private readonly rows: SessionRows,
+    opts: SessionOptions = {},
+  ) {
     this.idleMs = opts.idleMs ?? 30 * 60_000;
     this.absoluteMs = opts.absoluteMs ?? 12 * 3600_000;
     this.now = opts.now ?? Date.now;
@@ -44,55 +43,58 @@ export class SessionStore {
     const id = randomBytes(32).toString('base64url');
     const t = this.now();
     const session: Session = { key: hash(id), userId, csrfToken: randomBytes(32).toString('base64url'), createdAt: t, lastSeenAt: t, ip };
-    this.sessions.set(session.key, session);
+    this.rows.insert(session);
     return { id, session };
+  }
+
+  private expired(s: Session, t: number): boolean {
+    return t - s.lastSeenAt > this.idleMs || t - s.createdAt > this.absoluteMs;
   }
 
   /** Looks up and touches a session; expired ones are removed. */
   get(id: string | undefined): Session | null {
     if (!id || id.length > 100) return null;
-    const s = this.sessions.get(hash(id));
+    const s = this.rows.get(hash(id));
     if (!s) return null;
     const t = this.now();
-    if (t - s.lastSeenAt > this.idleMs || t - s.createdAt > this.absoluteMs) {
-      this.sessions.delete(s.key);
+    if (this.expired(s, t)) {
+      this.rows.delete(s.key);
       return null;
     }
-    s.lastSeenAt = t;
+    if (t - s.lastSeenAt >= TOUCH_EVERY_MS) {
+      this.rows.touch(s.key, t);
+      s.lastSeenAt = t;
+    }
     return s;
   }
 
   /** Is the session behind this key still valid? Does not count as activity. */
   alive(key: string): boolean {
-    const s = this.sessions.get(key);
-    if (!s) return false;
-    const t = this.now();
-    return t - s.lastSeenAt <= this.idleMs && t - s.createdAt <= this.absoluteMs;
+    const s = this.rows.get(key);
+    return !!s && !this.expired(s, this.now());
   }
 
   destroy(session: Session): void {
-    this.sessions.delete(session.key);
+    this.rows.delete(session.key);
   }
 
   /** Log a user out everywhere (password change, user deleted). */
   destroyUser(userId: string): void {
-    for (const [k, s] of this.sessions) if (s.userId === userId) this.sessions.delete(k);
+    this.rows.deleteUser(userId);
   }
 
   get size(): number {
-    return this.sessions.size;
+    return this.rows.count();
   }
 
   sweep(): void {
     const t = this.now();
-    for (const [k, s] of this.sessions) {
-      if (t - s.lastSeenAt > this.idleMs || t - s.createdAt > this.absoluteMs) this.sessions.delete(k);
-    }
+    this.rows.expire(t - this.idleMs, t - this.absoluteMs);
   }
 
+  /** Stops the sweeper; the sessions stay in the store for the next start. */
   close(): void {
     clearInterval(this.sweeper);
-    this.sessions.clear();
   }
 }
 

@@ -83,6 +83,14 @@ const MIGRATIONS: string[] = [
   CREATE INDEX clip_chunks_site ON clip_chunks(site_id);
   CREATE INDEX clip_chunks_received ON clip_chunks(received_at);
   `,
+  /* 3: sessions and login locks outlive a restart and are shared by every instance on the store (central/store/sessions.ts) */ `
+  CREATE TABLE sessions (
+    key TEXT PRIMARY KEY, user_id TEXT NOT NULL, csrf_token TEXT NOT NULL, created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL, ip TEXT NOT NULL
+  );
+  CREATE INDEX sessions_user ON sessions(user_id);
+  CREATE TABLE login_failures (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, first_at INTEGER NOT NULL, locked_until INTEGER NOT NULL);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

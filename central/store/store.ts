@@ -16,6 +16,7 @@ import {
 } from '../config/schema.js';
 import type { DB } from './db.js';
 import { ClipStore } from './clips.js';
+import { SessionRows } from './sessions.js';
 import {
   CoreError,
   type AuditEntry, type AuditInput, type CameraRecord, type CameraView, type CentralStore, type DeliveryChannel,
@@ -107,6 +108,8 @@ export class Store implements CentralStore {
   readonly org: OrgApi;
   /** Event clips: chunks, manifests, files. */
   readonly clips: ClipStore;
+  /** Dashboard sessions and login locks. */
+  readonly sessions: SessionRows;
   /** Called after acknowledge / rectify / review (central wires it to bus 'event'). */
   onEventChanged: ((e: EventView) => void) | null = null;
   private readonly eventSelect = `SELECT e.*, s.name AS site_name, ua.name AS ack_by_name,
@@ -119,6 +122,7 @@ export class Store implements CentralStore {
   ) {
     this.org = this.makeOrgApi();
     this.clips = new ClipStore(db, dataDir);
+    this.sessions = new SessionRows(db);
   }
 
   // ---------------------------------------------------------------- scope

@@ -4,6 +4,7 @@
  * Failures throw `CoreError` with a code the HTTP layer maps to a status (not_found → 404, …).
  */
 import type { ClipView } from './clips.js';
+import type { SessionRows } from './sessions.js';
 import type { Role } from '../config/schema.js';
 import type { ViolationKind, Severity } from '../../protocol/violations.js';
 
@@ -271,6 +272,8 @@ export interface OrgApi {
 export interface CentralStore {
   /** Event clips (the caller checks the event's scope first). */
   readonly clips: { file(eventId: string): string | null; view(eventId: string): ClipView | null };
+  /** Dashboard sessions and login locks (policy in central/http). */
+  readonly sessions: SessionRows;
   // users
   userByUsername(username: string): UserWithSecrets | null;
   user(id: string): UserRecord | null;

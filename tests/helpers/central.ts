@@ -36,6 +36,8 @@ export interface Fixture {
   publishEvent(siteId: string, over?: Partial<EventMessage>): Promise<EventDetail>;
   /** Publish an MP4 as an event's clip the way the agent does (chunks, then the manifest); resolves once stored. */
   publishClip(siteId: string, eventId: string, mp4: Buffer, durationMs: number): Promise<void>;
+  /** Stops HTTP and central (keeping the data directory) and starts both again on it: `url` changes. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -90,8 +92,8 @@ export async function startFixture(opts: {
       ],
     },
   });
-  const central = await startCentral(config);
-  const http = await startHttp(central, { port: 0, ...opts.http });
+  let central = await startCentral(config);
+  let http = await startHttp(central, { port: 0, ...opts.http });
   const adminScope = () => central.scopeOf(central.store.user(USERS.admin.id)!);
   const clients = new Map<string, mqtt.MqttClient>();
   const clientFor = async (siteId: string) => {
@@ -103,7 +105,7 @@ export async function startFixture(opts: {
     return c;
   };
   let n = 0;
-  return {
+  const fx: Fixture = {
     central, http, url: http.url, dir,
     async publishEvent(siteId, over = {}) {
       const t = topics(central.config.topicPrefix);
@@ -144,6 +146,15 @@ export async function startFixture(opts: {
         await new Promise((r) => setTimeout(r, 50));
       }
     },
+    async restart() {
+      for (const c of clients.values()) await c.endAsync(true).catch(() => {});
+      clients.clear();
+      await http.close();
+      await central.stop();
+      central = await startCentral(config);
+      http = await startHttp(central, { port: 0, ...opts.http });
+      Object.assign(fx, { central, http, url: http.url });
+    },
     async close() {
       for (const c of clients.values()) await c.endAsync(true).catch(() => {});
       await http.close();
@@ -151,6 +162,7 @@ export async function startFixture(opts: {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return fx;
 }
 
 /** A cookie-keeping API client for one user. */

@@ -161,6 +161,39 @@ describe('session expiry and HTTPS', () => {
     }
   });
 
+  it('keeps a user logged in, and a password guesser locked out, across a restart of central and on a second instance', async () => {
+    const f2 = await startFixture();
+    try {
+      const c = new ApiClient(f2.url);
+      expect((await c.login(USERS.mgrA.username)).status).toBe(200);
+      const guesser = new ApiClient(f2.url);
+      const tries: number[] = [];
+      for (let i = 0; i < 5; i++) tries.push((await guesser.login(USERS.vpA.username, 'wrong-password')).status);
+      expect(tries).toEqual([401, 401, 401, 401, 429]); // the fifth failure locks
+      expect((await guesser.login(USERS.vpA.username)).status).toBe(429); // even with the right password
+      // a second HTTP instance on the same store: same session, same CSRF token, same lock
+      const other = await startHttp(f2.central, { port: 0 });
+      try {
+        const me = await fetch(`${other.url}/api/me`, { headers: { cookie: c.cookie } });
+        expect(me.status).toBe(200);
+        expect(((await me.json()) as { csrfToken: string }).csrfToken).toBe(c.csrf);
+      } finally {
+        await other.close();
+      }
+      await f2.restart();
+      const after = await fetch(`${f2.url}/api/me`, { headers: { cookie: c.cookie } });
+      expect(after.status).toBe(200);
+      expect(((await after.json()) as { user: { id: string } }).user.id).toBe(USERS.mgrA.id);
+      expect((await new ApiClient(f2.url).login(USERS.vpA.username)).status).toBe(429);
+      // logging out ends it for every instance
+      const logout = await fetch(`${f2.url}/api/logout`, { method: 'POST', headers: { cookie: c.cookie, 'X-CSRF-Token': c.csrf, 'Content-Type': 'application/json' }, body: '{}' });
+      expect(logout.status).toBe(200);
+      expect((await fetch(`${f2.url}/api/me`, { headers: { cookie: c.cookie } })).status).toBe(401);
+    } finally {
+      await f2.close();
+    }
+  });
+
   it('serves HTTPS with a Secure cookie and HSTS', async () => {
     const key = path.join(fx.dir, 'key.pem');
     const cert = path.join(fx.dir, 'cert.pem');
