@@ -56,8 +56,12 @@ export interface CentralMqtt {
 export async function connectCentralMqtt(o: CentralMqttOptions): Promise<CentralMqtt> {
   const base = `${o.prefix}/site/+/`;
   // Only what central consumes: never voice/command (central's own output).
-  const plain = [`${base}event`, `${base}snapshot/+/+`, `${base}clip/+`, `${base}clip/+/+`, `${base}status`, `${base}camera/+/status`, `${base}stats`, `${base}voice/status`];
-  const filters = o.sharedGroup ? plain.map((f) => `$share/${o.sharedGroup}/${f}`) : plain;
+  const work = [`${base}event`, `${base}snapshot/+/+`, `${base}clip/+`, `${base}clip/+/+`, `${base}stats`, `${base}voice/status`];
+  // Retained status topics stay plain subscriptions even in a shared group: a broker never sends
+  // retained messages to a $share subscription (MQTT 5 §4.8.2), so a worker that starts after a
+  // site came online would never learn it. Every worker gets them; applying a status twice is harmless.
+  const retained = [`${base}status`, `${base}camera/+/status`];
+  const filters = o.sharedGroup ? [...work.map((f) => `$share/${o.sharedGroup}/${f}`), ...retained] : [...work, ...retained];
   const clientId = o.clientId ?? defaultCentralClientId();
   if (!clientId.startsWith(CENTRAL_CLIENT_PREFIX)) throw new Error(`broker.clientId: "${clientId}" must start with "${CENTRAL_CLIENT_PREFIX}"`);
   const minMs = o.reconnect?.minMs ?? RECONNECT_MIN_MS;

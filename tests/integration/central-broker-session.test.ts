@@ -146,6 +146,26 @@ describe('central client on an external Mosquitto', () => {
     await until(() => got.includes('after-outage'), 3000, 'the message after the outage');
   });
 
+  it('in a shared group every worker still gets the retained site and camera status published before it started', async () => {
+    const site = await client(mosq.url, { clientId: 'site-s9' });
+    others.push(site);
+    await site.publishAsync(T.siteStatus('s9'), 'site-s9-online', { qos: 1, retain: true });
+    await site.publishAsync(T.cameraStatus('s9', 'cam1'), 'cam1-online', { qos: 1, retain: true });
+    const a: string[] = [];
+    const b: string[] = [];
+    await connectCentral(a, 'bk-central-test-r1', 'g-retained');
+    await connectCentral(b, 'bk-central-test-r2', 'g-retained');
+    await until(() => [a, b].every((got) => got.includes('site-s9-online') && got.includes('cam1-online')), 3000, 'retained status at both workers');
+    // work is still split: one event reaches one worker, not both
+    await site.publishAsync(T.event('s9'), 'one-event', { qos: 1 });
+    await until(() => [...a, ...b].includes('one-event'), 3000, 'the event');
+    await sleep(300);
+    expect([...a, ...b].filter((m) => m === 'one-event')).toHaveLength(1);
+    // clear the retained messages for the tests after this one
+    await site.publishAsync(T.siteStatus('s9'), '', { qos: 1, retain: true });
+    await site.publishAsync(T.cameraStatus('s9', 'cam1'), '', { qos: 1, retain: true });
+  });
+
   it('without a shared group, messages published after a Mosquitto restart and before central is back are not lost', async () => {
     const got: string[] = [];
     const c = await connectCentralMqtt({
