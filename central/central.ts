@@ -78,6 +78,17 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
       },
     });
     for (const [t, p] of pending.splice(0)) ingest.handle(t, p);
+    const clipRetention = () => {
+      try {
+        const r = store.clips.enforceRetention(config.clips);
+        if (r.clips) log.info({ ...r, ...config.clips }, 'clip retention: expired the oldest clips');
+      } catch (err) {
+        log.error({ err }, `clip retention failed: ${(err as Error).message}`);
+      }
+    };
+    clipRetention();
+    const retentionTimer = setInterval(clipRetention, 3_600_000).unref();
+    cleanup.unshift(() => clearInterval(retentionTimer));
     notifier.start();
     router.start();
     cleanup.unshift(() => { router.stop(); notifier.stop(); });

@@ -212,6 +212,14 @@ export const CentralConfigSchema = z.strictObject({
   notify: NotifySchema.default(NotifySchema.parse({})),
   voice: VoiceSchema.default({ presets: DEFAULT_PRESETS }),
   ingest: IngestSchema.default({ maxJsonBytes: 1_000_000, maxSnapshotBytes: 5_000_000 }),
+  /**
+   * Event clips kept at central: the oldest are deleted past this age or total (checked hourly; the
+   * alert keeps its snapshots and says the clip expired). Default: the 30 days regulators keep evidence.
+   */
+  clips: z.strictObject({
+    maxAgeDays: z.number().positive().max(3650).default(30),
+    maxTotalMB: z.number().positive().default(51_200),
+  }).prefault({}),
 });
 
 export type CentralConfig = z.infer<typeof CentralConfigSchema>;

@@ -5,12 +5,12 @@
  * content-addressed (`clips/ab/<sha256>.mp4`), and the chunks are deleted.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ClipManifest } from '../../protocol/messages.js';
 import type { DB } from './db.js';
 
-export type ClipState = 'complete' | 'incomplete' | 'failed';
+export type ClipState = 'complete' | 'incomplete' | 'failed' | 'expired';
 
 export interface ClipView {
   url: string;
@@ -115,6 +115,31 @@ export class ClipStore {
     this.db.prepare('DELETE FROM clip_chunks WHERE received_at < ? AND event_id NOT IN (SELECT event_id FROM clips)').run(t - STALE_CHUNK_MS);
   }
 
+  /**
+   * Deletes the files of clips completed before `maxAgeDays`, then the oldest while the stored clips
+   * exceed `maxTotalMB`; their rows stay, marked expired. Returns what it removed.
+   */
+  enforceRetention(o: { maxAgeDays: number; maxTotalMB: number }): { clips: number; bytes: number } {
+    const t = this.now();
+    const live = this.db.prepare('SELECT event_id, sha256, bytes, complete_at FROM clips WHERE complete_at IS NOT NULL AND expired_at IS NULL ORDER BY complete_at')
+      .all() as { event_id: string; sha256: string; bytes: number; complete_at: number }[];
+    let total = live.reduce((n, c) => n + c.bytes, 0);
+    const cutoff = t - o.maxAgeDays * 86_400_000;
+    const max = o.maxTotalMB * 1024 * 1024;
+    const out = { clips: 0, bytes: 0 };
+    for (const c of live) {
+      if (c.complete_at >= cutoff && total <= max) break;
+      this.db.prepare('UPDATE clips SET expired_at = ? WHERE event_id = ?').run(t, c.event_id);
+      total -= c.bytes;
+      out.clips++;
+      out.bytes += c.bytes;
+      // content-addressed: another live clip may hold the same bytes
+      const shared = this.db.prepare('SELECT 1 FROM clips WHERE sha256 = ? AND complete_at IS NOT NULL AND expired_at IS NULL').get(c.sha256);
+      if (!shared) rmSync(this.path(c.sha256), { force: true });
+    }
+    return out;
+  }
+
   /** The clip's view for an event, or null when none was announced. */
   view(eventId: string): ClipView | null {
     const c = this.db.prepare('SELECT * FROM clips WHERE event_id = ?').get(eventId) as Record<string, unknown> | undefined;
@@ -122,7 +147,7 @@ export class ClipStore {
     const received = c.complete_at !== null ? (c.chunks as number) : (this.db.prepare('SELECT COUNT(*) FROM clip_chunks WHERE event_id = ?').pluck().get(eventId) as number);
     return {
       url: `/api/events/${encodeURIComponent(eventId)}/clip.mp4`,
-      state: c.complete_at !== null ? 'complete' : c.error !== null ? 'failed' : 'incomplete',
+      state: c.expired_at !== null ? 'expired' : c.complete_at !== null ? 'complete' : c.error !== null ? 'failed' : 'incomplete',
       durationMs: c.duration_ms as number, bytes: c.bytes as number, codec: c.codec as string,
       chunksReceived: received, chunks: c.chunks as number,
     };
@@ -130,7 +155,7 @@ export class ClipStore {
 
   /** The file of a complete clip, or null. Scope checks are the caller's (it knows the event). */
   file(eventId: string): string | null {
-    const sha = this.db.prepare('SELECT sha256 FROM clips WHERE event_id = ? AND complete_at IS NOT NULL').pluck().get(eventId) as string | undefined;
+    const sha = this.db.prepare('SELECT sha256 FROM clips WHERE event_id = ? AND complete_at IS NOT NULL AND expired_at IS NULL').pluck().get(eventId) as string | undefined;
     if (!sha) return null;
     const file = this.path(sha);
     return existsSync(file) ? file : null;

@@ -91,6 +91,10 @@ const MIGRATIONS: string[] = [
   CREATE INDEX sessions_user ON sessions(user_id);
   CREATE TABLE login_failures (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, first_at INTEGER NOT NULL, locked_until INTEGER NOT NULL);
   `,
+  /* 4: clip retention at central */ `
+  ALTER TABLE clips ADD COLUMN expired_at INTEGER;
+  CREATE INDEX clips_complete ON clips(complete_at) WHERE complete_at IS NOT NULL AND expired_at IS NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

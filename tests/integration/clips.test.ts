@@ -161,6 +161,35 @@ describe('event clips', () => {
   });
 });
 
+describe('clip retention at central', () => {
+  it('expires clips past the age limit, then the oldest past the size limit; the alert keeps its snapshots', async () => {
+    const store = fx.central.internals.store;
+    const evs = [await fx.publishEvent('site-c'), await fx.publishEvent('site-c'), await fx.publishEvent('site-c')];
+    for (const [i, ev] of evs.entries()) await fx.publishClip('site-c', ev.id, testMp4(path.join(work, `r${i}.mp4`), 1 + i), 1000 * (1 + i));
+    const day = 86_400_000;
+    const setAge = (id: string, ageMs: number) => store.db.prepare('UPDATE clips SET complete_at = ? WHERE event_id = ?').run(Date.now() - ageMs, id);
+    setAge(evs[0]!.id, 31 * day);
+    setAge(evs[1]!.id, 2 * day);
+    setAge(evs[2]!.id, 1 * day);
+    const file0 = store.clips.file(evs[0]!.id)!;
+    expect(existsSync(file0)).toBe(true);
+    // other tests' clips are younger: only ours are old enough
+    expect(store.clips.enforceRetention({ maxAgeDays: 30, maxTotalMB: 1e6 })).toMatchObject({ clips: 1 });
+    expect(existsSync(file0)).toBe(false);
+    expect(store.clips.view(evs[0]!.id)?.state).toBe('expired');
+    expect(store.clips.file(evs[0]!.id)).toBeNull();
+    expect(store.eventById(evs[0]!.id)?.snapshotReceived).toBe(true);
+    // a size limit smaller than everything expires oldest first
+    const r = store.clips.enforceRetention({ maxAgeDays: 30, maxTotalMB: 0.0001 });
+    expect(r.clips).toBeGreaterThanOrEqual(2);
+    expect(store.clips.view(evs[1]!.id)?.state).toBe('expired');
+    expect(store.clips.view(evs[2]!.id)?.state).toBe('expired');
+    const admin = new ApiClient(fx.url);
+    await admin.login(USERS.admin.username);
+    expect((await fetch(`${fx.url}/api/events/${evs[2]!.id}/clip.mp4`, { headers: { cookie: admin.cookie } })).status).toBe(404);
+  });
+});
+
 describe('selectSegments', () => {
   const seg = (startAt: number, endAt: number) => ({ file: `${startAt}.ts`, startAt, endAt });
   const segs = [seg(0, 2000), seg(2000, 4000), seg(4000, 6000), seg(6000, 8000), seg(8000, 10_000), seg(10_000, 12_000)];

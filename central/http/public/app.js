@@ -232,6 +232,7 @@ function eventCard(ev, fresh = false) {
 function clipPanel(clip) {
   if (!clip) return null;
   if (clip.state === 'failed') return h('p', { class: 'muted', id: 'clip-state' }, t('clipFailed'));
+  if (clip.state === 'expired') return h('p', { class: 'muted', id: 'clip-state' }, t('clipExpired'));
   if (clip.state !== 'complete') return h('p', { class: 'muted', id: 'clip-state' }, t('clipArriving').replace('{n}', clip.chunksReceived).replace('{m}', clip.chunks));
   return h('div', { class: 'clip' },
     h('h2', {}, t('clip'), ' ', h('span', { class: 'muted' }, `${(clip.durationMs / 1000).toFixed(1)} s`)),

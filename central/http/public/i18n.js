@@ -88,6 +88,7 @@ export const TEXT = {
   cleanSnapshot: { zh: '原图', en: 'Clean image' },
   clip: { zh: '视频片段', en: 'Video clip' },
   clipArriving: { zh: '视频片段接收中（{n}/{m}）…', en: 'Video clip arriving ({n}/{m})…' },
+  clipExpired: { zh: '视频片段已超过保存期限，已删除（抓拍仍保留）', en: 'The video clip was past its retention and has been deleted (the snapshots are kept)' },
   clipFailed: { zh: '视频片段损坏，未能保存', en: 'The video clip arrived damaged and was not kept' },
   clipHevc: { zh: 'H.265 视频：部分浏览器无法播放，可下载后观看', en: 'H.265 video: some browsers cannot play it; download it instead' },
   clipDownload: { zh: '下载视频', en: 'Download clip' },
