@@ -16,14 +16,27 @@ export function checkOrg(org: OrgConfig): string[] {
     });
     return seen;
   };
+  const cities = dup(org.cities, 'cities');
   const districts = dup(org.districts, 'districts');
+  const townships = dup(org.townships, 'townships');
   const schools = dup(org.schools, 'schools');
+  org.districts.forEach((d, i) => {
+    if (d.cityId && !cities.has(d.cityId)) problems.push(`org.districts[${i}].cityId: no city "${d.cityId}"`);
+  });
+  org.townships.forEach((t, i) => {
+    if (!districts.has(t.districtId)) problems.push(`org.townships[${i}].districtId: no district "${t.districtId}"`);
+  });
   const sites = dup(org.sites, 'sites');
   dup(org.users, 'users');
   const usernames = new Set<string>();
   const slugs = new Set<string>();
   org.schools.forEach((s, i) => {
     if (!districts.has(s.districtId)) problems.push(`org.schools[${i}].districtId: no district "${s.districtId}"`);
+    if (s.townshipId) {
+      const t = org.townships.find((x) => x.id === s.townshipId);
+      if (!t) problems.push(`org.schools[${i}].townshipId: no township "${s.townshipId}"`);
+      else if (t.districtId !== s.districtId) problems.push(`org.schools[${i}].townshipId: township "${t.id}" is in district "${t.districtId}", the school in "${s.districtId}"`);
+    }
   });
   org.sites.forEach((s, i) => {
     if (!schools.has(s.schoolId)) problems.push(`org.sites[${i}].schoolId: no school "${s.schoolId}"`);
@@ -56,8 +69,15 @@ export function checkOrg(org: OrgConfig): string[] {
       else if (!schools.has(u.schoolId)) problems.push(`${at}.schoolId: no school "${u.schoolId}"`);
     }
     if (u.role === 'inspector') {
-      if (!u.districtId) problems.push(`${at}.districtId: an inspector needs a districtId`);
-      else if (!districts.has(u.districtId)) problems.push(`${at}.districtId: no district "${u.districtId}"`);
+      const levels = [u.townshipId && 'townshipId', u.districtId && 'districtId', u.cityId && 'cityId'].filter(Boolean);
+      if (levels.length !== 1) {
+        problems.push(levels.length
+          ? `${at}: an inspector belongs to one office: give one of townshipId, districtId, cityId (got ${levels.join(' and ')})`
+          : `${at}.districtId: an inspector needs a districtId (or townshipId / cityId: the office they belong to)`);
+      }
+      if (u.districtId && !districts.has(u.districtId)) problems.push(`${at}.districtId: no district "${u.districtId}"`);
+      if (u.townshipId && !townships.has(u.townshipId)) problems.push(`${at}.townshipId: no township "${u.townshipId}"`);
+      if (u.cityId && !cities.has(u.cityId)) problems.push(`${at}.cityId: no city "${u.cityId}"`);
     }
   });
   return problems;

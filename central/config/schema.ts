@@ -79,12 +79,37 @@ export const WebhookSchema = z.strictObject({
   secretEnv: EnvName.optional(),
 });
 
-export const DistrictSchema = z.strictObject({
+/**
+ * The supervision network (市-县-乡三级一张网): city (市) → district or county (区/县, `districts`) →
+ * township office (乡镇/街道市场监管所, `townships`) → school or restaurant → site → camera. Cities and
+ * townships are optional: a config of districts and schools alone is the two-level network it was.
+ * An office's robots (`webhooks`) post to its group chat when an alert reaches that office.
+ */
+export const CitySchema = z.strictObject({
   id: Id,
   name: z.string().min(1).max(128),
   webhooks: z.array(WebhookSchema).default([]),
 });
-export const SchoolSchema = z.strictObject({ id: Id, name: z.string().min(1).max(128), districtId: Id });
+export const DistrictSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(128),
+  /** The city the district or county belongs to. */
+  cityId: Id.optional(),
+  webhooks: z.array(WebhookSchema).default([]),
+});
+export const TownshipSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(128),
+  districtId: Id,
+  webhooks: z.array(WebhookSchema).default([]),
+});
+export const SchoolSchema = z.strictObject({
+  id: Id,
+  name: z.string().min(1).max(128),
+  districtId: Id,
+  /** The township office supervising it (in the same district). */
+  townshipId: Id.optional(),
+});
 export const CameraSchema = z.strictObject({
   id: Id,
   name: z.string().min(1).max(128),
@@ -132,8 +157,10 @@ export const UserSchema = z.strictObject({
   siteIds: z.array(Id).optional(),
   /** vice_principal: the school in charge. */
   schoolId: Id.optional(),
-  /** inspector: the district supervised. */
+  /** inspector: the one office they belong to — a township, a district, or a city — and everything below it. */
+  townshipId: Id.optional(),
   districtId: Id.optional(),
+  cityId: Id.optional(),
   passwordHash: PasswordHash,
   /** Lets the user's phone app read `<prefix>/user/<id>/#` from the broker. */
   mqttPasswordHash: PasswordHash.optional(),
@@ -141,7 +168,9 @@ export const UserSchema = z.strictObject({
 });
 
 export const OrgSchema = z.strictObject({
+  cities: z.array(CitySchema).default([]),
   districts: z.array(DistrictSchema).default([]),
+  townships: z.array(TownshipSchema).default([]),
   schools: z.array(SchoolSchema).default([]),
   sites: z.array(SiteSchema).default([]),
   users: z.array(UserSchema).default([]),
@@ -227,6 +256,8 @@ export type CentralConfig = z.infer<typeof CentralConfigSchema>;
 export type CentralConfigInput = z.input<typeof CentralConfigSchema>;
 export type OrgConfig = z.infer<typeof OrgSchema>;
 export type DistrictConfig = z.infer<typeof DistrictSchema>;
+export type CityConfig = z.infer<typeof CitySchema>;
+export type TownshipConfig = z.infer<typeof TownshipSchema>;
 export type SchoolConfig = z.infer<typeof SchoolSchema>;
 export type SiteConfig = z.infer<typeof SiteSchema>;
 export type CameraConfig = z.infer<typeof CameraSchema>;

@@ -11,7 +11,7 @@ import { topics } from '../../protocol/topics.js';
 import type { Bus } from '../bus.js';
 import type { CentralConfig } from '../config/schema.js';
 import type { DeliveryRow, Store } from '../store/store.js';
-import type { DistrictRecord, EventView, UserRecord } from '../store/types.js';
+import type { OfficeRecord, EventView, UserRecord } from '../store/types.js';
 import { WindowLimiter } from './limiter.js';
 import { alertText, markdownFor, postWebhook, type AlertText } from './webhook.js';
 
@@ -87,9 +87,10 @@ export class Notifier {
   }
 
   /** Queue the district's robot webhooks. */
-  alertDistrict(event: EventView, district: DistrictRecord, level: number): void {
-    for (const w of district.webhooks) {
-      const id = this.d.store.addDelivery({ eventId: event.id, recipientId: district.id, recipientName: district.name, role: 'district', channel: w.type, target: w.url, level });
+  /** The office's robots (township office, district, city group chats). */
+  alertOffice(event: EventView, office: OfficeRecord, level: number): void {
+    for (const w of office.webhooks) {
+      const id = this.d.store.addDelivery({ eventId: event.id, recipientId: office.id, recipientName: office.name, role: office.level, channel: w.type, target: w.url, level });
       const row = this.d.store.delivery(id);
       if (row) this.enqueue(row);
     }

@@ -1,7 +1,11 @@
 /**
- * Routing by severity tier. Levels: 0 = canteen manager, 1 = vice-principal, 2 = district inspectors.
- * Tier mode "all": every level at once (level 0). Mode "escalate": level 0 first; when nobody has
- * acknowledged after `viceAfterMin` the vice-principal, after `inspectorAfterMin` more the inspectors.
+ * Routing by severity tier. Levels: 0 = canteen manager, 1 = vice-principal, then the offices above
+ * the school, nearest first (SiteContext.offices): 2 = its township office (or its district when it
+ * has none), 3 = the district or county, 4 = the city — as many levels as the site has offices.
+ * Tier mode "all": every level at once (level 0) up to the district; the city is reached only by
+ * escalation (its inspectors see the whole city's overdue list anyway). Mode "escalate": level 0
+ * first; when nobody has acknowledged after `viceAfterMin` the vice-principal, after
+ * `inspectorAfterMin` more the first office, and one office higher every `inspectorAfterMin` after.
  * The next escalation time lives in the events table, so a restart keeps the schedule; an
  * acknowledgement (or rectification) clears it.
  */
@@ -11,11 +15,12 @@ import type { Severity } from '../../protocol/violations.js';
 import type { CentralConfig, Role, TierConfig } from '../config/schema.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { EventRow, Store } from '../store/store.js';
-import type { EventView } from '../store/types.js';
+import type { EventView, OfficeRecord, UserRecord } from '../store/types.js';
 
 const log = childLog({ mod: 'central.route' });
-const LEVEL_ROLES: Role[][] = [['canteen_manager'], ['vice_principal'], ['inspector']];
-export const MAX_LEVEL = 2;
+const LEVEL_ROLES: Role[][] = [['canteen_manager'], ['vice_principal']];
+/** The first office level. */
+const OFFICE_LEVEL = 2;
 
 export class Router {
   private timer: NodeJS.Timeout | null = null;
@@ -38,6 +43,15 @@ export class Router {
     };
   }
 
+  /** The site's offices, nearest first (level OFFICE_LEVEL + i). */
+  private offices(siteId: string): OfficeRecord[] {
+    return this.d.store.siteContext(siteId)?.offices ?? [];
+  }
+
+  private maxLevel(siteId: string): number {
+    return OFFICE_LEVEL + this.offices(siteId).length - 1;
+  }
+
   /** A new event was stored: alert the first level (or all, for mode "all"). */
   onNewEvent(eventId: string): void {
     const { store } = this.d;
@@ -46,7 +60,9 @@ export class Router {
     this.counters.routed++;
     const tier = this.tier(e.severity);
     if (tier.mode === 'all') {
-      this.alertLevel(e, [0, 1, 2], 0, tier);
+      const offices = this.offices(e.siteId);
+      const upTo = OFFICE_LEVEL + Math.max(0, offices.findIndex((o) => o.level === 'district'));
+      this.alertLevel(e, Array.from({ length: upTo + 1 }, (_, i) => i), 0, tier);
       return;
     }
     // Nobody at level 0 (no manager configured): go up now rather than wait for nobody.
@@ -56,13 +72,16 @@ export class Router {
   /** Returns how many users were alerted. */
   private alertLevel(e: EventView, levels: number[], level: number, tier: TierConfig): number {
     const { store, notifier } = this.d;
-    const users = store.recipients(e.siteId, levels.flatMap((l) => LEVEL_ROLES[l]!));
+    const offices = this.offices(e.siteId);
+    const reached = levels.filter((l) => l >= OFFICE_LEVEL).map((l) => offices[l - OFFICE_LEVEL]).filter((o): o is OfficeRecord => !!o);
+    const users: UserRecord[] = [
+      ...store.recipients(e.siteId, levels.filter((l) => l < OFFICE_LEVEL).flatMap((l) => LEVEL_ROLES[l]!)),
+      ...reached.flatMap((o) => store.officeInspectors(o)),
+    ];
     notifier.alertUsers(e, users, level);
-    const reachesDistrict = levels.includes(MAX_LEVEL);
-    if (tier.webhook === 'immediate' && level === 0 || tier.webhook === 'on_inspector' && reachesDistrict) {
-      const ctx = store.siteContext(e.siteId);
-      if (ctx) notifier.alertDistrict(e, ctx.district, level);
-    }
+    // Robots: "immediate" posts to the first office's group at once; "on_inspector" to each office as it is reached.
+    const robots = tier.webhook === 'immediate' && level === 0 ? [offices[0], ...reached.slice(1)] : tier.webhook === 'on_inspector' ? reached : [];
+    for (const o of new Set(robots)) if (o) notifier.alertOffice(e, o, level);
     if (!users.length) log.warn({ eventId: e.id, siteId: e.siteId, levels }, 'no recipients configured at this level');
     return users.length;
   }
@@ -72,16 +91,18 @@ export class Router {
     const { store } = this.d;
     const tier = this.tier(row.severity);
     const from = row.escalation_level;
-    if (from >= MAX_LEVEL) { store.setEscalation(row.id, from, from, null); return; }
+    const max = this.maxLevel(row.site_id);
+    if (from >= max) { store.setEscalation(row.id, from, from, null); return; }
     const level = from + 1;
-    const nextAt = level < MAX_LEVEL ? Date.now() + tier.inspectorAfterMin * 60_000 : null;
+    const nextAt = level < max ? Date.now() + tier.inspectorAfterMin * 60_000 : null;
     if (!store.setEscalation(row.id, from, level, nextAt)) return;
     this.counters.escalations++;
     const e = store.eventById(row.id)!;
-    store.noteEscalation(row.id, level, LEVEL_ROLES[level]!.join(','));
-    log.info({ eventId: row.id, level }, 'event escalated (not acknowledged in time)');
+    const office = this.offices(row.site_id)[level - OFFICE_LEVEL];
+    store.noteEscalation(row.id, level, office ? `${office.level} ${office.name}` : LEVEL_ROLES[level]!.join(','));
+    log.info({ eventId: row.id, level, office: office?.id }, 'event escalated (not acknowledged in time)');
     const n = this.alertLevel(e, [level], level, tier);
-    if (!n && level < MAX_LEVEL) this.escalate(store.eventRow(row.id)!);
+    if (!n && level < max) this.escalate(store.eventRow(row.id)!);
   }
 
   /** One pass over events whose escalation time has come. */

@@ -95,6 +95,15 @@ const MIGRATIONS: string[] = [
   ALTER TABLE clips ADD COLUMN expired_at INTEGER;
   CREATE INDEX clips_complete ON clips(complete_at) WHERE complete_at IS NOT NULL AND expired_at IS NULL;
   `,
+  /* 5: the three-level network: cities above districts, township offices between districts and schools */ `
+  CREATE TABLE cities (id TEXT PRIMARY KEY, name TEXT NOT NULL, webhooks TEXT NOT NULL DEFAULT '[]');
+  CREATE TABLE townships (id TEXT PRIMARY KEY, name TEXT NOT NULL, district_id TEXT NOT NULL REFERENCES districts(id), webhooks TEXT NOT NULL DEFAULT '[]');
+  ALTER TABLE districts ADD COLUMN city_id TEXT;
+  ALTER TABLE schools ADD COLUMN township_id TEXT;
+  ALTER TABLE users ADD COLUMN township_id TEXT;
+  ALTER TABLE users ADD COLUMN city_id TEXT;
+  CREATE INDEX schools_township ON schools(township_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

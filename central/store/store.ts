@@ -20,7 +20,7 @@ import { SessionRows } from './sessions.js';
 import {
   CoreError,
   type AuditEntry, type AuditInput, type CameraRecord, type CameraView, type CentralStore, type DeliveryChannel,
-  type DeliveryStatus, type DeliveryView, type DistrictRecord, type EventDetail, type EventFilter, type EventStatus,
+  type DeliveryStatus, type DeliveryView, type DistrictRecord, type OfficeRecord, type EventDetail, type EventFilter, type EventStatus,
   type EventView, type HistoryEntry, type OrgApi, type OrgInput, type OrgKind, type OrgRecords, type RectificationView,
   type RectifyInput, type SchoolRecord, type Scope, type SiteRecord, type SiteView, type StatsView, type UserRecord,
   type UserWithSecrets, type VoiceRecord, type VoiceState, type VoiceView, type WebhookRecord,
@@ -51,6 +51,8 @@ export interface SiteContext {
   site: SiteRecord;
   school: SchoolRecord;
   district: DistrictRecord;
+  /** The offices above the school, nearest first: its township office (if any), district, city (if any). */
+  offices: OfficeRecord[];
 }
 
 /** Image bytes a rectification photo may carry. */
@@ -137,9 +139,18 @@ export class Store implements CentralStore {
     const q = `SELECT si.id, sc.district_id FROM sites si JOIN schools sc ON sc.id = si.school_id`;
     if (user.role === 'canteen_manager') rows = this.db.prepare(`${q} WHERE si.id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(user.siteIds)) as typeof rows;
     else if (user.role === 'vice_principal') rows = this.db.prepare(`${q} WHERE si.school_id = ?`).all(user.schoolId ?? '') as typeof rows;
-    else if (user.role === 'inspector') rows = this.db.prepare(`${q} WHERE sc.district_id = ?`).all(user.districtId ?? '') as typeof rows;
-    const districtIds = new Set(rows.map((r) => r.district_id));
-    if (user.role === 'inspector' && user.districtId) districtIds.add(user.districtId);
+    else if (user.role === 'inspector') {
+      // an inspector sees everything below their office
+      rows = user.townshipId ? this.db.prepare(`${q} WHERE sc.township_id = ?`).all(user.townshipId) as typeof rows
+        : user.cityId ? this.db.prepare(`${q} WHERE sc.district_id IN (SELECT id FROM districts WHERE city_id = ?)`).all(user.cityId) as typeof rows
+          : this.db.prepare(`${q} WHERE sc.district_id = ?`).all(user.districtId ?? '') as typeof rows;
+    }
+    // Districts wholly the user's (their audit entries without a site): a district's or a city's
+    // inspector; a township office holds part of a district only, so none.
+    const districtIds = user.role !== 'inspector' ? new Set(rows.map((r) => r.district_id))
+      : user.townshipId ? new Set<string>()
+        : user.cityId ? new Set(this.db.prepare('SELECT id FROM districts WHERE city_id = ?').pluck().all(user.cityId) as string[])
+          : new Set(user.districtId ? [user.districtId] : []);
     return { ...base, all: false, siteIds: new Set(rows.map((r) => r.id)), districtIds };
   }
 
@@ -160,10 +171,14 @@ export class Store implements CentralStore {
   // ---------------------------------------------------------------- org sync (YAML → DB)
   syncOrg(org: OrgConfig): void {
     this.db.transaction(() => {
-      const d = this.db.prepare('INSERT INTO districts (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks');
-      for (const x of org.districts) d.run(x.id, x.name, JSON.stringify(x.webhooks));
-      const s = this.db.prepare('INSERT INTO schools (id, name, district_id) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id');
-      for (const x of org.schools) s.run(x.id, x.name, x.districtId);
+      const ci = this.db.prepare('INSERT INTO cities (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks');
+      for (const x of org.cities) ci.run(x.id, x.name, JSON.stringify(x.webhooks));
+      const d = this.db.prepare('INSERT INTO districts (id, name, webhooks, city_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks, city_id = excluded.city_id');
+      for (const x of org.districts) d.run(x.id, x.name, JSON.stringify(x.webhooks), x.cityId ?? null);
+      const tw = this.db.prepare('INSERT INTO townships (id, name, district_id, webhooks) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, webhooks = excluded.webhooks');
+      for (const x of org.townships) tw.run(x.id, x.name, x.districtId, JSON.stringify(x.webhooks));
+      const s = this.db.prepare('INSERT INTO schools (id, name, district_id, township_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, township_id = excluded.township_id');
+      for (const x of org.schools) s.run(x.id, x.name, x.districtId, x.townshipId ?? null);
       const si = this.db.prepare(`INSERT INTO sites (id, name, school_id, mqtt_password_hash, auto_reminder) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT(id) DO UPDATE SET name = excluded.name, school_id = excluded.school_id, mqtt_password_hash = excluded.mqtt_password_hash, auto_reminder = excluded.auto_reminder`);
       const c = this.db.prepare(`INSERT INTO cameras (site_id, id, name, live_url) VALUES (?, ?, ?, ?)
@@ -172,14 +187,14 @@ export class Store implements CentralStore {
         si.run(x.id, x.name, x.schoolId, x.mqttPasswordHash ?? null, x.autoReminder ? JSON.stringify(x.autoReminder) : null);
         for (const cam of x.cameras) c.run(x.id, cam.id, cam.name, cam.liveUrl ?? null);
       }
-      const u = this.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      const u = this.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, township_id, city_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role, site_ids = excluded.site_ids,
           school_id = excluded.school_id, district_id = excluded.district_id, password_hash = excluded.password_hash,
-          mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang`);
+          mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, township_id = excluded.township_id, city_id = excluded.city_id`);
       for (const x of org.users) {
         u.run(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null,
-          x.passwordHash, x.mqttPasswordHash ?? null, x.lang);
+          x.passwordHash, x.mqttPasswordHash ?? null, x.lang, x.townshipId ?? null, x.cityId ?? null);
       }
     })();
   }
@@ -189,6 +204,7 @@ export class Store implements CentralStore {
     return {
       id: r.id as string, username: r.username as string, name: r.name as string, role: r.role as Role,
       siteIds: j<string[]>(r.site_ids, []), schoolId: (r.school_id as string) ?? null, districtId: (r.district_id as string) ?? null,
+      townshipId: (r.township_id as string) ?? null, cityId: (r.city_id as string) ?? null,
       lang: (r.lang as 'zh' | 'en') ?? 'zh', disabled: !!r.disabled,
       passwordHash: r.password_hash as string, mqttPasswordHash: (r.mqtt_password_hash as string) ?? null,
     };
@@ -223,14 +239,23 @@ export class Store implements CentralStore {
   }
 
   /** Users of these roles responsible for a site (managers of it, vice-principal of its school, inspectors of its district). */
+  /** The site's managers (canteen_manager) and vice-principals (vice_principal) among `roles`. */
   recipients(siteId: string, roles: readonly Role[]): UserRecord[] {
     const ctx = this.siteContext(siteId);
     if (!ctx) return [];
     const rows = (this.db.prepare('SELECT * FROM users WHERE disabled = 0 ORDER BY id').all() as Row[]).map((r) => this.publicUser(this.userFrom(r)));
     return rows.filter((u) => roles.includes(u.role) && (
       (u.role === 'canteen_manager' && u.siteIds.includes(siteId)) ||
-      (u.role === 'vice_principal' && u.schoolId === ctx.school.id) ||
-      (u.role === 'inspector' && u.districtId === ctx.district.id)));
+      (u.role === 'vice_principal' && u.schoolId === ctx.school.id)));
+  }
+
+  /** The inspectors who belong to an office (not those above or below it). */
+  officeInspectors(office: OfficeRecord): UserRecord[] {
+    const col = office.level === 'township' ? 'township_id' : office.level === 'city' ? 'city_id' : 'district_id';
+    // a district inspector row has district_id set and no township / city
+    const only = office.level === 'district' ? ' AND township_id IS NULL AND city_id IS NULL' : '';
+    return (this.db.prepare(`SELECT * FROM users WHERE disabled = 0 AND role = 'inspector' AND ${col} = ?${only} ORDER BY id`).all(office.id) as Row[])
+      .map((r) => this.publicUser(this.userFrom(r)));
   }
 
   // ---------------------------------------------------------------- sites
@@ -238,13 +263,22 @@ export class Store implements CentralStore {
     return { id: r.id as string, name: r.name as string, schoolId: r.school_id as string, hasMqttPassword: !!r.mqtt_password_hash, autoReminder: j(r.auto_reminder, null) };
   }
   siteContext(siteId: string): SiteContext | null {
-    const r = this.db.prepare(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name, d.webhooks
-      FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id WHERE si.id = ?`).get(siteId) as Row | undefined;
+    const r = this.db.prepare(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name, d.webhooks,
+        t.id AS township_id, t.name AS township_name, t.webhooks AS township_webhooks, c.id AS city_id, c.name AS city_name, c.webhooks AS city_webhooks
+      FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id
+        LEFT JOIN townships t ON t.id = sc.township_id LEFT JOIN cities c ON c.id = d.city_id WHERE si.id = ?`).get(siteId) as Row | undefined;
     if (!r) return null;
+    const district = { id: r.district_id as string, name: r.district_name as string, webhooks: j<WebhookRecord[]>(r.webhooks, []) };
+    const offices: OfficeRecord[] = [
+      ...(r.township_id ? [{ level: 'township' as const, id: r.township_id as string, name: r.township_name as string, webhooks: j<WebhookRecord[]>(r.township_webhooks, []) }] : []),
+      { level: 'district', ...district },
+      ...(r.city_id ? [{ level: 'city' as const, id: r.city_id as string, name: r.city_name as string, webhooks: j<WebhookRecord[]>(r.city_webhooks, []) }] : []),
+    ];
     return {
       site: this.siteRecord(r),
       school: { id: r.school_id as string, name: r.school_name as string, districtId: r.district_id as string },
-      district: { id: r.district_id as string, name: r.district_name as string, webhooks: j<WebhookRecord[]>(r.webhooks, []) },
+      district,
+      offices,
     };
   }
   cameraExists(siteId: string, cameraId: string): boolean {
@@ -566,7 +600,10 @@ export class Store implements CentralStore {
     if (scope.role !== 'admin' && scope.role !== 'inspector') return [];
     const where: string[] = [];
     const params: unknown[] = [];
-    if (!scope.all) { where.push('(district_id IN (SELECT value FROM json_each(?)) OR user_id = ?)'); params.push(JSON.stringify([...scope.districtIds]), scope.userId); }
+    if (!scope.all) {
+      where.push('(site_id IN (SELECT value FROM json_each(?)) OR (site_id IS NULL AND district_id IN (SELECT value FROM json_each(?))) OR user_id = ?)');
+      params.push(JSON.stringify([...scope.siteIds]), JSON.stringify([...scope.districtIds]), scope.userId);
+    }
     if (page.before != null) { where.push('at < ?'); params.push(page.before); }
     const limit = Math.max(1, Math.min(1000, Math.floor(page.limit ?? 100)));
     return this.db.prepare(`SELECT at, user_id AS userId, action, target, detail, ip FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ?`)
@@ -626,8 +663,9 @@ export class Store implements CentralStore {
       return [id.slice(0, i), id.slice(i + 1)] as const;
     };
     const listers: { [K in OrgKind]: () => OrgRecords[K][] } = {
-      districts: () => (self.db.prepare('SELECT * FROM districts ORDER BY id').all() as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, webhooks: j(r.webhooks, []) })),
-      schools: () => (self.db.prepare('SELECT id, name, district_id FROM schools ORDER BY id').all() as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, districtId: r.district_id as string })),
+      districts: () => (self.db.prepare('SELECT * FROM districts ORDER BY id').all() as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, webhooks: j(r.webhooks, []), ...(r.city_id ? { cityId: r.city_id as string } : {}) })),
+      schools: () => (self.db.prepare('SELECT id, name, district_id, township_id FROM schools ORDER BY id').all() as Row[])
+        .map((r) => ({ id: r.id as string, name: r.name as string, districtId: r.district_id as string, ...(r.township_id ? { townshipId: r.township_id as string } : {}) })),
       sites: () => (self.db.prepare('SELECT * FROM sites ORDER BY id').all() as Row[]).map((r) => self.siteRecord(r)),
       cameras: () => (self.db.prepare('SELECT site_id, id, name, live_url FROM cameras ORDER BY site_id, id').all() as Row[]).map((r) => ({ siteId: r.site_id as string, id: r.id as string, name: r.name as string, liveUrl: (r.live_url as string) ?? null })),
       users: () => self.allUsersWithSecrets().map((u) => self.publicUser(u)),
@@ -645,14 +683,21 @@ export class Store implements CentralStore {
         case 'districts': {
           const x = parseOr(DistrictSchema, input, 'district');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
-          self.db.prepare('INSERT INTO districts (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks').run(x.id, x.name, JSON.stringify(x.webhooks));
+          if (x.cityId) must(!!self.db.prepare('SELECT 1 FROM cities WHERE id = ?').get(x.cityId), `no city "${x.cityId}"`, 'cityId');
+          self.db.prepare('INSERT INTO districts (id, name, webhooks, city_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks, city_id = excluded.city_id')
+            .run(x.id, x.name, JSON.stringify(x.webhooks), x.cityId ?? null);
           return x.id;
         }
         case 'schools': {
           const x = parseOr(SchoolSchema, input, 'school');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
           must(!!get('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
-          self.db.prepare('INSERT INTO schools (id, name, district_id) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id').run(x.id, x.name, x.districtId);
+          if (x.townshipId) {
+            const t = self.db.prepare('SELECT district_id FROM townships WHERE id = ?').pluck().get(x.townshipId) as string | undefined;
+            must(t === x.districtId, t ? `township "${x.townshipId}" is in district "${t}", not "${x.districtId}"` : `no township "${x.townshipId}"`, 'townshipId');
+          }
+          self.db.prepare('INSERT INTO schools (id, name, district_id, township_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, township_id = excluded.township_id')
+            .run(x.id, x.name, x.districtId, x.townshipId ?? null);
           return x.id;
         }
         case 'sites': {
@@ -688,7 +733,7 @@ export class Store implements CentralStore {
           const old = existingId ? self.allUsersWithSecrets().find((u) => u.id === existingId) : undefined;
           if (raw.passwordHash === undefined && old) raw.passwordHash = old.passwordHash;
           if (raw.mqttPasswordHash === undefined && old?.mqttPasswordHash) raw.mqttPasswordHash = old.mqttPasswordHash;
-          for (const k of ['mqttPasswordHash', 'schoolId', 'districtId']) if (raw[k] === null) delete raw[k];
+          for (const k of ['mqttPasswordHash', 'schoolId', 'districtId', 'townshipId', 'cityId']) if (raw[k] === null) delete raw[k];
           const disabled = !!raw.disabled;
           delete raw.disabled;
           const x = parseOr(UserSchema, raw, 'user');
@@ -696,15 +741,23 @@ export class Store implements CentralStore {
           parseOr(PasswordHash, x.passwordHash, 'passwordHash');
           if (x.role === 'canteen_manager') must(!!x.siteIds?.length && x.siteIds.every((s) => !!get('sites', s)), 'a canteen_manager needs existing siteIds', 'siteIds');
           if (x.role === 'vice_principal') must(!!x.schoolId && !!get('schools', x.schoolId), 'a vice_principal needs an existing schoolId', 'schoolId');
-          if (x.role === 'inspector') must(!!x.districtId && !!get('districts', x.districtId), 'an inspector needs an existing districtId', 'districtId');
+          if (x.role === 'inspector') {
+            const offices = [x.townshipId, x.districtId, x.cityId].filter(Boolean).length;
+            must(offices === 1, 'an inspector belongs to one office: give one of townshipId, districtId, cityId', x.townshipId ? 'townshipId' : x.cityId ? 'cityId' : 'districtId');
+            if (x.districtId) must(!!get('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
+            if (x.townshipId) must(!!self.db.prepare('SELECT 1 FROM townships WHERE id = ?').get(x.townshipId), `no township "${x.townshipId}"`, 'townshipId');
+            if (x.cityId) must(!!self.db.prepare('SELECT 1 FROM cities WHERE id = ?').get(x.cityId), `no city "${x.cityId}"`, 'cityId');
+          }
           if (self.siteExists(x.id) || self.siteExists(x.username)) throw new CoreError('invalid', `"${x.username}" collides with a site id (both log in to the broker)`, 'username');
           const clash = self.db.prepare('SELECT id FROM users WHERE username = ? AND id != ?').get(x.username, x.id);
           if (clash) throw new CoreError('conflict', `username "${x.username}" is taken`, 'username');
-          self.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, disabled)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role,
+          self.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, disabled, township_id, city_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role,
             site_ids = excluded.site_ids, school_id = excluded.school_id, district_id = excluded.district_id, password_hash = excluded.password_hash,
-            mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, disabled = excluded.disabled`)
-            .run(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null, x.passwordHash, x.mqttPasswordHash ?? null, x.lang, disabled ? 1 : 0);
+            mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, disabled = excluded.disabled,
+            township_id = excluded.township_id, city_id = excluded.city_id`)
+            .run(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null, x.passwordHash, x.mqttPasswordHash ?? null, x.lang, disabled ? 1 : 0,
+              x.townshipId ?? null, x.cityId ?? null);
           return x.id;
         }
       }

@@ -40,7 +40,10 @@ export interface UserRecord {
   role: Role;
   siteIds: string[];
   schoolId: string | null;
+  /** inspector: the one office they belong to (township, district or city). */
+  townshipId: string | null;
   districtId: string | null;
+  cityId: string | null;
   lang: 'zh' | 'en';
   disabled: boolean;
 }
@@ -50,8 +53,11 @@ export interface UserWithSecrets extends UserRecord {
 }
 
 export interface WebhookRecord { type: 'wecom' | 'dingtalk'; url: string; secretEnv?: string }
-export interface DistrictRecord { id: string; name: string; webhooks: WebhookRecord[] }
-export interface SchoolRecord { id: string; name: string; districtId: string }
+export interface DistrictRecord { id: string; name: string; webhooks: WebhookRecord[]; cityId?: string }
+export interface SchoolRecord { id: string; name: string; districtId: string; townshipId?: string }
+export type OfficeLevel = 'township' | 'district' | 'city';
+/** A supervision office above a school: its township office, its district or county, its city. */
+export interface OfficeRecord { level: OfficeLevel; id: string; name: string; webhooks: WebhookRecord[] }
 export interface SiteRecord {
   id: string;
   name: string;
@@ -139,7 +145,7 @@ export interface DeliveryView {
   id: number;
   recipientId: string;
   recipientName: string;
-  role: Role | 'district';
+  role: Role | OfficeLevel;
   channel: DeliveryChannel;
   status: DeliveryStatus;
   attempts: number;

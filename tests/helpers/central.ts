@@ -25,6 +25,9 @@ export const USERS = {
   inspector: { id: 'u-insp-1', username: 'insp_1', role: 'inspector', name: '陈监管' },
   inspector2: { id: 'u-insp-2', username: 'insp_2', role: 'inspector', name: '周监管' },
   admin: { id: 'u-admin', username: 'admin', role: 'admin', name: '管理员' },
+  /** Only with startFixture({ threeLevels: true }): the township office over 第一中学, the city over both districts. */
+  townInspector: { id: 'u-insp-town', username: 'insp_town', role: 'inspector', name: '孙所长' },
+  cityInspector: { id: 'u-insp-city', username: 'insp_city', role: 'inspector', name: '钱处长' },
 } as const;
 
 export interface Fixture {
@@ -58,17 +61,15 @@ export async function startFixture(opts: {
   http?: HttpOptions;
   /** `public` (the public window) of some sites, by site id. */
   sitePublic?: Record<string, Record<string, unknown>>;
+  /** The three-level network: a city over both districts, a township office over 第一中学 (site-a), and their inspectors. */
+  threeLevels?: boolean;
 } = {}): Promise<Fixture> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bk-central-http-'));
   // Cheap scrypt parameters: tests log in many times on a 2-core machine.
   const hash = await hashPassword(PASSWORD, { N: 1024 });
   const siteHash = await hashPassword(SITE_PASSWORD, { N: 1024 });
   const user = (u: (typeof USERS)[keyof typeof USERS], extra: Record<string, unknown>) => ({ ...u, passwordHash: hash, ...extra });
-  const config = parseCentralConfig({
-    dataDir: dir,
-    http: { host: '127.0.0.1', port: 0, publicUrl: 'http://127.0.0.1:1' },
-    broker: { mode: 'embedded', host: '127.0.0.1', port: 0 },
-    org: {
+  const org = {
       districts: [{ id: 'd-east', name: '东城区' }, { id: 'd-west', name: '西城区' }],
       schools: [
         { id: 'sch-1', name: '第一中学', districtId: 'd-east' },
@@ -90,7 +91,21 @@ export async function startFixture(opts: {
         user(USERS.inspector2, { districtId: 'd-west' }),
         user(USERS.admin, {}),
       ],
-    },
+  };
+  if (opts.threeLevels) {
+    Object.assign(org, {
+      cities: [{ id: 'city-1', name: '某市' }],
+      townships: [{ id: 't-east-1', name: '东城第一市场监管所', districtId: 'd-east' }],
+      districts: org.districts.map((d) => ({ ...d, cityId: 'city-1' })),
+      schools: org.schools.map((x) => (x.id === 'sch-1' ? { ...x, townshipId: 't-east-1' } : x)),
+      users: [...org.users, user(USERS.townInspector, { townshipId: 't-east-1' }), user(USERS.cityInspector, { cityId: 'city-1' })],
+    });
+  }
+  const config = parseCentralConfig({
+    dataDir: dir,
+    http: { host: '127.0.0.1', port: 0, publicUrl: 'http://127.0.0.1:1' },
+    broker: { mode: 'embedded', host: '127.0.0.1', port: 0 },
+    org,
   });
   let central = await startCentral(config);
   let http = await startHttp(central, { port: 0, ...opts.http });

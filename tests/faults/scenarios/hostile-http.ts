@@ -93,7 +93,7 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
   let fx: Fixture | null = null;
   try {
     // Site A public, site B with a slug but not opted in (public-window.ts); no public rate limit in the way of the sweep.
-    fx = await startFixture({ sitePublic: SWEEP_PUBLIC, http: { publicWindow: { maxPerIp: 100_000 } } });
+    fx = await startFixture({ sitePublic: SWEEP_PUBLIC, threeLevels: true, http: { publicWindow: { maxPerIp: 100_000 } } });
     const f = fx;
     const evA = await f.publishEvent('site-a');
     const evB = await f.publishEvent('site-b');
@@ -184,6 +184,8 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
       { user: USERS.vpA, own: evA, foreign: evB, foreignCam: 'cam-b1' },
       { user: USERS.inspector, own: evA, foreign: evC, foreignCam: 'cam-c1' },
       { user: USERS.inspector2, own: evC, foreign: evA, foreignCam: 'cam-hot' },
+      // the three-level network: a township office sees its school's site, not the next school's in the same district
+      { user: USERS.townInspector, own: evA, foreign: evB, foreignCam: 'cam-b1' },
     ];
     let checks = 0;
     const leaks: string[] = [];
@@ -261,12 +263,24 @@ export async function hostileHttpScenario(o: { runsPerEndpoint?: number } = {}):
       checks++;
       if (!streamed.includes(ownFresh.id)) leaks.push(`${who} SSE did not push their own event (control)`);
     }
+    // the city's inspector: every site of the city in the lists (a positive control for the top level)
+    {
+      const api = new ApiClient(f.url);
+      await api.login(USERS.cityInspector.username);
+      const listed = JSON.stringify((await api.json('GET', '/api/events?limit=500')).body);
+      for (const ev of [evA, evB, evC]) {
+        checks++;
+        if (!listed.includes(ev.id)) leaks.push(`insp_city does not see ${ev.siteId}'s event ${ev.id} (the whole city is theirs)`);
+      }
+      checks++;
+      if ((await api.req('GET', `/api/events/${evC.id}/clip.mp4`)).status !== 200) leaks.push('insp_city cannot open a clip in the city');
+    }
     const scopePass = leaks.length === 0;
     rows.push(row({
       group: 'security',
-      name: 'role scoping sweep over every endpoint (manager, vice-principal, inspectors of two districts vs a site outside their scope)',
+      name: 'role scoping sweep over every endpoint (manager, vice-principal, inspectors of two districts and of a township office vs a site outside their scope; the city inspector sees all)',
       expected: '404 for out-of-scope alerts, snapshots, photos, voice, live view; 403 for admin-only; nothing foreign in lists or SSE',
-      observed: `${checks} checks over 4 users, ${leaks.length} leaks${leaks.length ? `: ${leaks.slice(0, 4).join('; ')}` : ''}`,
+      observed: `${checks} checks over 6 users, ${leaks.length} leaks${leaks.length ? `: ${leaks.slice(0, 4).join('; ')}` : ''}`,
       sent: checks, received: checks - leaks.length, pass: scopePass,
       ...(scopePass ? {} : { owner: 'central/http/server.ts, central/store/store.ts (scope SQL)' }),
       seconds: (Date.now() - t1) / 1000,
