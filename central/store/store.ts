@@ -20,7 +20,7 @@ import { SessionRows } from './sessions.js';
 import {
   CoreError,
   type AuditEntry, type AuditInput, type CameraRecord, type CameraView, type CentralStore, type DeliveryChannel,
-  type DeliveryStatus, type DeliveryView, type DistrictRecord, type OfficeRecord, type EventDetail, type EventFilter, type EventStatus,
+  type DeliveryStatus, type DeliveryView, type DistrictRecord, type OfficeLevel, type OfficeRecord, type EventDetail, type EventFilter, type EventStatus,
   type EventView, type HistoryEntry, type OrgApi, type OrgInput, type OrgKind, type OrgRecords, type RectificationView,
   type RectifyInput, type SchoolRecord, type Scope, type SiteRecord, type SiteView, type StatsView, type UserRecord,
   type UserWithSecrets, type VoiceRecord, type VoiceState, type VoiceView, type WebhookRecord,
@@ -509,7 +509,34 @@ export class Store implements CentralStore {
       .pluck().all(...sc.params, from, to) as number[]).map((s) => Math.max(0, s));
     const q = (p: number) => (secs.length ? secs[Math.min(secs.length - 1, Math.ceil(p * secs.length) - 1)]! : null);
     const median = secs.length === 0 ? null : secs.length % 2 ? secs[(secs.length - 1) / 2]! : (secs[secs.length / 2 - 1]! + secs[secs.length / 2]!) / 2;
-    return { perDay, timeToAck: { count: secs.length, medianSec: median, p90Sec: q(0.9) } };
+    return { perDay, timeToAck: { count: secs.length, medianSec: median, p90Sec: q(0.9) }, byOffice: this.byOffice(scope, from, to) };
+  }
+
+  /** Alerts and overdue rectifications of the scope's sites, summed per office above them. */
+  private byOffice(scope: Scope, from: number, to: number): StatsView['byOffice'] {
+    const sc = this.scopeSql(scope, 'si.id');
+    const rows = this.db.prepare(`SELECT si.id, sc.township_id, t.name AS township_name, sc.district_id, d.name AS district_name, d.city_id, c.name AS city_name,
+        (SELECT COUNT(*) FROM events e WHERE e.site_id = si.id AND e.raised_at >= ? AND e.raised_at < ?) AS events,
+        (SELECT COUNT(*) FROM events e WHERE e.site_id = si.id AND e.status NOT IN ('rectified', 'closed') AND e.deadline_at < ?) AS overdue
+      FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id
+        LEFT JOIN townships t ON t.id = sc.township_id LEFT JOIN cities c ON c.id = d.city_id WHERE ${sc.sql}`).all(from, to, now(), ...sc.params) as Row[];
+    const out = new Map<string, StatsView['byOffice'][number]>();
+    const add = (level: OfficeLevel, id: unknown, name: unknown, r: Row) => {
+      if (!id) return;
+      const k = `${level}:${id as string}`;
+      const o = out.get(k) ?? { level, id: id as string, name: name as string, sites: 0, events: 0, overdue: 0 };
+      o.sites++;
+      o.events += r.events as number;
+      o.overdue += r.overdue as number;
+      out.set(k, o);
+    };
+    for (const r of rows) {
+      add('city', r.city_id, r.city_name, r);
+      add('district', r.district_id, r.district_name, r);
+      add('township', r.township_id, r.township_name, r);
+    }
+    const order: Record<OfficeLevel, number> = { city: 0, district: 1, township: 2 };
+    return [...out.values()].sort((a, b) => order[a.level] - order[b.level] || b.events - a.events || a.name.localeCompare(b.name));
   }
 
   // ---------------------------------------------------------------- escalation state

@@ -198,6 +198,8 @@ export interface EventFilter {
 export interface StatsView {
   perDay: { day: string; siteId: string; kind: ViolationKind; count: number }[];
   timeToAck: { count: number; medianSec: number | null; p90Sec: number | null };
+  /** Rolled up by supervision office (township, district, city) over the scope's sites: alerts in the range, overdue now. */
+  byOffice: { level: OfficeLevel; id: string; name: string; sites: number; events: number; overdue: number }[];
 }
 
 export interface AuditEntry {

@@ -74,6 +74,21 @@ describe('the three-level network', () => {
     expect(store.siteContext('site-c')!.offices.map((o) => `${o.level}:${o.id}`)).toEqual(['district:d2', 'city:city-1']);
   });
 
+  it('statistics roll up by office within the user scope', async () => {
+    const h = await hashes();
+    f = await startCore((c) => threeLevels(c.org as Org, h.mosq, h.scrypt));
+    const site = await f.connect('site-a'), siteC = await f.connect('site-c');
+    const a = await jpeg('s1a'), c = await jpeg('s1c');
+    for (const id of ['s1', 's2']) await site.publishAsync(T.event('site-a'), JSON.stringify(eventMsg(id, 'site-a', { annotated: a, clean: c })), { qos: 1 });
+    await siteC.publishAsync(T.event('site-c'), JSON.stringify(eventMsg('s3', 'site-c', { annotated: a, clean: c })), { qos: 1 });
+    const store = f.central.internals.store;
+    await until(() => store.eventRow('s3') && store.eventRow('s2'), 5000, 'events');
+    const roll = (id: string) => store.stats(store.scopeOf(store.user(id)!)).byOffice.map((o) => `${o.level}:${o.id}=${o.sites}/${o.events}`);
+    expect(roll('u-city')).toEqual(['city:city-1=3/3', 'district:d1=2/2', 'district:d2=1/1', 'township:t1=2/2']);
+    expect(roll('u-town')).toEqual(['city:city-1=2/2', 'district:d1=2/2', 'township:t1=2/2']); // only their own sites count
+    expect(roll('u-insp2')).toEqual(['city:city-1=1/1', 'district:d2=1/1']);
+  });
+
   it('tier 1 reaches the township office and the district at once (not the city); escalation climbs one office at a time', async () => {
     const h = await hashes();
     f = await startCore((c) => {
