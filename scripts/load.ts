@@ -15,7 +15,7 @@ const ms = (q: Quantiles) => `p50 ${q.p50 ?? '–'} / p95 ${q.p95 ?? '–'} / ma
 function table(r: LoadResult): string {
   const p = r.params;
   const lines = [
-    `load: ${p.sites} sites × ${p.camerasPerSite} cameras, ${p.eventsPerSitePerMin} events/site/min, ${p.seconds} s, ${p.instances} central instance(s), ${r.machine.cores} cores, load ${r.machine.loadAvgBefore.join(' ')} before`,
+    `load: ${p.sites} sites × ${p.camerasPerSite} cameras, ${p.eventsPerSitePerMin} events/site/min, ${p.seconds} s, ${p.instances} central instance(s), ${r.machine.cores} cores, load ${r.machine.loadAvgBefore.join(' ')} before; central at ${r.central.commit}`,
     `setup: ${r.setup.totalSeconds} s (hashes ${r.setup.hashSeconds} s for ${r.setup.brokerAccounts} broker accounts, mosquitto ${r.setup.mosquittoStartSeconds} s, central ${r.setup.centralStartSeconds.join(' / ')} s, sites connect ${r.setup.sitesConnectSeconds} s; ${r.setup.statusMessages} status messages published in ${r.setup.statusPublishSeconds} s, taken in by central after ${r.setup.statusAbsorbSeconds} s)`,
     `offered: ${r.offered.eventsPerSec} events/s + ${r.offered.statsPerSec} stats/s = ${r.offered.messagesPerSec} messages/s, ${r.offered.megabytesPerSec} MB/s (snapshots ${r.snapshots.width}×${r.snapshots.height} ${r.snapshots.source}, ${(r.snapshots.bytesPerEvent / 1024).toFixed(0)} KiB per event)`,
     `sent: ${r.sent.stats} stats and ${r.sent.events} events acknowledged by the broker (${r.sent.failed} failed, ${r.sent.unacked} unacknowledged); PUBACK ${ms(r.sent.pubackMs)}`,

@@ -17,6 +17,8 @@ phone (MQTT, persistent session) and a dashboard (HTTP login + /api/stream) coun
   --snapshot-width W           snapshot width in px, 16:9, JPEG q80 as the agent makes them (160-1920, default 640)
   --drain-seconds D            after sending, how long to wait for everything to arrive (1-600, default 60)
   --connect-concurrency K      site connections opened at a time (1-2000, default 100)
+  --central-dir DIR            run central from this checkout (e.g. \`git archive HEAD | tar -x -C DIR\` with node_modules
+                               linked in) instead of this working tree, so a measurement pins one commit
   --json                       one JSON object on stdout instead of the table
   --keep                       keep the run directory (configs, databases, logs) and print its path
   -h, --help                   this text
@@ -39,6 +41,7 @@ export const LoadArgsSchema = z.strictObject({
   snapshotWidth: num(160, 1920, true).default(640),
   drainSeconds: num(1, 600).default(60),
   connectConcurrency: num(1, 2000, true).default(100),
+  centralDir: z.string().min(1).optional(),
   json: z.boolean().default(false),
   keep: z.boolean().default(false),
 });
@@ -54,6 +57,7 @@ const FLAGS: Record<string, keyof LoadArgs> = {
   '--snapshot-width': 'snapshotWidth',
   '--drain-seconds': 'drainSeconds',
   '--connect-concurrency': 'connectConcurrency',
+  '--central-dir': 'centralDir',
 };
 const SWITCHES: Record<string, keyof LoadArgs> = { '--json': 'json', '--keep': 'keep' };
 

@@ -2,7 +2,7 @@
  * Central instances as separate processes, exactly as `npm run central -- --config FILE` runs them
  * (node --import tsx central/main.ts), each with its own SQLite store, logging (pino JSON) to a file.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,12 +22,26 @@ export interface CentralProc extends InstanceFiles {
   stop(): Promise<number | null>;
 }
 
-export async function startCentralProc(index: number, files: InstanceFiles, account: { username: string; password: string }, logLevel = 'info'): Promise<CentralProc> {
+/** The commit central runs from: `.commit` in an exported tree, else git (with "+dirty" when central/, protocol/ or common/ differ from it). */
+export function centralCommit(dir: string): string {
+  try {
+    return readFileSync(path.join(dir, '.commit'), 'utf8').trim();
+  } catch { /* not an export */ }
+  try {
+    const head = execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--', 'central', 'protocol', 'common'], { encoding: 'utf8' }).trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function startCentralProc(index: number, files: InstanceFiles, account: { username: string; password: string }, centralDir = ROOT, logLevel = 'info'): Promise<CentralProc> {
   const t0 = performance.now();
   const logFile = path.join(path.dirname(files.configFile), `central-${index + 1}.log`);
   const fd = openSync(logFile, 'a');
   const proc = spawn(process.execPath, ['--import', 'tsx', 'central/main.ts', '--config', files.configFile], {
-    cwd: ROOT,
+    cwd: centralDir,
     env: { ...process.env, [CENTRAL_ENV.user]: account.username, [CENTRAL_ENV.pass]: account.password, LOG_LEVEL: logLevel },
     stdio: ['ignore', fd, fd],
   });

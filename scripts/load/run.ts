@@ -10,7 +10,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startMosquitto, disposeMosquitto, freePort, type MosquittoHandle } from '../../tests/helpers/brokers.js';
 import type { LoadArgs } from './args.js';
-import { logProblems, readStore, startCentralProc, type CentralProc, type StoreFigures } from './centrals.js';
+import { centralCommit, logProblems, readStore, ROOT, startCentralProc, type CentralProc, type StoreFigures } from './centrals.js';
 import { makeSnapshots } from './jpeg.js';
 import { startDashboard, startRecipient, type Arrivals, type Dashboard, type Recipient } from './observers.js';
 import { makeCity, writeCentralConfig, writeMosquittoAuth } from './org.js';
@@ -31,8 +31,9 @@ export function quantiles(xs: readonly number[]): Quantiles {
 
 export interface LoadResult {
   startedAt: string;
+  central: { dir: string; commit: string };
   machine: { cores: number; node: string; loadAvgBefore: number[]; loadAvgAfter: number[]; otherProcessesCpuPercent: number | null };
-  params: Omit<LoadArgs, 'json' | 'keep'>;
+  params: Omit<LoadArgs, 'json' | 'keep' | 'centralDir'>;
   setup: {
     hashSeconds: number; brokerAccounts: number; users: number; mosquittoStartSeconds: number; centralStartSeconds: number[];
     sitesConnectSeconds: number; statusPublishSeconds: number; statusMessages: number;
@@ -94,6 +95,9 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     const snaps = await makeSnapshots(a.snapshotWidth);
     progress(`${city.sites.length} site passwords hashed in ${city.hashSeconds.toFixed(1)} s; snapshots ${snaps.source}, ${snaps.width}×${snaps.height}, ${(snaps.meanBytesPerEvent / 1024).toFixed(0)} KiB per event`);
 
+    const centralDir = path.resolve(a.centralDir ?? ROOT);
+    const commit = centralCommit(centralDir);
+    progress(`central from ${centralDir} at ${commit}`);
     const port = await freePort();
     const auth = await writeMosquittoAuth(dir, city, port);
     let t = performance.now();
@@ -105,7 +109,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
 
     for (let i = 0; i < a.instances; i++) {
       const files = writeCentralConfig(dir, city, i, { brokerUrl: mosq.url, httpPort: await freePort(), shared: a.instances > 1 });
-      const c = await startCentralProc(i, files, city.central);
+      const c = await startCentralProc(i, files, city.central, centralDir);
       centrals.push(c);
       progress(`central ${i + 1} of ${a.instances} ready in ${c.startSeconds.toFixed(1)} s (pid ${c.pid}, ${c.url})`);
     }
@@ -229,6 +233,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     const mq = mosqMeter?.result();
     const result: LoadResult = {
       startedAt,
+      central: { dir: centralDir, commit },
       machine: { cores: availableParallelism(), node: process.version, loadAvgBefore, loadAvgAfter: loadAvg(), otherProcessesCpuPercent: Math.max(0, Math.round(machineCpu - ours)) },
       params: { sites: a.sites, camerasPerSite: a.camerasPerSite, eventsPerSitePerMin: a.eventsPerSitePerMin, seconds: a.seconds, instances: a.instances, statsInterval: a.statsInterval, snapshotWidth: a.snapshotWidth, drainSeconds: a.drainSeconds, connectConcurrency: a.connectConcurrency },
       setup: {
