@@ -65,6 +65,9 @@ export function mosquittoFiles(org: OrgConfig, prefix: string, central: { userna
     `listener ${listener.port} ${listener.host}`,
     'persistence false',
     'max_packet_size 6000000',
+    // Mosquitto queues 1,000 QoS 1 messages per offline or slow session by default and drops the
+    // rest: a central behind by a few seconds at city scale would lose events (docs/scale.md).
+    'max_queued_messages 100000',
     '',
   ].join('\n');
   return { passwd: pw.join('\n') + '\n', acl: acl.join('\n'), conf, skipped };
