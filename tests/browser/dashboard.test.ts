@@ -203,12 +203,16 @@ describe('dashboard', () => {
     expect(readFileSync((await dl2.path())!, 'utf8')).toMatch(/^\ufeff编号,食堂,摄像头/);
     const [dl3] = await Promise.all([page.waitForEvent('download'), page.click('#export-events-xlsx')]);
     expect(readFileSync((await dl3.path())!).subarray(0, 2).toString()).toBe('PK'); // an OOXML zip
+    // the sticky header and the toast of the last click would be painted mid-page in a full-page shot
+    const clean = async () => {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await expect.poll(() => page.locator('#toast.show').count(), { timeout: 5000 }).toBe(0);
+      await page.waitForTimeout(600); // its fade-out
+    };
+    await clean();
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-stats.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
-    // the sticky header and the toast of the last click would be painted mid-page in a full-page shot
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await expect.poll(() => page.locator('#toast.show').count(), { timeout: 5000 }).toBe(0);
-    await page.waitForTimeout(600); // its fade-out
+    await clean();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-stats-390.png'), fullPage: true });
     await context.close();
