@@ -19,8 +19,9 @@ import path from 'node:path';
 import { childLog } from '../../common/log.js';
 import type { Central } from '../core.js';
 import type { SitePublicConfig } from '../config/schema.js';
-import { Store, isJpeg } from '../store/store.js';
-import { latestCleanSnapshot, monthStart, publicMonthRecord, publicViolationImage } from '../store/public-record.js';
+import { isJpeg } from '../store/store.js';
+import { monthStart } from '../store/public-record.js';
+import type { CentralStore } from '../store/types.js';
 import { queryOf } from './body.js';
 import type { Ctx } from './context.js';
 import { HttpError, notFound } from './errors.js';
@@ -73,7 +74,7 @@ export class PublicWindow {
   private readonly records = new Map<string, { at: number; body: string }>();
   private readonly procs = new Set<ChildProcess>();
   private readonly o: Required<Omit<PublicWindowOptions, 'maxPerIp' | 'windowMs'>>;
-  private readonly store: Store;
+  private readonly store: CentralStore;
   private pulls = 0;
 
   constructor(private readonly central: Central, private readonly publicDir: string, opts: PublicWindowOptions = {}) {
@@ -85,8 +86,6 @@ export class PublicWindow {
       stillTtlMs: opts.stillTtlMs ?? 5_000, failTtlMs: opts.failTtlMs ?? 10_000, pullTimeoutMs: opts.pullTimeoutMs ?? 10_000,
       maxPulls: opts.maxPulls ?? 4, recordTtlMs: opts.recordTtlMs ?? 10_000, refreshSec: opts.refreshSec ?? 5, ffmpegPath: opts.ffmpegPath ?? 'ffmpeg',
     };
-    // The month record reads the tables directly; central's store is this class (startCentral).
-    if (!(central.store instanceof Store)) throw new Error('public window: central.store is not the SQLite store');
     this.store = central.store;
   }
 
@@ -116,7 +115,8 @@ export class PublicWindow {
       const { bytes, at } = still;
       if (!bytes && s.cfg.violationImages) {
         // No live picture: the latest alert's clean picture, which shows the violation scene (hence the opt-in).
-        const snap = latestCleanSnapshot(this.store.db, s.siteId, s.cfg.camera) ?? latestCleanSnapshot(this.store.db, s.siteId);
+        const pub = this.store.publicRecords;
+        const snap = pub.latestCleanSnapshot(s.siteId, s.cfg.camera) ?? pub.latestCleanSnapshot(s.siteId);
         const file = snap && this.central.snapshotFile(snap.sha256);
         if (snap && file) {
           ctx.res.setHeader('X-Captured-At', String(snap.raisedAt));
@@ -136,7 +136,7 @@ export class PublicWindow {
       if (!s.cfg.violationImages || !s.cfg.rectifications || !sha.success) throw notFound();
       // Only the pictures the month record lists: this site's alerts of this month.
       const since = monthStart(Date.now(), this.central.config.timezone).start;
-      if (!publicViolationImage(this.store.db, s.siteId, sha.data, since)) throw notFound();
+      if (!this.store.publicRecords.violationImage(s.siteId, sha.data, since)) throw notFound();
       const file = this.central.snapshotFile(sha.data);
       if (!file) throw notFound();
       await sendFile(ctx.req, ctx.res, file, 'image/jpeg', { 'Cache-Control': 'public, max-age=300', 'Content-Disposition': 'inline' });
@@ -165,7 +165,7 @@ export class PublicWindow {
     const images = s.cfg.violationImages;
     let record = null;
     if (s.cfg.rectifications) {
-      const r = publicMonthRecord(this.store.db, s.siteId, { at: t, timeZone: tz, images });
+      const r = this.store.publicRecords.monthRecord(s.siteId, { at: t, timeZone: tz, images });
       record = { ...r, recent: r.recent.map((x) => ({ ...x, image: x.image ? `/api/public/${s.slug}/images/${x.image}` : null })) };
     }
     const body = JSON.stringify({

@@ -1,8 +1,8 @@
 /**
  * A site's month record for its public window (社会公众): what the canteen did about its alerts, with
- * nothing that names or describes a person. Reads the store's tables directly (kept out of store.ts,
- * which the dashboard's queries own); only counts, kinds, times and states leave this file — never
- * user ids or names, notes, camera ids or URLs.
+ * nothing that names or describes a person. The store holds one (`store.publicRecords`) next to its
+ * other concerns; only counts, kinds, times and states leave this file — never user ids or names,
+ * notes, camera ids or URLs.
  */
 import type { ViolationKind } from '../../protocol/violations.js';
 import type { DB } from './db.js';
@@ -51,7 +51,7 @@ function quantile(sorted: number[], q: number): number | null {
  * The record of the month containing `at`. Experimental-model alerts are left out: they are not yet
  * trusted enough to be shown to the public as the canteen's violations.
  */
-export function publicMonthRecord(db: DB, siteId: string, opts: { at?: number; timeZone: string; images: boolean; recent?: number }): PublicMonthRecord {
+function publicMonthRecord(db: DB, siteId: string, opts: { at?: number; timeZone: string; images: boolean; recent?: number }): PublicMonthRecord {
   const at = opts.at ?? Date.now();
   const { start, label } = monthStart(at, opts.timeZone);
   const base = `FROM events e WHERE e.site_id = ? AND e.experimental = 0 AND e.raised_at >= ? AND e.raised_at < ?`;
@@ -88,15 +88,32 @@ export function publicMonthRecord(db: DB, siteId: string, opts: { at?: number; t
  * Is this snapshot one the site's public window may show: the annotated picture of one of the site's
  * alerts (not experimental) raised since `since`, whose bytes arrived?
  */
-export function publicViolationImage(db: DB, siteId: string, sha256: string, since: number): boolean {
+function publicViolationImage(db: DB, siteId: string, sha256: string, since: number): boolean {
   return !!db.prepare(`SELECT 1 FROM events e JOIN snapshots s ON s.sha256 = e.snap_annotated
     WHERE e.site_id = ? AND e.snap_annotated = ? AND e.experimental = 0 AND e.raised_at >= ? LIMIT 1`).get(siteId, sha256, since);
 }
 
 /** The clean snapshot of the site's latest alert (from `cameraId` when given) whose bytes arrived, for the still's fallback. */
-export function latestCleanSnapshot(db: DB, siteId: string, cameraId?: string): { sha256: string; raisedAt: number } | null {
+function latestCleanSnapshot(db: DB, siteId: string, cameraId?: string): { sha256: string; raisedAt: number } | null {
   const r = db.prepare(`SELECT e.snap_clean AS sha256, e.raised_at AS raisedAt FROM events e JOIN snapshots s ON s.sha256 = e.snap_clean
     WHERE e.site_id = ? AND e.experimental = 0 ${cameraId ? 'AND e.camera_id = ?' : ''} ORDER BY e.raised_at DESC LIMIT 1`)
     .get(...(cameraId ? [siteId, cameraId] : [siteId])) as { sha256: string; raisedAt: number } | undefined;
   return r ?? null;
+}
+
+/** The public window's queries over the store's database. */
+export class PublicRecords {
+  constructor(private readonly db: DB) {}
+
+  monthRecord(siteId: string, opts: { at?: number; timeZone: string; images: boolean; recent?: number }): PublicMonthRecord {
+    return publicMonthRecord(this.db, siteId, opts);
+  }
+
+  violationImage(siteId: string, sha256: string, since: number): boolean {
+    return publicViolationImage(this.db, siteId, sha256, since);
+  }
+
+  latestCleanSnapshot(siteId: string, cameraId?: string): { sha256: string; raisedAt: number } | null {
+    return latestCleanSnapshot(this.db, siteId, cameraId);
+  }
 }

@@ -17,11 +17,12 @@ import {
 import type { DB } from './db.js';
 import { ClipStore } from './clips.js';
 import { SessionRows } from './sessions.js';
+import { PublicRecords } from './public-record.js';
 import {
   CoreError,
   type AuditEntry, type AuditInput, type CameraRecord, type CameraView, type CentralStore, type DeliveryChannel,
   type DeliveryStatus, type DeliveryView, type DistrictRecord, type OfficeLevel, type OfficeRecord, type EventDetail, type EventFilter, type EventStatus,
-  type EventView, type HistoryEntry, type OrgApi, type OrgInput, type OrgKind, type OrgRecords, type RectificationView,
+  type EventView, type HistoryEntry, type SiteContext, type OrgApi, type OrgInput, type OrgKind, type OrgRecords, type RectificationView,
   type RectifyInput, type SchoolRecord, type Scope, type SiteRecord, type SiteView, type StatsView, type UserRecord,
   type UserWithSecrets, type VoiceRecord, type VoiceState, type VoiceView, type WebhookRecord,
 } from './types.js';
@@ -47,13 +48,7 @@ export interface DeliveryRow {
   next_attempt_at: number | null; created_at: number; delivered_at: number | null;
 }
 
-export interface SiteContext {
-  site: SiteRecord;
-  school: SchoolRecord;
-  district: DistrictRecord;
-  /** The offices above the school, nearest first: its township office (if any), district, city (if any). */
-  offices: OfficeRecord[];
-}
+export type { SiteContext } from './types.js';
 
 /** Image bytes a rectification photo may carry. */
 function imageMime(bytes: Buffer): 'image/jpeg' | 'image/png' | null {
@@ -112,6 +107,8 @@ export class Store implements CentralStore {
   readonly clips: ClipStore;
   /** Dashboard sessions and login locks. */
   readonly sessions: SessionRows;
+  /** The public window's month records and pictures. */
+  readonly publicRecords: PublicRecords;
   /** Called after acknowledge / rectify / review (central wires it to bus 'event'). */
   onEventChanged: ((e: EventView) => void) | null = null;
   private readonly eventSelect = `SELECT e.*, s.name AS site_name, ua.name AS ack_by_name,
@@ -125,6 +122,7 @@ export class Store implements CentralStore {
     this.org = this.makeOrgApi();
     this.clips = new ClipStore(db, dataDir);
     this.sessions = new SessionRows(db);
+    this.publicRecords = new PublicRecords(db);
   }
 
   // ---------------------------------------------------------------- scope

@@ -5,6 +5,7 @@
  */
 import type { ClipView } from './clips.js';
 import type { SessionRows } from './sessions.js';
+import type { PublicRecords } from './public-record.js';
 import type { Role } from '../config/schema.js';
 import type { ViolationKind, Severity } from '../../protocol/violations.js';
 
@@ -277,15 +278,28 @@ export interface OrgApi {
 }
 
 /** The store as the HTTP layer uses it. */
+/** A site with the school and the offices above it. */
+export interface SiteContext {
+  site: SiteRecord;
+  school: SchoolRecord;
+  district: DistrictRecord;
+  /** The offices above the school, nearest first: its township office (if any), district, city (if any). */
+  offices: OfficeRecord[];
+}
+
 export interface CentralStore {
   /** Event clips (the caller checks the event's scope first). */
   readonly clips: { file(eventId: string): string | null; view(eventId: string): ClipView | null };
   /** Dashboard sessions and login locks (policy in central/http). */
   readonly sessions: SessionRows;
+  /** The public window's month records and pictures (central/store/public-record.ts). */
+  readonly publicRecords: PublicRecords;
   // users
   userByUsername(username: string): UserWithSecrets | null;
   user(id: string): UserRecord | null;
   // sites
+  /** The site, its school and offices, or null for an unknown site (not scoped: callers scope). */
+  siteContext(siteId: string): SiteContext | null;
   sites(scope: Scope): SiteView[];
   site(scope: Scope, siteId: string): SiteView | null;
   // events
