@@ -10,8 +10,11 @@ import { Ingest } from './ingest/ingest.js';
 import { Notifier } from './notify/notifier.js';
 import type { postWebhook } from './notify/webhook.js';
 import { Router } from './route/route.js';
-import { openDb } from './store/db.js';
-import { Store } from './store/store.js';
+import { openStore } from './store/open.js';
+import { PostgresSql } from './store/sql.js';
+import { bridgeBus } from './bus-bridge.js';
+import type { Store } from './store/store.js';
+import { Ticker } from './ticker.js';
 import { VoiceService } from './voice/voice.js';
 
 const log = childLog({ mod: 'central' });
@@ -22,13 +25,18 @@ export interface CentralInternals extends Central {
 }
 
 export async function startCentral(config: CentralConfig, opts: { post?: typeof postWebhook } = {}): Promise<CentralInternals> {
-  const db = openDb(config.dataDir);
-  const store = new Store(db, config.dataDir);
-  const cleanup: (() => Promise<void> | void)[] = [() => { db.close(); }];
+  const store = await openStore({ dataDir: config.dataDir, store: config.store });
+  // Run last to first: whatever writes to the store has stopped (and finished) before it closes.
+  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
-    store.syncOrg(config.org);
+    await store.syncOrg(config.org);
     const bus = new Bus();
     store.onEventChanged = (e) => bus.emit('event', e);
+    // several instances on one PostgreSQL: each one's live feed carries what the others saw
+    if (store.sql instanceof PostgresSql) {
+      const unbridge = bridgeBus(bus, store.sql, store);
+      cleanup.unshift(unbridge);
+    }
     let broker: EmbeddedBroker | null = null;
     let url: string, username: string, password: string, caFile: string | undefined, sharedGroup: string | undefined;
     if (config.broker.mode === 'embedded') {
@@ -56,42 +64,51 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
     const mqtt = await connectCentralMqtt({
       url, username, password, caFile, sharedGroup, prefix: config.topicPrefix, clientId: config.broker.clientId,
       onMessage: (topic, payload) => (ingest ? ingest.handle(topic, payload) : pending.push([topic, payload])),
+      ready: () => ingest?.ready() ?? null,
     });
-    cleanup.unshift(() => mqtt.close());
+    cleanup.unshift(async () => {
+      await mqtt.close();
+      if (!ingest) return;
+      // no more messages come: store the ones received before the store closes (a store that is
+      // down gets 10 s; messages still waiting then are logged as not stored)
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ingest.idle(), new Promise((r) => { timer = setTimeout(r, 10_000); })]);
+      clearTimeout(timer);
+      ingest.stop();
+      await ingest.idle();
+    });
     const publish = (topic: string, payload: string) => mqtt.publish(topic, payload, { qos: 1 });
 
-    const notifier = new Notifier({ store, bus, config, publish, post: opts.post });
+    const notifier = new Notifier({ store, bus, config, publish, post: opts.post, instance: mqtt.clientId });
     const router = new Router({ store, notifier, config });
     const voice = new VoiceService({ store, bus, config, publish });
     ingest = new Ingest({
       store, bus, prefix: config.topicPrefix,
       maxJsonBytes: config.ingest.maxJsonBytes, maxSnapshotBytes: config.ingest.maxSnapshotBytes,
       insertOpts: (m) => router.insertOpts(m),
-      onNewEvent: (id) => {
-        router.onNewEvent(id);
-        const e = store.eventById(id);
-        const preset = e && store.siteContext(e.siteId)?.site.autoReminder?.[e.kind];
+      onNewEvent: async (id) => {
+        await router.onNewEvent(id);
+        const e = await store.eventById(id);
+        const preset = e && (await store.siteContext(e.siteId))?.site.autoReminder?.[e.kind];
         if (e && preset) {
-          voice.issue('central', { siteId: e.siteId, cameraId: store.cameraExists(e.siteId, e.cameraId) ? e.cameraId : null, type: 'preset', presetId: preset })
+          const cameraId = (await store.cameraExists(e.siteId, e.cameraId)) ? e.cameraId : null;
+          // not awaited: the site's next message need not wait for the broker's PUBACK
+          voice.issue('central', { siteId: e.siteId, cameraId, type: 'preset', presetId: preset })
             .catch((err: Error) => log.warn({ eventId: id, err: err.message }, 'auto reminder not sent'));
         }
       },
     });
     for (const [t, p] of pending.splice(0)) ingest.handle(t, p);
-    const clipRetention = () => {
-      try {
-        const r = store.clips.enforceRetention(config.clips);
-        if (r.clips) log.info({ ...r, ...config.clips }, 'clip retention: expired the oldest clips');
-      } catch (err) {
-        log.error({ err }, `clip retention failed: ${(err as Error).message}`);
-      }
-    };
-    clipRetention();
-    const retentionTimer = setInterval(clipRetention, 3_600_000).unref();
-    cleanup.unshift(() => clearInterval(retentionTimer));
-    notifier.start();
+    const retention = new Ticker('clip retention', async () => {
+      const r = await store.clips.enforceRetention(config.clips);
+      if (r.clips) log.info({ ...r, ...config.clips }, 'clip retention: expired the oldest clips');
+    }, log);
+    await retention.run();
+    retention.start(3_600_000, { unref: true });
+    cleanup.unshift(() => retention.stop());
+    await notifier.start();
     router.start();
-    cleanup.unshift(() => { router.stop(); notifier.stop(); });
+    cleanup.unshift(async () => { await router.stop(); await notifier.stop(); });
 
     let stopped = false;
     const ing = ingest;
@@ -108,10 +125,10 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
         send: (user, req, meta) => voice.send(user, req, meta),
         publicKeyPem: voice.publicKeyPem,
       },
-      metrics: (): CentralMetrics => {
+      metrics: async (): Promise<CentralMetrics> => {
         const { messages, rejected, duplicates, events, snapshots, clips } = ing.counters;
         const t0 = performance.now();
-        const deliveries = store.deliveryCounts();
+        const deliveries = await store.deliveryCounts();
         const storeQuerySeconds = (performance.now() - t0) / 1000;
         const n = notifier.counters;
         return {

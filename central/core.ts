@@ -2,10 +2,10 @@
  * The facade the HTTP layer (central/http/) uses. Stable: change only in backwards-compatible ways.
  *
  *   const central = await startCentral(config);                     // from './central.js'
- *   const user = central.store.userByUsername('zhang');            // with passwordHash
+ *   const user = await central.store.userByUsername('zhang');      // with passwordHash
  *   if (user && await verifyPassword(password, user.passwordHash)) …
- *   const scope = central.scopeOf(user);                            // per request (org may change)
- *   central.store.events(scope, { siteId, limit: 50 });
+ *   const scope = await central.scopeOf(user);                      // per request (org may change)
+ *   await central.store.events(scope, { siteId, limit: 50 });       // every store call returns a Promise
  *   central.bus.on('alert', (n) => …);                              // SSE
  *   await central.voice.send(user, { siteId, type: 'preset', presetId: 'hat-mask' });
  *   await central.stop();
@@ -28,13 +28,13 @@ export interface Central {
   readonly store: CentralStore;
   readonly bus: Bus;
   /** What this user may see; compute per request (the org is editable). */
-  scopeOf(user: UserRecord): Scope;
-  siteInScope(scope: Scope, siteId: string): boolean;
+  scopeOf(user: UserRecord): Promise<Scope>;
+  siteInScope(scope: Scope, siteId: string): Promise<boolean>;
   /**
    * Absolute path of a stored snapshot JPEG, or null when no event (in `scope`, if given) references
    * it or the bytes have not arrived.
    */
-  snapshotFile(sha256: string, scope?: Scope): string | null;
+  snapshotFile(sha256: string, scope?: Scope): Promise<string | null>;
   voice: {
     presets(): { id: string; text: string }[];
     /** Authorise, sign, publish (QoS 1), record and audit-log. Throws CoreError. */
@@ -45,7 +45,7 @@ export interface Central {
   /** The broker address sites and phone apps connect to (embedded: actual bound port). */
   brokerUrl: string;
   /** Counters for tests and health checks. */
-  metrics(): CentralMetrics;
+  metrics(): Promise<CentralMetrics>;
   stop(): Promise<void>;
 }
 

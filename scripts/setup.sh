@@ -9,6 +9,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gir1.2-gst-rtsp-server-1.0 python3-gi    # the RTSP server used by simulated cameras
   mosquitto mosquitto-clients              # external-broker mode and its tests
+  postgresql                               # central's PostgreSQL store: tests start private clusters (initdb, pg_ctl)
   espeak-ng sox                            # voice warnings (Mandarin TTS) and audio checks
   fonts-wqy-microhei                       # Chinese text in annotated snapshots
   chromium                                 # dashboard browser tests

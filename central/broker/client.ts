@@ -42,6 +42,8 @@ export interface CentralMqttOptions {
   /** Reconnect back-off bounds (ms); tests shorten them. */
   reconnect?: { minMs?: number; maxMs?: number };
   onMessage(topic: string, payload: Buffer): void;
+  /** Resolves when central may take the next message (null: now); until then the broker holds them. */
+  ready?(): Promise<void> | null;
 }
 
 export interface CentralMqtt {
@@ -78,6 +80,12 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
     ca: o.caFile ? readFileSync(o.caFile) : undefined,
   });
   client.on('message', (topic, payload) => o.onMessage(topic, payload));
+  // mqtt.js reads the next packet (and acknowledges this one) when handleMessage calls back
+  client.handleMessage = (_packet, done) => {
+    const wait = o.ready?.();
+    if (wait) void wait.then(() => done(), () => done());
+    else done();
+  };
   client.on('error', (err) => log.warn({ err: err.message, clientId }, 'broker connection error'));
   client.on('offline', () => log.warn({ url: o.url, clientId }, 'broker offline; reconnecting'));
   // Back-off: mqtt.js arms its reconnect timer with options.reconnectPeriod at each failed attempt's

@@ -21,12 +21,13 @@ import { CENTRAL_CLIENT_PREFIX, canPublish, canSubscribe, type Principal } from 
 
 const log = childLog({ mod: 'central.broker' });
 
-/** Where the broker looks up credentials (the store, in production). */
+/** Where the broker looks up credentials: the store in production (asynchronous); a plain value does too. */
 export interface CredentialSource {
-  siteHash(siteId: string): string | null;
+  siteHash(siteId: string): Awaitable<string | null>;
   /** By user id or username; null when unknown or disabled. */
-  user(name: string): { id: string; mqttPasswordHash: string | null } | null;
+  user(name: string): Awaitable<{ id: string; mqttPasswordHash: string | null } | null>;
 }
+type Awaitable<T> = T | Promise<T>;
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -132,14 +133,19 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
           return a.length === b.length && timingSafeEqual(a, b) ? (principals.set(client, { kind: 'central' }), done(null, true)) : fail('bad central credential');
         }
         if (client.id?.startsWith(CENTRAL_CLIENT_PREFIX)) return fail(`client id prefix "${CENTRAL_CLIENT_PREFIX}" is reserved for central`);
-        const siteHash = o.credentials.siteHash(name);
-        const user = siteHash ? null : o.credentials.user(name);
-        const hash = siteHash ?? user?.mqttPasswordHash ?? null;
-        check(name, pw, hash).then((ok) => {
-          if (!ok) return fail(hash ? 'bad username or password' : `unknown broker user "${name}" (or no MQTT password set)`);
-          principals.set(client, siteHash ? { kind: 'site', siteId: name } : { kind: 'user', userId: user!.id });
-          done(null, true);
-        }, (err: Error) => fail(`password check failed: ${err.message}`));
+        // aedes waits for `done`: the lookups and the check run after this hook has returned
+        const lookup = async () => {
+          const siteHash = await o.credentials.siteHash(name);
+          return { siteHash, user: siteHash ? null : await o.credentials.user(name) };
+        };
+        lookup().then(({ siteHash, user }) => {
+          const hash = siteHash ?? user?.mqttPasswordHash ?? null;
+          return check(name, pw, hash).then((ok) => {
+            if (!ok) return fail(hash ? 'bad username or password' : `unknown broker user "${name}" (or no MQTT password set)`);
+            principals.set(client, siteHash ? { kind: 'site', siteId: name } : { kind: 'user', userId: user!.id });
+            done(null, true);
+          }, (err: Error) => fail(`password check failed: ${err.message}`));
+        }, (err: Error) => fail(`credential lookup failed: ${err.message}`));
       },
       authorizePublish(client, packet, cb) {
         if (!client) return cb(null); // broker-internal (wills are published with the client)

@@ -229,10 +229,31 @@ export const IngestSchema = z.strictObject({
   maxSnapshotBytes: z.number().int().positive().default(5_000_000),
 });
 
+/**
+ * Where central keeps its records. Absent: SQLite in `dataDir` (one instance). With `url`,
+ * PostgreSQL, shared by every instance; the password comes from the environment, never the file.
+ */
+export const StoreSchema = z.strictObject({
+  url: z.string()
+    .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'expected a PostgreSQL URL such as "postgres://bk@db.example:5432/bright_kitchen"')
+    .refine((u) => { try { return new URL(u).password === ''; } catch { return false; } }, 'the URL must not hold a password: name its environment variable in store.passwordEnv')
+    .optional(),
+  passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name such as "BK_DB_PASSWORD"').optional(),
+  /** Connections per instance. */
+  poolSize: z.number().int().min(1).max(200).default(10),
+  /**
+   * Snapshots, rectification photos and clips (content-addressed files): a directory every instance
+   * reads and writes (a shared mount) when several run. Default: `dataDir`.
+   */
+  filesDir: z.string().min(1).optional(),
+});
+export type StoreConfig = z.infer<typeof StoreSchema>;
+
 export const CentralConfigSchema = z.strictObject({
   http: HttpSchema.default({ host: '127.0.0.1', port: 8080, publicUrl: 'http://127.0.0.1:8080' }),
   broker: BrokerSchema,
   dataDir: z.string().min(1),
+  store: StoreSchema.optional(),
   /** Time zone of the times written in alert texts. */
   timezone: z.string().min(1).refine((tz) => { try { new Intl.DateTimeFormat('en', { timeZone: tz }); return true; } catch { return false; } }, 'expected an IANA time zone such as "Asia/Shanghai"').default('Asia/Shanghai'),
   topicPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'expected a topic prefix such as "bk/v1" (no wildcards)').default('bk/v1'),

@@ -84,7 +84,7 @@ export class LiveManager {
   constructor(
     opts: LiveOptions,
     /** Is the session behind this key still valid (not logged out / expired)? */
-    private readonly sessionAlive: (sessionKey: string) => boolean,
+    private readonly sessionAlive: (sessionKey: string) => Promise<boolean>,
     private readonly onView: (t: { userId: string; siteId: string; cameraId: string; ip: string }) => void = () => {},
   ) {
     this.opts = {
@@ -113,22 +113,30 @@ export class LiveManager {
     const token = url.searchParams.get('token') ?? '';
     const ticket = this.tickets.get(token);
     this.tickets.delete(token); // single use, whatever happens next
-    if (!ticket || ticket.expiresAt < Date.now() || !this.sessionAlive(ticket.sessionKey)) {
+    this.admit(req, socket, head, ip, ticket).catch((err: Error) => {
+      log.error({ err: err.message }, 'live view: upgrade failed');
+      socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
+    return true;
+  }
+
+  /** The rest of an upgrade to our path, once the session is checked (in the store). */
+  private async admit(req: IncomingMessage, socket: Duplex, head: Buffer, ip: string, ticket: Ticket | undefined): Promise<void> {
+    if (!ticket || ticket.expiresAt < Date.now() || !(await this.sessionAlive(ticket.sessionKey))) {
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return true;
+      return;
     }
     const key = `${ticket.siteId}/${ticket.cameraId}`;
     const existing = this.streams.get(key);
     if ((!existing && this.streams.size >= this.opts.maxStreams) || (existing && existing.viewers.size >= this.opts.maxViewers)) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return true;
+      return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = existing ?? this.start(key, ticket);
       this.addViewer(stream, ws);
       this.onView({ userId: ticket.userId, siteId: ticket.siteId, cameraId: ticket.cameraId, ip });
     });
-    return true;
   }
 
   private start(key: string, t: Ticket): Stream {

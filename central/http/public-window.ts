@@ -90,25 +90,25 @@ export class PublicWindow {
   }
 
   /** Rate limit, then the opted-in site of this slug or the one 404 every other slug gets. */
-  private site(ctx: Ctx, slug: string | undefined): PublicSite {
+  private async site(ctx: Ctx, slug: string | undefined): Promise<PublicSite> {
     const wait = this.limiter.take(ctx.ip);
     if (wait > 0) throw new HttpError(429, 'too_many_requests', undefined, undefined, { 'Retry-After': String(wait) });
     const s = slug && SLUG.test(slug) ? this.bySlug.get(slug) : undefined;
     // Deleted through the org API since start: gone from the public too.
-    if (!s || !this.store.siteContext(s.siteId)) throw notFound();
+    if (!s || !(await this.store.siteContext(s.siteId))) throw notFound();
     return s;
   }
 
   register(router: Router<Ctx>): void {
     router.add('GET', '/api/public/:slug', async (ctx, p) => {
-      const s = this.site(ctx, p.slug);
+      const s = await this.site(ctx, p.slug);
       queryOf(ctx.url, S.EmptyQuery);
-      const body = this.recordBody(s);
+      const body = await this.recordBody(s);
       ctx.res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body) });
       ctx.res.end(body);
     });
     router.add('GET', '/api/public/:slug/still.jpg', async (ctx, p) => {
-      const s = this.site(ctx, p.slug);
+      const s = await this.site(ctx, p.slug);
       queryOf(ctx.url, S.EmptyQuery);
       if (!s.cfg.snapshot || !s.cfg.camera) throw notFound();
       const still = await this.still(s);
@@ -116,8 +116,8 @@ export class PublicWindow {
       if (!bytes && s.cfg.violationImages) {
         // No live picture: the latest alert's clean picture, which shows the violation scene (hence the opt-in).
         const pub = this.store.publicRecords;
-        const snap = pub.latestCleanSnapshot(s.siteId, s.cfg.camera) ?? pub.latestCleanSnapshot(s.siteId);
-        const file = snap && this.central.snapshotFile(snap.sha256);
+        const snap = (await pub.latestCleanSnapshot(s.siteId, s.cfg.camera)) ?? (await pub.latestCleanSnapshot(s.siteId));
+        const file = snap && (await this.central.snapshotFile(snap.sha256));
         if (snap && file) {
           ctx.res.setHeader('X-Captured-At', String(snap.raisedAt));
           ctx.res.setHeader('X-Still-Source', 'alert');
@@ -130,14 +130,14 @@ export class PublicWindow {
       ctx.res.end(bytes);
     });
     router.add('GET', '/api/public/:slug/images/:sha256', async (ctx, p) => {
-      const s = this.site(ctx, p.slug);
+      const s = await this.site(ctx, p.slug);
       queryOf(ctx.url, S.EmptyQuery);
       const sha = S.Sha256Param.safeParse(p.sha256);
       if (!s.cfg.violationImages || !s.cfg.rectifications || !sha.success) throw notFound();
       // Only the pictures the month record lists: this site's alerts of this month.
       const since = monthStart(Date.now(), this.central.config.timezone).start;
-      if (!this.store.publicRecords.violationImage(s.siteId, sha.data, since)) throw notFound();
-      const file = this.central.snapshotFile(sha.data);
+      if (!(await this.store.publicRecords.violationImage(s.siteId, sha.data, since))) throw notFound();
+      const file = await this.central.snapshotFile(sha.data);
       if (!file) throw notFound();
       await sendFile(ctx.req, ctx.res, file, 'image/jpeg', { 'Cache-Control': 'public, max-age=300', 'Content-Disposition': 'inline' });
     });
@@ -151,21 +151,22 @@ export class PublicWindow {
   async page(ctx: Ctx, rawPath: string): Promise<boolean> {
     if (rawPath !== '/public' && !rawPath.startsWith('/public/')) return false;
     const m = /^\/public\/([^/]+)$/.exec(rawPath);
-    this.site(ctx, m?.[1]);
+    await this.site(ctx, m?.[1]);
     await sendFile(ctx.req, ctx.res, path.join(this.publicDir, 'window.html'), 'text/html; charset=utf-8', { 'Cache-Control': 'no-store' });
     return true;
   }
 
-  private recordBody(s: PublicSite): string {
+  private async recordBody(s: PublicSite): Promise<string> {
     const t = Date.now();
     const cached = this.records.get(s.siteId);
     if (cached && t - cached.at < this.o.recordTtlMs) return cached.body;
-    const ctx = this.store.siteContext(s.siteId)!;
+    const ctx = await this.store.siteContext(s.siteId);
+    if (!ctx) throw notFound(); // deleted since site() looked
     const tz = this.central.config.timezone;
     const images = s.cfg.violationImages;
     let record = null;
     if (s.cfg.rectifications) {
-      const r = this.store.publicRecords.monthRecord(s.siteId, { at: t, timeZone: tz, images });
+      const r = await this.store.publicRecords.monthRecord(s.siteId, { at: t, timeZone: tz, images });
       record = { ...r, recent: r.recent.map((x) => ({ ...x, image: x.image ? `/api/public/${s.slug}/images/${x.image}` : null })) };
     }
     const body = JSON.stringify({
@@ -184,24 +185,29 @@ export class PublicWindow {
     const age = Date.now() - st.at;
     const fresh = st.bytes ? age < this.o.stillTtlMs : age < this.o.failTtlMs;
     if (!fresh && !st.inflight) {
-      const cam = this.store.org.get('cameras', `${s.siteId}/${s.cfg.camera}`);
-      const url = cam?.liveUrl && checkLiveUrl(cam.liveUrl) ? cam.liveUrl : null;
       const entry = st;
-      if (!url || this.pulls >= this.o.maxPulls) {
-        // Nothing to pull, or busy: keep a still that is not too stale rather than none.
-        if (!url || age > this.o.failTtlMs * 3) Object.assign(entry, { at: Date.now(), bytes: null });
-      } else {
-        entry.inflight = this.pull(url)
-          .then((bytes) => Object.assign(entry, { at: Date.now(), bytes }))
-          .catch((err: Error) => {
-            log.warn({ siteId: s.siteId, err: err.message }, 'public still not pulled');
-            Object.assign(entry, { at: Date.now(), bytes: null });
-          })
-          .then(() => { entry.inflight = null; });
-      }
+      // in flight from the camera lookup on: viewers meanwhile wait for this refresh, not start their own
+      entry.inflight = this.refresh(s, entry, age).finally(() => { entry.inflight = null; });
     }
     if (st.inflight) await st.inflight;
     return st;
+  }
+
+  private async refresh(s: PublicSite, entry: Still, age: number): Promise<void> {
+    const cam = await this.store.org.get('cameras', `${s.siteId}/${s.cfg.camera}`);
+    const url = cam?.liveUrl && checkLiveUrl(cam.liveUrl) ? cam.liveUrl : null;
+    if (!url || this.pulls >= this.o.maxPulls) {
+      // Nothing to pull, or busy: keep a still that is not too stale rather than none.
+      if (!url || age > this.o.failTtlMs * 3) Object.assign(entry, { at: Date.now(), bytes: null });
+      return;
+    }
+    try {
+      const bytes = await this.pull(url);
+      Object.assign(entry, { at: Date.now(), bytes }); // fresh from when the pull ended
+    } catch (err) {
+      log.warn({ siteId: s.siteId, err: (err as Error).message }, 'public still not pulled');
+      Object.assign(entry, { at: Date.now(), bytes: null });
+    }
   }
 
   /** One JPEG frame from the camera (the live view's ffmpeg input options; argv, no shell). */

@@ -21,6 +21,7 @@ export class LoginLimiter {
   private readonly lockMs: number;
   private readonly now: () => number;
   private lastPrune = 0;
+  /** Failures are recorded one after another (see fail). */
 
   constructor(
     private readonly rows: SessionRows,
@@ -41,33 +42,31 @@ export class LoginLimiter {
   }
 
   /** Seconds until the lock lifts, or 0 when a try is allowed. */
-  retryAfterSec(username: string, ip: string): number {
+  async retryAfterSec(username: string, ip: string): Promise<number> {
     const t = this.now();
     let wait = 0;
     for (const [k] of this.keys(username, ip)) {
-      const e = this.rows.failure(k);
+      const e = await this.rows.failure(k);
       if (e && e.lockedUntil > t) wait = Math.max(wait, Math.ceil((e.lockedUntil - t) / 1000));
     }
     return wait;
   }
 
-  fail(username: string, ip: string): void {
+  /**
+   * One atomic statement per key: failures counted by parallel requests, or by several instances on
+   * one database, are all counted (a read, then a write back, would let a parallel guesser lose some).
+   */
+  async fail(username: string, ip: string): Promise<void> {
     const t = this.now();
-    for (const [k, max] of this.keys(username, ip)) {
-      let e = this.rows.failure(k);
-      if (!e || t - e.firstAt > this.windowMs) e = { failures: 0, firstAt: t, lockedUntil: 0 };
-      e.failures += 1;
-      if (e.failures >= max) e.lockedUntil = t + this.lockMs;
-      this.rows.setFailure(k, e);
-    }
+    for (const [k, max] of this.keys(username, ip)) await this.rows.addFailure(k, t, this.windowMs, max, this.lockMs);
     if (t - this.lastPrune > 60_000) {
       this.lastPrune = t;
-      this.rows.expireFailures(t - this.windowMs, t);
+      await this.rows.expireFailures(t - this.windowMs, t);
     }
   }
 
-  succeed(username: string, ip: string): void {
-    this.rows.clearFailure(`u:${username.toLowerCase()}|${ip}`);
+  async succeed(username: string, ip: string): Promise<void> {
+    await this.rows.clearFailure(`u:${username.toLowerCase()}|${ip}`);
   }
 }
 

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { childLog } from '../../common/log.js';
 import { LABEL_TEXT } from '../../protocol/labels.js';
 import { SEVERITIES, VIOLATION_KINDS, VIOLATION_TEXT } from '../../protocol/violations.js';
-import { CoreError, hashPassword, verifyPassword, type Central, type EventView, type Scope, type UserRecord } from '../core.js';
+import { CoreError, hashPassword, verifyPassword, type AuditInput, type Central, type EventView, type Scope, type UserRecord } from '../core.js';
 import { DEFAULT_BODY_LIMIT, AUDIO_BODY_LIMIT, PHOTO_BODY_LIMIT, jsonBody, queryOf } from './body.js';
 import { HttpError, errorBody, forbidden, langOf, notFound, type Lang } from './errors.js';
 import { LiveManager, LIVE_WS_PATH, checkLiveUrl, type LiveOptions } from './live.js';
@@ -127,17 +127,18 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   const sessions = new SessionStore(central.store.sessions, opts.session);
   const limiter = new LoginLimiter(central.store.sessions, opts.login);
   const store = central.store;
-  const audit = (ctx: Ctx, action: string, target: string, detail?: string | null, siteId?: string | null, userId?: string) => {
+  /** A failed audit write is logged, never fails the request. */
+  const writeAudit = async (entry: AuditInput) => {
     try {
-      store.audit({ userId: userId ?? ctx.user?.id ?? '-', action, target, detail: detail ?? null, ip: ctx.ip, siteId: siteId ?? null });
+      await store.audit(entry);
     } catch (err) {
-      log.error({ err: (err as Error).message, action }, 'audit write failed');
+      log.error({ err: (err as Error).message, action: entry.action }, 'audit write failed');
     }
   };
+  const audit = (ctx: Ctx, action: string, target: string, detail?: string | null, siteId?: string | null, userId?: string) =>
+    writeAudit({ userId: userId ?? ctx.user?.id ?? '-', action, target, detail: detail ?? null, ip: ctx.ip, siteId: siteId ?? null });
   const live = new LiveManager(opts.live ?? {}, (key) => sessions.alive(key), (v) => {
-    try {
-      store.audit({ userId: v.userId, action: 'live_view_open', target: `${v.siteId}/${v.cameraId}`, detail: null, ip: v.ip, siteId: v.siteId });
-    } catch { /* logged elsewhere */ }
+    void writeAudit({ userId: v.userId, action: 'live_view_open', target: `${v.siteId}/${v.cameraId}`, detail: null, ip: v.ip, siteId: v.siteId });
   });
   // Read once; a missing package only disables the live view's pictures (404), not the dashboard.
   let jsmpeg: { body: Buffer; etag: string } | null = null;
@@ -150,19 +151,19 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   // Unknown usernames still pay for one scrypt, so timing does not reveal which usernames exist.
   let dummyHash: Promise<string> | null = null;
 
-  const scope = (ctx: Authed): Scope => central.scopeOf(ctx.user);
-  const requireSite = (ctx: Authed, siteId: string): Scope => {
-    const s = scope(ctx);
-    if (!central.siteInScope(s, siteId)) throw notFound();
+  const scope = (ctx: Authed): Promise<Scope> => central.scopeOf(ctx.user);
+  const requireSite = async (ctx: Authed, siteId: string): Promise<Scope> => {
+    const s = await scope(ctx);
+    if (!(await central.siteInScope(s, siteId))) throw notFound();
     return s;
   };
   const requireRole = (ctx: Authed, ...roles: UserRecord['role'][]) => {
     if (!roles.includes(ctx.user.role)) throw forbidden();
   };
-  const eventInScope = (ctx: Authed, id: string) => {
+  const eventInScope = async (ctx: Authed, id: string) => {
     const eid = S.Id.safeParse(id);
     if (!eid.success) throw notFound();
-    const ev = store.event(scope(ctx), id);
+    const ev = await store.event(await scope(ctx), id);
     if (!ev) throw notFound();
     return ev;
   };
@@ -179,29 +180,29 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   // ---- auth ----
   router.add('POST', '/api/login', async (ctx) => {
     const body = await jsonBody(ctx.req, S.LoginBody);
-    const wait = limiter.retryAfterSec(body.username, ctx.ip);
+    const wait = await limiter.retryAfterSec(body.username, ctx.ip);
     if (wait > 0) throw new HttpError(429, 'rate_limited', undefined, undefined, { 'Retry-After': String(wait) });
-    const user = store.userByUsername(body.username);
+    const user = await store.userByUsername(body.username);
     let ok = false;
     if (user && !user.disabled) ok = await verifyPassword(body.password, user.passwordHash);
     else await verifyPassword(body.password, await (dummyHash ??= hashPassword('dummy-password-for-timing')));
     if (!ok || !user) {
-      limiter.fail(body.username, ctx.ip);
-      audit(ctx, 'login_failed', `user:${body.username.slice(0, 64)}`, null, null, user?.id ?? '-');
-      const after = limiter.retryAfterSec(body.username, ctx.ip);
+      await limiter.fail(body.username, ctx.ip);
+      await audit(ctx, 'login_failed', `user:${body.username.slice(0, 64)}`, null, null, user?.id ?? '-');
+      const after = await limiter.retryAfterSec(body.username, ctx.ip);
       if (after > 0) throw new HttpError(429, 'rate_limited', undefined, undefined, { 'Retry-After': String(after) });
       throw new HttpError(401, 'bad_credentials');
     }
-    limiter.succeed(body.username, ctx.ip);
-    const { id, session } = sessions.create(user.id, ctx.ip);
-    audit(ctx, 'login', `user:${user.id}`, null, null, user.id);
+    await limiter.succeed(body.username, ctx.ip);
+    const { id, session } = await sessions.create(user.id, ctx.ip);
+    await audit(ctx, 'login', `user:${user.id}`, null, null, user.id);
     sendJson(ctx.res, 200, { user: publicUser(user), csrfToken: session.csrfToken }, {
       'Set-Cookie': sessionCookie(id, { secure, maxAgeSec: Math.floor(sessions.absoluteMs / 1000) }),
     });
   });
   router.add('POST', '/api/logout', authed(async (ctx) => {
-    sessions.destroy(ctx.session);
-    audit(ctx, 'logout', `user:${ctx.user.id}`);
+    await sessions.destroy(ctx.session);
+    await audit(ctx, 'logout', `user:${ctx.user.id}`);
     sendJson(ctx.res, 200, {}, { 'Set-Cookie': clearCookie(secure) });
   }));
   router.add('GET', '/api/me', authed(async (ctx) => {
@@ -216,24 +217,24 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   // ---- sites and events ----
   router.add('GET', '/api/sites', authed(async (ctx) => {
     queryOf(ctx.url, S.EmptyQuery);
-    sendJson(ctx.res, 200, store.sites(scope(ctx)));
+    sendJson(ctx.res, 200, await store.sites(await scope(ctx)));
   }));
   router.add('GET', '/api/events', authed(async (ctx) => {
     const q = queryOf(ctx.url, S.EventsQuery);
-    const s = q.siteId ? requireSite(ctx, q.siteId) : scope(ctx);
-    sendJson(ctx.res, 200, { events: store.events(s, q) });
+    const s = q.siteId ? await requireSite(ctx, q.siteId) : await scope(ctx);
+    sendJson(ctx.res, 200, { events: await store.events(s, q) });
   }));
   router.add('GET', '/api/events/:id', authed(async (ctx, p) => {
-    sendJson(ctx.res, 200, eventInScope(ctx, p.id!));
+    sendJson(ctx.res, 200, await eventInScope(ctx, p.id!));
   }));
   router.add('POST', '/api/events/:id/ack', authed(async (ctx, p) => {
-    const ev = eventInScope(ctx, p.id!);
+    const ev = await eventInScope(ctx, p.id!);
     const body = await jsonBody(ctx.req, S.AckBody);
-    const out = store.acknowledge(ctx.user, ev.id, body.note, { ip: ctx.ip }); // the store audit-logs it
+    const out = await store.acknowledge(ctx.user, ev.id, body.note, { ip: ctx.ip }); // the store audit-logs it
     sendJson(ctx.res, 200, out);
   }));
   router.add('POST', '/api/events/:id/rectify', authed(async (ctx, p) => {
-    const ev = eventInScope(ctx, p.id!);
+    const ev = await eventInScope(ctx, p.id!);
     const body = await jsonBody(ctx.req, S.RectifyBody, PHOTO_BODY_LIMIT);
     let photo: { bytes: Buffer; mime: 'image/jpeg' | 'image/png' } | undefined;
     if (body.photoBase64 && body.photoMime) {
@@ -246,27 +247,27 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     sendJson(ctx.res, 200, out);
   }));
   router.add('POST', '/api/events/:id/review', authed(async (ctx, p) => {
-    const ev = eventInScope(ctx, p.id!);
+    const ev = await eventInScope(ctx, p.id!);
     const body = await jsonBody(ctx.req, S.ReviewBody);
     requireRole(ctx, 'inspector', 'admin');
-    const out = store.review(ctx.user, ev.id, body.decision, body.note, { ip: ctx.ip });
+    const out = await store.review(ctx.user, ev.id, body.decision, body.note, { ip: ctx.ip });
     sendJson(ctx.res, 200, out);
   }));
   // The filtered alert list as CSV or XLSX (the list's filters and scope; every matching alert up to EXPORT_MAX).
   const exportEvents = (format: 'csv' | 'xlsx') => authed(async (ctx) => {
     const q = queryOf(ctx.url, S.EventsQuery);
-    const s = q.siteId ? requireSite(ctx, q.siteId) : scope(ctx);
+    const s = q.siteId ? await requireSite(ctx, q.siteId) : await scope(ctx);
     const seen = new Set<string>();
     const out: EventView[] = [];
     let before = q.before;
     while (out.length < EXPORT_MAX) {
-      const page = store.events(s, { ...q, before, limit: 500 });
+      const page = await store.events(s, { ...q, before, limit: 500 });
       const fresh = page.filter((e) => !seen.has(e.id));
       for (const e of fresh) (seen.add(e.id), out.push(e));
       if (page.length < 500 || fresh.length === 0) break;
       before = page[page.length - 1]!.raisedAt + 1; // <= the last one's time: ties are kept, repeats dropped
     }
-    audit(ctx, 'export_events', `events:${out.length}`, format);
+    await audit(ctx, 'export_events', `events:${out.length}`, format);
     const rows = eventRows(out.slice(0, EXPORT_MAX), ctx.lang, central.config.timezone);
     const day = new Date().toLocaleDateString('sv-SE', { timeZone: central.config.timezone }).replace(/-/g, '');
     const body = format === 'csv' ? Buffer.from(csv(rows)) : await xlsx(ctx.lang === 'zh' ? '告警明细' : 'alerts', rows);
@@ -278,33 +279,33 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   router.add('GET', '/api/events.xlsx', exportEvents('xlsx'));
   router.add('GET', '/api/overdue', authed(async (ctx) => {
     queryOf(ctx.url, S.EmptyQuery);
-    sendJson(ctx.res, 200, { events: store.overdue(scope(ctx)) });
+    sendJson(ctx.res, 200, { events: await store.overdue(await scope(ctx)) });
   }));
 
   // ---- images: only when an event / rectification in the caller's scope references them ----
   router.add('GET', '/api/snapshots/:sha256', authed(async (ctx, p) => {
     const sha = S.Sha256Param.safeParse(p.sha256);
     if (!sha.success) throw notFound();
-    const file = central.snapshotFile(sha.data, scope(ctx));
+    const file = await central.snapshotFile(sha.data, await scope(ctx));
     if (!file) throw notFound();
     await sendFile(ctx.req, ctx.res, file, 'image/jpeg');
   }));
   router.add('GET', '/api/events/:id/clip.mp4', authed(async (ctx, p) => {
-    const ev = eventInScope(ctx, p.id!);
-    const file = store.clips.file(ev.id);
+    const ev = await eventInScope(ctx, p.id!);
+    const file = await store.clips.file(ev.id);
     if (!file) throw notFound();
     await sendFile(ctx.req, ctx.res, file, 'video/mp4');
   }));
   router.add('GET', '/api/rectifications/:id/photo', authed(async (ctx, p) => {
     if (!/^\d{1,12}$/.test(p.id!)) throw notFound();
-    const photo = store.rectificationPhoto(scope(ctx), Number(p.id));
+    const photo = await store.rectificationPhoto(await scope(ctx), Number(p.id));
     if (!photo) throw notFound();
     await sendFile(ctx.req, ctx.res, photo.path, photo.mime === 'image/png' ? 'image/png' : 'image/jpeg');
   }));
 
   // ---- push ----
   router.add('GET', '/api/stream', authed(async (ctx) => {
-    openSse(ctx, central, sessions, opts.sseHeartbeatMs ?? 15_000, sseOpen);
+    await openSse(ctx, central, sessions, opts.sseHeartbeatMs ?? 15_000, sseOpen);
   }));
 
   // ---- voice ----
@@ -313,11 +314,11 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   }));
   router.add('POST', '/api/voice', authed(async (ctx) => {
     const body = await jsonBody(ctx.req, S.VoiceBody, AUDIO_BODY_LIMIT);
-    requireSite(ctx, body.siteId);
+    await requireSite(ctx, body.siteId);
     const manages = ctx.user.role === 'canteen_manager' && ctx.user.siteIds.includes(body.siteId);
     if (!manages && ctx.user.role !== 'inspector' && ctx.user.role !== 'admin') throw forbidden();
     if (body.cameraId) {
-      const cam = store.org.get('cameras', `${body.siteId}/${body.cameraId}`);
+      const cam = await store.org.get('cameras', `${body.siteId}/${body.cameraId}`);
       if (!cam) throw new HttpError(400, 'invalid', 'cameraId', 'no such camera at this site');
     }
     const rec = await central.voice.send(ctx.user, {
@@ -331,19 +332,19 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
   }));
   router.add('GET', '/api/voice', authed(async (ctx) => {
     const q = queryOf(ctx.url, S.VoiceQuery);
-    const s = q.siteId ? requireSite(ctx, q.siteId) : scope(ctx);
-    sendJson(ctx.res, 200, store.voiceCommands(s, q.siteId));
+    const s = q.siteId ? await requireSite(ctx, q.siteId) : await scope(ctx);
+    sendJson(ctx.res, 200, await store.voiceCommands(s, q.siteId));
   }));
 
   // ---- statistics and audit ----
   router.add('GET', '/api/stats', authed(async (ctx) => {
     const q = queryOf(ctx.url, S.StatsQuery);
-    sendJson(ctx.res, 200, store.stats(scope(ctx), q, central.config.timezone));
+    sendJson(ctx.res, 200, await store.stats(await scope(ctx), q, central.config.timezone));
   }));
   router.add('GET', '/api/audit', authed(async (ctx) => {
     requireRole(ctx, 'admin', 'inspector');
     const q = queryOf(ctx.url, S.AuditQuery);
-    sendJson(ctx.res, 200, store.auditList(scope(ctx), q));
+    sendJson(ctx.res, 200, await store.auditList(await scope(ctx), q));
   }));
 
   // ---- org (admin) ----
@@ -364,13 +365,13 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     if (suffix === '') {
       router.add('GET', pattern, authed(async (ctx, p) => {
         requireRole(ctx, 'admin');
-        sendJson(ctx.res, 200, store.org.list(orgKind(p.kind!)));
+        sendJson(ctx.res, 200, await store.org.list(orgKind(p.kind!)));
       }));
       router.add('POST', pattern, authed(async (ctx, p) => {
         requireRole(ctx, 'admin');
         const kind = orgKind(p.kind!);
         const body = await jsonBody(ctx.req, S.OrgBodies[kind]);
-        const rec = store.org.create(ctx.user, kind, (await orgInput(kind, body)) as never);
+        const rec = await store.org.create(ctx.user, kind, (await orgInput(kind, body)) as never);
         sendJson(ctx.res, 201, rec);
       }));
       continue;
@@ -378,7 +379,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     // cameras are addressed as /api/org/cameras/<siteId>/<cameraId>; org mutations are audit-logged by the store
     router.add('GET', pattern, authed(async (ctx, p) => {
       requireRole(ctx, 'admin');
-      const rec = store.org.get(orgKind(p.kind!), orgId(p));
+      const rec = await store.org.get(orgKind(p.kind!), orgId(p));
       if (!rec) throw notFound();
       sendJson(ctx.res, 200, rec);
     }));
@@ -386,15 +387,15 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       requireRole(ctx, 'admin');
       const kind = orgKind(p.kind!);
       const body = await jsonBody(ctx.req, S.OrgBodies[kind]);
-      const rec = store.org.update(ctx.user, kind, orgId(p), (await orgInput(kind, body)) as never);
-      if (kind === 'users' && ((body as { disabled?: boolean }).disabled || (body as { password?: string }).password)) sessions.destroyUser(orgId(p));
+      const rec = await store.org.update(ctx.user, kind, orgId(p), (await orgInput(kind, body)) as never);
+      if (kind === 'users' && ((body as { disabled?: boolean }).disabled || (body as { password?: string }).password)) await sessions.destroyUser(orgId(p));
       sendJson(ctx.res, 200, rec);
     }));
     router.add('DELETE', pattern, authed(async (ctx, p) => {
       requireRole(ctx, 'admin');
       const kind = orgKind(p.kind!);
-      store.org.remove(ctx.user, kind, orgId(p));
-      if (kind === 'users') sessions.destroyUser(orgId(p));
+      await store.org.remove(ctx.user, kind, orgId(p));
+      if (kind === 'users') await sessions.destroyUser(orgId(p));
       sendJson(ctx.res, 200, {});
     }));
   }
@@ -404,12 +405,12 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
     const siteId = S.Id.safeParse(p.siteId);
     const cameraId = S.Id.safeParse(p.cameraId);
     if (!siteId.success || !cameraId.success) throw notFound();
-    requireSite(ctx, siteId.data);
-    const cam = store.org.get('cameras', `${siteId.data}/${cameraId.data}`);
+    await requireSite(ctx, siteId.data);
+    const cam = await store.org.get('cameras', `${siteId.data}/${cameraId.data}`);
     if (!cam) throw notFound();
     if (!cam.liveUrl || !checkLiveUrl(cam.liveUrl)) throw new HttpError(409, 'conflict', undefined, 'camera has no live URL');
     const { token, expiresAt } = live.issueToken({ sessionKey: ctx.session.key, userId: ctx.user.id, siteId: siteId.data, cameraId: cameraId.data, url: cam.liveUrl });
-    audit(ctx, 'live_view', `camera:${siteId.data}/${cameraId.data}`, null, siteId.data);
+    await audit(ctx, 'live_view', `camera:${siteId.data}/${cameraId.data}`, null, siteId.data);
     const host = /^[A-Za-z0-9.\-:[\]]+$/.test(ctx.req.headers.host ?? '') ? ctx.req.headers.host! : `${addr.host}:${addr.port}`;
     sendJson(ctx.res, 200, { wsUrl: `${secure ? 'wss' : 'ws'}://${host}${LIVE_WS_PATH}?token=${token}`, expiresAt });
   }));
@@ -447,7 +448,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       const problems: string[] = [];
       let storeOk = true;
       try {
-        if (!central.metrics().brokerConnected) problems.push('central is not connected to the broker');
+        if (!(await central.metrics()).brokerConnected) problems.push('central is not connected to the broker');
       } catch (err) {
         storeOk = false;
         problems.push(`store: ${(err as Error).message}`);
@@ -510,13 +511,13 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       const { handler, params } = router.match(method, pathname);
       // Session
       const cookie = parseCookies(req.headers.cookie)[SESSION_COOKIE];
-      const session = sessions.get(cookie);
+      const session = await sessions.get(cookie);
       if (session) {
-        const user = store.user(session.userId);
+        const user = await store.user(session.userId);
         if (user && !user.disabled) {
           ctx.session = session;
           ctx.user = user;
-        } else sessions.destroy(session);
+        } else await sessions.destroy(session);
       }
       if (method !== 'GET' && method !== 'HEAD') {
         // Cross-site requests: a foreign Origin is refused outright; a session also needs its CSRF token.
@@ -603,7 +604,7 @@ export async function startHttp(central: Central, opts: HttpOptions = {}): Promi
       closed = true;
       await live.close();
       await publicWindow.close();
-      sessions.close();
+      await sessions.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -2,10 +2,12 @@
  * Server-side sessions: a random 32-byte id in the `bk_session` cookie, looked up by its sha256 (the
  * raw id is never stored), a per-session CSRF token, idle and absolute expiry. The rows live in the
  * store (central/store/sessions.ts): a restart or another instance on the same store keeps the user
- * logged in.
+ * logged in. The store is asynchronous: every method that reads or writes rows returns a Promise.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { childLog } from '../../common/log.js';
 import type { SessionRow, SessionRows } from '../store/sessions.js';
+import { Ticker } from '../ticker.js';
 
 export type Session = SessionRow;
 
@@ -20,12 +22,13 @@ export const SESSION_COOKIE = 'bk_session';
 const TOUCH_EVERY_MS = 10_000;
 
 const hash = (id: string) => createHash('sha256').update(id).digest('hex');
+const log = childLog({ mod: 'central/http/session' });
 
 export class SessionStore {
   readonly idleMs: number;
   readonly absoluteMs: number;
   private readonly now: () => number;
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly sweeper = new Ticker('session expiry', () => this.sweep(), log);
 
   constructor(
     private readonly rows: SessionRows,
@@ -34,16 +37,15 @@ export class SessionStore {
     this.idleMs = opts.idleMs ?? 30 * 60_000;
     this.absoluteMs = opts.absoluteMs ?? 12 * 3600_000;
     this.now = opts.now ?? Date.now;
-    this.sweeper = setInterval(() => this.sweep(), 60_000);
-    this.sweeper.unref();
+    this.sweeper.start(60_000, { unref: true });
   }
 
   /** Returns the cookie value (only ever handed to the client). */
-  create(userId: string, ip: string): { id: string; session: Session } {
+  async create(userId: string, ip: string): Promise<{ id: string; session: Session }> {
     const id = randomBytes(32).toString('base64url');
     const t = this.now();
     const session: Session = { key: hash(id), userId, csrfToken: randomBytes(32).toString('base64url'), createdAt: t, lastSeenAt: t, ip };
-    this.rows.insert(session);
+    await this.rows.insert(session);
     return { id, session };
   }
 
@@ -52,49 +54,50 @@ export class SessionStore {
   }
 
   /** Looks up and touches a session; expired ones are removed. */
-  get(id: string | undefined): Session | null {
+  async get(id: string | undefined): Promise<Session | null> {
     if (!id || id.length > 100) return null;
-    const s = this.rows.get(hash(id));
+    const s = await this.rows.get(hash(id));
     if (!s) return null;
     const t = this.now();
     if (this.expired(s, t)) {
-      this.rows.delete(s.key);
+      await this.rows.delete(s.key);
       return null;
     }
     if (t - s.lastSeenAt >= TOUCH_EVERY_MS) {
-      this.rows.touch(s.key, t);
+      await this.rows.touch(s.key, t);
       s.lastSeenAt = t;
     }
     return s;
   }
 
   /** Is the session behind this key still valid? Does not count as activity. */
-  alive(key: string): boolean {
-    const s = this.rows.get(key);
+  async alive(key: string): Promise<boolean> {
+    const s = await this.rows.get(key);
     return !!s && !this.expired(s, this.now());
   }
 
-  destroy(session: Session): void {
-    this.rows.delete(session.key);
+  async destroy(session: Session): Promise<void> {
+    await this.rows.delete(session.key);
   }
 
   /** Log a user out everywhere (password change, user deleted). */
-  destroyUser(userId: string): void {
-    this.rows.deleteUser(userId);
+  async destroyUser(userId: string): Promise<void> {
+    await this.rows.deleteUser(userId);
   }
 
-  get size(): number {
+  /** Sessions in the store (a Promise). */
+  get size(): Promise<number> {
     return this.rows.count();
   }
 
-  sweep(): void {
+  async sweep(): Promise<void> {
     const t = this.now();
-    this.rows.expire(t - this.idleMs, t - this.absoluteMs);
+    await this.rows.expire(t - this.idleMs, t - this.absoluteMs);
   }
 
-  /** Stops the sweeper; the sessions stay in the store for the next start. */
-  close(): void {
-    clearInterval(this.sweeper);
+  /** Stops the sweeper (waiting for a sweep in progress); the sessions stay in the store for the next start. */
+  close(): Promise<void> {
+    return this.sweeper.stop();
   }
 }
 

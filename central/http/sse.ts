@@ -5,6 +5,7 @@
  * A comment line every heartbeat keeps proxies from closing the stream and tells us when the
  * client is gone; the stream ends when the session does.
  */
+import { childLog } from '../../common/log.js';
 import type { Central, Scope, UserRecord } from '../core.js';
 import type { AlertNotice } from '../bus.js';
 import type { CameraView, EventView, SiteView, VoiceRecord, VoiceView } from '../store/types.js';
@@ -12,13 +13,17 @@ import type { Ctx } from './context.js';
 import type { SessionStore } from './session.js';
 
 const SCOPE_TTL_MS = 10_000;
+const log = childLog({ mod: 'central/http/sse' });
 
 /** `open` counts the streams of one HTTP server (metrics). */
-export function openSse(ctx: Ctx, central: Central, sessions: SessionStore, heartbeatMs: number, open: { n: number } = { n: 0 }): void {
+export async function openSse(ctx: Ctx, central: Central, sessions: SessionStore, heartbeatMs: number, open: { n: number } = { n: 0 }): Promise<void> {
   const { req, res } = ctx;
-  open.n++;
   const user = ctx.user as UserRecord;
   const sessionKey = ctx.session!.key;
+  let scope: Scope = await central.scopeOf(user); // before the headers: a store failure is still a 500
+  let scopeAt = Date.now();
+  if (req.socket.destroyed) return; // gone while its scope was read ('close' has been and gone)
+  open.n++;
   res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-store',
@@ -29,36 +34,42 @@ export function openSse(ctx: Ctx, central: Central, sessions: SessionStore, hear
   req.socket.setKeepAlive(true);
   req.socket.setTimeout(0);
 
-  let scope: Scope = central.scopeOf(user);
-  let scopeAt = Date.now();
-  const inScope = (siteId: string) => {
+  const inScope = async (siteId: string) => {
     if (Date.now() - scopeAt > SCOPE_TTL_MS) {
-      const fresh = central.store.user(user.id);
+      const fresh = await central.store.user(user.id);
       if (!fresh || fresh.disabled) {
         end();
         return false;
       }
-      scope = central.scopeOf(fresh);
+      scope = await central.scopeOf(fresh);
       scopeAt = Date.now();
     }
     return central.siteInScope(scope, siteId);
+  };
+  // The bus calls its listeners synchronously; the scope checks are asynchronous. One chain per
+  // stream keeps the client's events in the order they happened.
+  let chain = Promise.resolve();
+  let ended = false;
+  const deliver = (siteId: string, fn: () => unknown) => {
+    chain = chain
+      .then(async () => { if (!ended && (await inScope(siteId))) await fn(); })
+      .catch((err: Error) => log.error({ err: err.message, user: user.id }, 'live feed: event not sent'));
   };
   const send = (name: string, data: unknown) => {
     if (!res.writableEnded) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
   };
 
-  const onAlert = (n: AlertNotice) => {
-    if (!inScope(n.event.siteId)) return;
+  const onAlert = (n: AlertNotice) => deliver(n.event.siteId, () => {
     if (n.recipients.some((r) => r.userId === user.id)) send('alert', { ...n.event, level: n.level });
     else send('event', n.event);
-  };
-  const onEvent = (e: EventView) => { if (inScope(e.siteId)) send('event', e); };
-  const onSite = (s: SiteView) => { if (inScope(s.id)) send('site', s); };
-  const onCamera = (c: CameraView & { siteId: string }) => { if (inScope(c.siteId)) send('camera', c); };
+  });
+  const onEvent = (e: EventView) => deliver(e.siteId, () => send('event', e));
+  const onSite = (s: SiteView) => deliver(s.id, () => send('site', s));
+  const onCamera = (c: CameraView & { siteId: string }) => deliver(c.siteId, () => send('camera', c));
   // A command just sent comes from the voice module without the issuer's name; rows read back carry it.
-  const voiceView = (v: VoiceRecord | VoiceView): VoiceView =>
-    'issuedByName' in v ? v : { ...v, issuedByName: central.store.user(v.issuedBy)?.name ?? null };
-  const onVoice = (v: VoiceRecord) => { if (inScope(v.siteId)) send('voice', voiceView(v)); };
+  const voiceView = async (v: VoiceRecord | VoiceView): Promise<VoiceView> =>
+    'issuedByName' in v ? v : { ...v, issuedByName: (await central.store.user(v.issuedBy))?.name ?? null };
+  const onVoice = (v: VoiceRecord) => deliver(v.siteId, async () => send('voice', await voiceView(v)));
   const bus = central.bus;
   bus.on('alert', onAlert);
   bus.on('event', onEvent);
@@ -67,15 +78,13 @@ export function openSse(ctx: Ctx, central: Central, sessions: SessionStore, hear
   bus.on('voice', onVoice);
 
   const heartbeat = setInterval(() => {
-    if (!sessions.alive(sessionKey)) {
-      end();
-      return;
-    }
-    res.write(`: ping ${Date.now()}\n\n`);
+    sessions.alive(sessionKey).then((alive) => {
+      if (!alive) end();
+      else if (!res.writableEnded) res.write(`: ping ${Date.now()}\n\n`);
+    }, (err: Error) => log.error({ err: err.message, user: user.id }, 'live feed: session check failed'));
   }, heartbeatMs);
   heartbeat.unref();
 
-  let ended = false;
   function end() {
     if (ended) return;
     ended = true;

@@ -12,6 +12,7 @@ import type { Bus } from '../bus.js';
 import type { CentralConfig } from '../config/schema.js';
 import type { DeliveryRow, Store } from '../store/store.js';
 import type { OfficeRecord, EventView, UserRecord } from '../store/types.js';
+import { Ticker } from '../ticker.js';
 import { WindowLimiter } from './limiter.js';
 import { alertText, markdownFor, postWebhook, type AlertText } from './webhook.js';
 
@@ -24,21 +25,32 @@ export interface NotifierDeps {
   publish(topic: string, payload: string): Promise<void>;
   /** For tests: override how robots are reached. */
   post?: typeof postWebhook;
+  /**
+   * This instance's name in delivery leases (stable across its restarts: its MQTT client id), so
+   * that with several instances on one database each delivery is sent by one of them.
+   */
+  instance: string;
 }
+
+/** How long a delivery being sent is this instance's; past it (the instance died) another takes it. */
+const LEASE_MS = 60_000;
 
 interface Queue {
   type: 'wecom' | 'dingtalk';
   url: string;
   limiter: WindowLimiter;
   ids: number[];
+  /** A pump is running (from its store reads to its store writes): the queue's rows are its own. */
   busy: boolean;
+  /** Pumped again once the running pump is done (rows came, or a timer fired, meanwhile). */
+  again: boolean;
   timer: NodeJS.Timeout | null;
 }
 
 export class Notifier {
   private readonly queues = new Map<string, Queue>();
   private readonly inFlight = new Set<number>();
-  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly retry = new Ticker('delivery retry', () => this.retryDue(), log);
   private stopped = false;
   /** Robot requests made (for tests / health). */
   readonly counters = { webhookRequests: 0, webhookAlerts: 0, mqttSent: 0, failures: 0 };
@@ -56,42 +68,43 @@ export class Notifier {
   }
 
   /** Resume what a previous run left pending and start the retry loop. */
-  start(): void {
-    for (const row of this.d.store.pendingDeliveries(['wecom', 'dingtalk'])) this.enqueue(row);
-    const tick = () => {
-      if (this.stopped) return;
-      this.retryDue();
-      this.retryTimer = setTimeout(tick, Math.min(1000, this.d.config.notify.retry.baseMs));
-    };
-    tick();
+  async start(): Promise<void> {
+    for (const row of await this.d.store.pendingDeliveries(['wecom', 'dingtalk'])) this.enqueue(row);
+    void this.retry.run();
+    this.retry.start(Math.min(1000, this.d.config.notify.retry.baseMs));
   }
 
-  stop(): void {
+  /**
+   * Waits for a retry pass in progress. Sends and robot posts still in flight write nothing to the
+   * store once stopped (their rows stay pending and are resumed at the next start).
+   */
+  async stop(): Promise<void> {
     this.stopped = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const q of this.queues.values()) if (q.timer) clearTimeout(q.timer);
+    await this.retry.stop();
+    await this.d.store.releaseDeliveries(this.d.instance).catch((err: Error) => log.warn({ err: err.message }, 'delivery leases not released (they run out)'));
   }
 
   /** Alert these users (dashboard + MQTT) at this escalation level. */
-  alertUsers(event: EventView, users: UserRecord[], level: number): void {
+  async alertUsers(event: EventView, users: UserRecord[], level: number): Promise<void> {
     if (!users.length) return;
     const { store } = this.d;
     for (const u of users) {
-      store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'dashboard', level, status: 'sent' });
+      await store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'dashboard', level, status: 'sent' });
     }
     this.d.bus.emit('alert', { event, level, recipients: users.map((u) => ({ userId: u.id, role: u.role })) });
     for (const u of users) {
-      const id = store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'mqtt', target: this.t.userAlert(u.id), level });
+      const id = await store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'mqtt', target: this.t.userAlert(u.id), level });
       void this.sendMqtt(id);
     }
   }
 
   /** Queue the district's robot webhooks. */
   /** The office's robots (township office, district, city group chats). */
-  alertOffice(event: EventView, office: OfficeRecord, level: number): void {
+  async alertOffice(event: EventView, office: OfficeRecord, level: number): Promise<void> {
     for (const w of office.webhooks) {
-      const id = this.d.store.addDelivery({ eventId: event.id, recipientId: office.id, recipientName: office.name, role: office.level, channel: w.type, target: w.url, level });
-      const row = this.d.store.delivery(id);
+      const id = await this.d.store.addDelivery({ eventId: event.id, recipientId: office.id, recipientName: office.name, role: office.level, channel: w.type, target: w.url, level });
+      const row = await this.d.store.delivery(id);
       if (row) this.enqueue(row);
     }
   }
@@ -106,33 +119,43 @@ export class Notifier {
     });
   }
 
+  /** Never rejects (its callers do not wait for it): a store failure is logged, the row retried later. */
   private async sendMqtt(id: number): Promise<void> {
     if (this.inFlight.has(id) || this.stopped) return;
-    const row = this.d.store.delivery(id);
-    if (!row || row.status === 'sent' || row.status === 'failed') return;
-    const e = this.d.store.eventById(row.event_id);
-    if (!e) return this.d.store.markDelivery(id, 'failed', { error: 'event gone' });
+    // In flight from the first read: a retry pass meanwhile must not send this row a second time.
     this.inFlight.add(id);
     try {
-      await this.d.publish(this.t.userAlert(row.recipient_id), JSON.stringify(this.recipientAlert(row, e)));
+      // the lease: not sent, not failed, and not being sent by another instance
+      const [row] = await this.d.store.claimDeliveries([id], this.d.instance, Date.now() + LEASE_MS);
+      if (!row) return;
+      const e = await this.d.store.eventById(row.event_id);
       if (this.stopped) return;
-      this.d.store.markDelivery(id, 'sent');
-      this.counters.mqttSent++;
+      if (!e) return await this.d.store.markDelivery(id, 'failed', { error: 'event gone' });
+      try {
+        await this.d.publish(this.t.userAlert(row.recipient_id), JSON.stringify(this.recipientAlert(row, e)));
+        if (this.stopped) return;
+        await this.d.store.markDelivery(id, 'sent');
+        this.counters.mqttSent++;
+      } catch (err) {
+        if (this.stopped) return;
+        this.counters.failures++;
+        const next = Date.now() + this.backoff(row.attempts + 1);
+        await this.d.store.markDelivery(id, 'retrying', { error: (err as Error).message, nextAttemptAt: next });
+        log.warn({ delivery: id, err: (err as Error).message }, 'MQTT alert failed; will retry');
+      }
     } catch (err) {
-      if (this.stopped) return;
-      this.counters.failures++;
-      const next = Date.now() + this.backoff(row.attempts + 1);
-      this.d.store.markDelivery(id, 'retrying', { error: (err as Error).message, nextAttemptAt: next });
-      log.warn({ delivery: id, err: (err as Error).message }, 'MQTT alert failed; will retry');
+      log.error({ delivery: id, err: (err as Error).message }, 'MQTT alert: store failed');
     } finally {
       this.inFlight.delete(id);
     }
   }
 
-  private retryDue(): void {
+  /** MQTT alerts due again, and robot deliveries no instance holds (one that held them died). */
+  private async retryDue(): Promise<void> {
     const now = Date.now();
-    for (const row of this.d.store.pendingDeliveries(['mqtt'])) {
-      if ((row.next_attempt_at ?? 0) <= now && !this.inFlight.has(row.id)) void this.sendMqtt(row.id);
+    for (const row of await this.d.store.pendingDeliveries(['mqtt', 'wecom', 'dingtalk'])) {
+      if (row.channel !== 'mqtt') this.enqueue(row);
+      else if ((row.next_attempt_at ?? 0) <= now && !this.inFlight.has(row.id)) void this.sendMqtt(row.id);
     }
   }
 
@@ -152,7 +175,7 @@ export class Notifier {
       const { max, windowSec } = this.d.config.notify.webhookRateLimit;
       // The robot counts arrivals, we count departures: a safety margin absorbs network jitter.
       const windowMs = windowSec * 1000;
-      q = { type: row.channel, url: row.target, limiter: new WindowLimiter(max, windowMs + Math.max(100, windowMs * 0.01)), ids: [], busy: false, timer: null };
+      q = { type: row.channel, url: row.target, limiter: new WindowLimiter(max, windowMs + Math.max(100, windowMs * 0.01)), ids: [], busy: false, again: false, timer: null };
       this.queues.set(key, q);
     }
     if (!q.ids.includes(row.id)) q.ids.push(row.id);
@@ -165,54 +188,82 @@ export class Notifier {
     q.timer = setTimeout(() => { q.timer = null; this.pump(q); }, Math.max(5, ms));
   }
 
-  private secretFor(q: Queue): { secret?: string; error?: string } {
+  private async secretFor(q: Queue): Promise<{ secret?: string; error?: string }> {
     if (q.type !== 'dingtalk') return {};
-    const w = this.d.store.org.list('districts').flatMap((d) => d.webhooks).find((x) => x.type === 'dingtalk' && x.url === q.url);
+    const w = (await this.d.store.org.list('districts')).flatMap((d) => d.webhooks).find((x) => x.type === 'dingtalk' && x.url === q.url);
     if (!w?.secretEnv) return {};
     const secret = process.env[w.secretEnv];
     return secret ? { secret } : { error: `environment variable ${w.secretEnv} (DingTalk secret for ${q.url}) is not set` };
   }
 
   private pump(q: Queue): void {
-    if (q.busy || this.stopped || !q.ids.length) return;
+    if (this.stopped || !q.ids.length) return;
+    if (q.busy) { q.again = true; return; }
+    q.busy = true;
+    q.again = false;
+    this.pumpOnce(q)
+      .catch((err: Error) => { log.error({ url: q.url, type: q.type, err: err.message }, 'robot queue: store failed'); return false; })
+      .then((sent) => {
+        q.busy = false;
+        if (sent || q.again) this.pump(q);
+      });
+  }
+
+  /** One batch to the robot, if one is due; true when a request was made. */
+  private async pumpOnce(q: Queue): Promise<boolean> {
+    const ids = q.ids;
+    const rows = (await Promise.all(ids.map((id) => this.d.store.delivery(id)))).filter((r): r is DeliveryRow => !!r && (r.status === 'pending' || r.status === 'retrying'));
+    if (this.stopped) return false;
+    // ids enqueued during the reads stay queued (the next pump reads them)
+    const read = new Set(ids);
+    q.ids = [...rows.map((r) => r.id), ...q.ids.filter((id) => !read.has(id))];
     const now = Date.now();
-    const rows = q.ids.map((id) => this.d.store.delivery(id)).filter((r): r is DeliveryRow => !!r && (r.status === 'pending' || r.status === 'retrying'));
-    q.ids = rows.map((r) => r.id);
     const ready = rows.filter((r) => (r.next_attempt_at ?? 0) <= now);
     if (!ready.length) {
       if (rows.length) this.schedule(q, Math.min(...rows.map((r) => r.next_attempt_at ?? now)) - now);
-      return;
+      return false;
     }
     const wait = q.limiter.waitMs(now);
-    if (wait > 0) return this.schedule(q, wait);
-    q.limiter.take(now);
-    const batch = ready.slice(0, this.d.config.notify.maxBatch);
-    q.busy = true;
-    const alerts: AlertText[] = [];
-    for (const r of batch) {
-      const e = this.d.store.eventById(r.event_id);
-      if (e) alerts.push({ event: e, level: r.level, snapshotUrl: this.snapshotUrl(e) });
+    if (wait > 0) {
+      this.schedule(q, wait);
+      return false;
     }
-    const { secret, error } = this.secretFor(q);
-    const post = this.d.post ?? postWebhook;
-    this.counters.webhookRequests++;
-    const attempt = error ? Promise.reject(new Error(error)) : post(q.type, q.url, secret, markdownFor(alerts, this.d.config.timezone), this.d.config.notify.webhookTimeoutMs);
-    attempt.then(() => {
-      if (this.stopped) return;
+    // leased for the request: rows another instance is sending leave this queue
+    const wanted = ready.slice(0, this.d.config.notify.maxBatch);
+    const batch = await this.d.store.claimDeliveries(wanted.map((r) => r.id), this.d.instance, now + LEASE_MS + this.d.config.notify.webhookTimeoutMs);
+    const got = new Set(batch.map((r) => r.id));
+    const lost = new Set(wanted.filter((r) => !got.has(r.id)).map((r) => r.id));
+    if (lost.size) q.ids = q.ids.filter((id) => !lost.has(id));
+    if (!batch.length) return lost.size > 0;
+    q.limiter.take(now);
+    try {
+      const alerts: AlertText[] = [];
+      for (const r of batch) {
+        const e = await this.d.store.eventById(r.event_id);
+        if (e) alerts.push({ event: e, level: r.level, snapshotUrl: this.snapshotUrl(e) });
+      }
+      const { secret, error } = await this.secretFor(q);
+      const post = this.d.post ?? postWebhook;
+      this.counters.webhookRequests++;
+      try {
+        if (error) throw new Error(error);
+        await post(q.type, q.url, secret, markdownFor(alerts, this.d.config.timezone), this.d.config.notify.webhookTimeoutMs);
+      } catch (err) {
+        if (this.stopped) return false;
+        this.counters.failures++;
+        log.warn({ url: q.url, type: q.type, alerts: batch.length, err: (err as Error).message }, 'robot webhook failed; will retry');
+        for (const r of batch) await this.d.store.markDelivery(r.id, 'retrying', { error: (err as Error).message, nextAttemptAt: Date.now() + this.backoff(r.attempts + 1) });
+        return true;
+      }
+      if (this.stopped) return false;
       this.counters.webhookAlerts += batch.length;
-      for (const r of batch) this.d.store.markDelivery(r.id, 'sent');
+      for (const r of batch) await this.d.store.markDelivery(r.id, 'sent');
       const done = new Set(batch.map((r) => r.id));
       q.ids = q.ids.filter((id) => !done.has(id));
-    }, (err: Error) => {
-      if (this.stopped) return;
-      this.counters.failures++;
-      log.warn({ url: q.url, type: q.type, alerts: batch.length, err: err.message }, 'robot webhook failed; will retry');
-      for (const r of batch) this.d.store.markDelivery(r.id, 'retrying', { error: err.message, nextAttemptAt: Date.now() + this.backoff(r.attempts + 1) });
-    }).finally(() => {
+      return true;
+    } finally {
       q.limiter.finished();
-      q.busy = false;
-      this.pump(q);
-    });
+    }
   }
 
   /** Robot deliveries not yet sent (for tests / health). */

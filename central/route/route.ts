@@ -16,6 +16,7 @@ import type { CentralConfig, Role, TierConfig } from '../config/schema.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { EventRow, Store } from '../store/store.js';
 import type { EventView, OfficeRecord, UserRecord } from '../store/types.js';
+import { Ticker } from '../ticker.js';
 
 const log = childLog({ mod: 'central.route' });
 const LEVEL_ROLES: Role[][] = [['canteen_manager'], ['vice_principal']];
@@ -23,8 +24,8 @@ const LEVEL_ROLES: Role[][] = [['canteen_manager'], ['vice_principal']];
 const OFFICE_LEVEL = 2;
 
 export class Router {
-  private timer: NodeJS.Timeout | null = null;
   readonly counters = { routed: 0, escalations: 0 };
+  private readonly ticker = new Ticker('escalation check', () => this.checkEscalations(), log);
 
   constructor(private readonly d: { store: Store; notifier: Notifier; config: CentralConfig }) {}
 
@@ -44,84 +45,80 @@ export class Router {
   }
 
   /** The site's offices, nearest first (level OFFICE_LEVEL + i). */
-  private offices(siteId: string): OfficeRecord[] {
-    return this.d.store.siteContext(siteId)?.offices ?? [];
+  private async offices(siteId: string): Promise<OfficeRecord[]> {
+    return (await this.d.store.siteContext(siteId))?.offices ?? [];
   }
 
-  private maxLevel(siteId: string): number {
-    return OFFICE_LEVEL + this.offices(siteId).length - 1;
+  private async maxLevel(siteId: string): Promise<number> {
+    return OFFICE_LEVEL + (await this.offices(siteId)).length - 1;
   }
 
   /** A new event was stored: alert the first level (or all, for mode "all"). */
-  onNewEvent(eventId: string): void {
+  async onNewEvent(eventId: string): Promise<void> {
     const { store } = this.d;
-    const e = store.eventById(eventId);
+    const e = await store.eventById(eventId);
     if (!e) return;
     this.counters.routed++;
     const tier = this.tier(e.severity);
     if (tier.mode === 'all') {
-      const offices = this.offices(e.siteId);
+      const offices = await this.offices(e.siteId);
       const upTo = OFFICE_LEVEL + Math.max(0, offices.findIndex((o) => o.level === 'district'));
-      this.alertLevel(e, Array.from({ length: upTo + 1 }, (_, i) => i), 0, tier);
+      await this.alertLevel(e, Array.from({ length: upTo + 1 }, (_, i) => i), 0, tier);
       return;
     }
     // Nobody at level 0 (no manager configured): go up now rather than wait for nobody.
-    if (!this.alertLevel(e, [0], 0, tier)) this.escalate(store.eventRow(eventId)!);
+    if (!(await this.alertLevel(e, [0], 0, tier))) await this.escalate((await store.eventRow(eventId))!);
   }
 
   /** Returns how many users were alerted. */
-  private alertLevel(e: EventView, levels: number[], level: number, tier: TierConfig): number {
+  private async alertLevel(e: EventView, levels: number[], level: number, tier: TierConfig): Promise<number> {
     const { store, notifier } = this.d;
-    const offices = this.offices(e.siteId);
+    const offices = await this.offices(e.siteId);
     const reached = levels.filter((l) => l >= OFFICE_LEVEL).map((l) => offices[l - OFFICE_LEVEL]).filter((o): o is OfficeRecord => !!o);
     const users: UserRecord[] = [
-      ...store.recipients(e.siteId, levels.filter((l) => l < OFFICE_LEVEL).flatMap((l) => LEVEL_ROLES[l]!)),
-      ...reached.flatMap((o) => store.officeInspectors(o)),
+      ...(await store.recipients(e.siteId, levels.filter((l) => l < OFFICE_LEVEL).flatMap((l) => LEVEL_ROLES[l]!))),
+      ...(await Promise.all(reached.map((o) => store.officeInspectors(o)))).flat(),
     ];
-    notifier.alertUsers(e, users, level);
+    await notifier.alertUsers(e, users, level);
     // Robots: "immediate" posts to the first office's group at once; "on_inspector" to each office as it is reached.
     const robots = tier.webhook === 'immediate' && level === 0 ? [offices[0], ...reached.slice(1)] : tier.webhook === 'on_inspector' ? reached : [];
-    for (const o of new Set(robots)) if (o) notifier.alertOffice(e, o, level);
+    for (const o of new Set(robots)) if (o) await notifier.alertOffice(e, o, level);
     if (!users.length) log.warn({ eventId: e.id, siteId: e.siteId, levels }, 'no recipients configured at this level');
     return users.length;
   }
 
   /** Move one event up a level (guarded so two workers never both escalate it). */
-  private escalate(row: EventRow): void {
+  private async escalate(row: EventRow): Promise<void> {
     const { store } = this.d;
     const tier = this.tier(row.severity);
     const from = row.escalation_level;
-    const max = this.maxLevel(row.site_id);
-    if (from >= max) { store.setEscalation(row.id, from, from, null); return; }
+    const max = await this.maxLevel(row.site_id);
+    if (from >= max) { await store.setEscalation(row.id, from, from, null); return; }
     const level = from + 1;
     const nextAt = level < max ? Date.now() + tier.inspectorAfterMin * 60_000 : null;
-    if (!store.setEscalation(row.id, from, level, nextAt)) return;
+    if (!(await store.setEscalation(row.id, from, level, nextAt))) return;
     this.counters.escalations++;
-    const e = store.eventById(row.id)!;
-    const office = this.offices(row.site_id)[level - OFFICE_LEVEL];
-    store.noteEscalation(row.id, level, office ? `${office.level} ${office.name}` : LEVEL_ROLES[level]!.join(','));
+    const e = (await store.eventById(row.id))!;
+    const office = (await this.offices(row.site_id))[level - OFFICE_LEVEL];
+    await store.noteEscalation(row.id, level, office ? `${office.level} ${office.name}` : LEVEL_ROLES[level]!.join(','));
     log.info({ eventId: row.id, level, office: office?.id }, 'event escalated (not acknowledged in time)');
-    const n = this.alertLevel(e, [level], level, tier);
-    if (!n && level < max) this.escalate(store.eventRow(row.id)!);
+    const n = await this.alertLevel(e, [level], level, tier);
+    if (!n && level < max) await this.escalate((await store.eventRow(row.id))!);
   }
 
   /** One pass over events whose escalation time has come. */
-  checkEscalations(now = Date.now()): void {
-    for (const row of this.d.store.dueEscalations(now)) {
-      try { this.escalate(row); } catch (err) { log.error({ eventId: row.id, err: (err as Error).message }, 'escalation failed'); }
+  async checkEscalations(now = Date.now()): Promise<void> {
+    for (const row of await this.d.store.dueEscalations(now)) {
+      try { await this.escalate(row); } catch (err) { log.error({ eventId: row.id, err: (err as Error).message }, 'escalation failed'); }
     }
   }
 
   start(): void {
     const every = this.d.config.routing.checkIntervalSec * 1000;
-    const tick = () => {
-      this.checkEscalations();
-      this.timer = setTimeout(tick, every);
-    };
-    this.timer = setTimeout(tick, Math.min(every, 1000));
+    this.ticker.start(every, { firstMs: Math.min(every, 1000) });
   }
-  stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+  /** Waits for a check in progress (it writes to the store). */
+  stop(): Promise<void> {
+    return this.ticker.stop();
   }
 }

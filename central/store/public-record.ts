@@ -5,7 +5,7 @@
  * notes, camera ids or URLs.
  */
 import type { ViolationKind } from '../../protocol/violations.js';
-import type { DB } from './db.js';
+import type { Sql } from './sql.js';
 
 export interface PublicMonthRecord {
   /** "YYYY-MM" in the sites' time zone. */
@@ -51,19 +51,17 @@ function quantile(sorted: number[], q: number): number | null {
  * The record of the month containing `at`. Experimental-model alerts are left out: they are not yet
  * trusted enough to be shown to the public as the canteen's violations.
  */
-function publicMonthRecord(db: DB, siteId: string, opts: { at?: number; timeZone: string; images: boolean; recent?: number }): PublicMonthRecord {
+async function publicMonthRecord(sql: Sql, siteId: string, opts: { at?: number; timeZone: string; images: boolean; recent?: number }): Promise<PublicMonthRecord> {
   const at = opts.at ?? Date.now();
   const { start, label } = monthStart(at, opts.timeZone);
   const base = `FROM events e WHERE e.site_id = ? AND e.experimental = 0 AND e.raised_at >= ? AND e.raised_at < ?`;
   const args = [siteId, start, at + 1] as const;
-  const kinds = db.prepare(`SELECT e.kind, COUNT(*) AS count, SUM(e.status IN ${RECTIFIED}) AS rectified ${base} GROUP BY e.kind ORDER BY count DESC, e.kind`)
-    .all(...args) as { kind: ViolationKind; count: number; rectified: number }[];
-  const overdue = db.prepare(`SELECT COUNT(*) ${base} AND e.status NOT IN ${RECTIFIED} AND e.deadline_at < ?`).pluck().get(...args, at) as number;
+  const kinds = (await sql.all(`SELECT e.kind, COUNT(*) AS count, SUM(CASE WHEN e.status IN ${RECTIFIED} THEN 1 ELSE 0 END) AS rectified ${base} GROUP BY e.kind ORDER BY count DESC, e.kind`, [...args])) as { kind: ViolationKind; count: number; rectified: number }[];
+  const overdue = (await sql.value(`SELECT COUNT(*) ${base} AND e.status NOT IN ${RECTIFIED} AND e.deadline_at < ?`, [...args, at])) as number;
   const firstFix = `(SELECT MIN(r.at) FROM rectifications r WHERE r.event_id = e.id)`;
-  const durations = (db.prepare(`SELECT ${firstFix} - e.raised_at AS ms ${base} AND e.status IN ${RECTIFIED} AND ${firstFix} IS NOT NULL ORDER BY ms`)
-    .pluck().all(...args) as number[]).map((ms) => Math.max(0, ms / 1000));
-  const recent = (db.prepare(`SELECT e.kind, e.raised_at, e.status, e.deadline_at, e.snap_annotated, ${firstFix} AS fixed_at ${base}
-      ORDER BY e.raised_at DESC, e.id DESC LIMIT ?`).all(...args, opts.recent ?? 10) as
+  const durations = ((await sql.values(`SELECT ${firstFix} - e.raised_at AS ms ${base} AND e.status IN ${RECTIFIED} AND ${firstFix} IS NOT NULL ORDER BY ms`, [...args])) as number[]).map((ms) => Math.max(0, ms / 1000));
+  const recent = ((await sql.all(`SELECT e.kind, e.raised_at, e.status, e.deadline_at, e.snap_annotated, ${firstFix} AS fixed_at ${base}
+      ORDER BY e.raised_at DESC, e.id DESC LIMIT ?`, [...args, opts.recent ?? 10])) as
     { kind: ViolationKind; raised_at: number; status: string; deadline_at: number; snap_annotated: string; fixed_at: number | null }[])
     .map((r) => {
       const fixed = r.status === 'rectified' || r.status === 'closed';
@@ -88,32 +86,31 @@ function publicMonthRecord(db: DB, siteId: string, opts: { at?: number; timeZone
  * Is this snapshot one the site's public window may show: the annotated picture of one of the site's
  * alerts (not experimental) raised since `since`, whose bytes arrived?
  */
-function publicViolationImage(db: DB, siteId: string, sha256: string, since: number): boolean {
-  return !!db.prepare(`SELECT 1 FROM events e JOIN snapshots s ON s.sha256 = e.snap_annotated
-    WHERE e.site_id = ? AND e.snap_annotated = ? AND e.experimental = 0 AND e.raised_at >= ? LIMIT 1`).get(siteId, sha256, since);
+async function publicViolationImage(sql: Sql, siteId: string, sha256: string, since: number): Promise<boolean> {
+  return !!(await sql.get(`SELECT 1 FROM events e JOIN snapshots s ON s.sha256 = e.snap_annotated
+    WHERE e.site_id = ? AND e.snap_annotated = ? AND e.experimental = 0 AND e.raised_at >= ? LIMIT 1`, [siteId, sha256, since]));
 }
 
 /** The clean snapshot of the site's latest alert (from `cameraId` when given) whose bytes arrived, for the still's fallback. */
-function latestCleanSnapshot(db: DB, siteId: string, cameraId?: string): { sha256: string; raisedAt: number } | null {
-  const r = db.prepare(`SELECT e.snap_clean AS sha256, e.raised_at AS raisedAt FROM events e JOIN snapshots s ON s.sha256 = e.snap_clean
-    WHERE e.site_id = ? AND e.experimental = 0 ${cameraId ? 'AND e.camera_id = ?' : ''} ORDER BY e.raised_at DESC LIMIT 1`)
-    .get(...(cameraId ? [siteId, cameraId] : [siteId])) as { sha256: string; raisedAt: number } | undefined;
+async function latestCleanSnapshot(sql: Sql, siteId: string, cameraId?: string): Promise<{ sha256: string; raisedAt: number } | null> {
+  const r = (await sql.get(`SELECT e.snap_clean AS sha256, e.raised_at AS "raisedAt" FROM events e JOIN snapshots s ON s.sha256 = e.snap_clean
+    WHERE e.site_id = ? AND e.experimental = 0 ${cameraId ? 'AND e.camera_id = ?' : ''} ORDER BY e.raised_at DESC LIMIT 1`, [...(cameraId ? [siteId, cameraId] : [siteId])])) as { sha256: string; raisedAt: number } | undefined;
   return r ?? null;
 }
 
 /** The public window's queries over the store's database. */
 export class PublicRecords {
-  constructor(private readonly db: DB) {}
+  constructor(private readonly sql: Sql) {}
 
-  monthRecord(siteId: string, opts: { at?: number; timeZone: string; images: boolean; recent?: number }): PublicMonthRecord {
-    return publicMonthRecord(this.db, siteId, opts);
+  monthRecord(siteId: string, opts: { at?: number; timeZone: string; images: boolean; recent?: number }): Promise<PublicMonthRecord> {
+    return publicMonthRecord(this.sql, siteId, opts);
   }
 
-  violationImage(siteId: string, sha256: string, since: number): boolean {
-    return publicViolationImage(this.db, siteId, sha256, since);
+  violationImage(siteId: string, sha256: string, since: number): Promise<boolean> {
+    return publicViolationImage(this.sql, siteId, sha256, since);
   }
 
-  latestCleanSnapshot(siteId: string, cameraId?: string): { sha256: string; raisedAt: number } | null {
-    return latestCleanSnapshot(this.db, siteId, cameraId);
+  latestCleanSnapshot(siteId: string, cameraId?: string): Promise<{ sha256: string; raisedAt: number } | null> {
+    return latestCleanSnapshot(this.sql, siteId, cameraId);
   }
 }

@@ -14,8 +14,8 @@ import {
   CameraSchema, DistrictSchema, SchoolSchema, SiteSchema, UserSchema, PasswordHash,
   type OrgConfig, type Role,
 } from '../config/schema.js';
-import type { DB } from './db.js';
-import { ClipStore } from './clips.js';
+import type { Sql } from './sql.js';
+import { ClipStore, clipView } from './clips.js';
 import { SessionRows } from './sessions.js';
 import { PublicRecords } from './public-record.js';
 import {
@@ -46,6 +46,7 @@ export interface DeliveryRow {
   id: number; event_id: string; recipient_id: string; recipient_name: string; role: string; channel: DeliveryChannel;
   target: string | null; level: number; status: DeliveryStatus; attempts: number; last_error: string | null;
   next_attempt_at: number | null; created_at: number; delivered_at: number | null;
+  claimed_by: string | null; claimed_until: number | null;
 }
 
 export type { SiteContext } from './types.js';
@@ -111,90 +112,100 @@ export class Store implements CentralStore {
   readonly publicRecords: PublicRecords;
   /** Called after acknowledge / rectify / review (central wires it to bus 'event'). */
   onEventChanged: ((e: EventView) => void) | null = null;
+  // The clip's columns come along so that an event's view needs no query of its own.
   private readonly eventSelect = `SELECT e.*, s.name AS site_name, ua.name AS ack_by_name,
-      EXISTS (SELECT 1 FROM snapshots WHERE sha256 = e.snap_annotated) AS snap_received
-    FROM events e LEFT JOIN sites s ON s.id = e.site_id LEFT JOIN users ua ON ua.id = e.ack_by`;
+      EXISTS (SELECT 1 FROM snapshots WHERE sha256 = e.snap_annotated) AS snap_received,
+      ${ClipStore.columns('cl', 'e.id')}
+    FROM events e LEFT JOIN sites s ON s.id = e.site_id LEFT JOIN users ua ON ua.id = e.ack_by LEFT JOIN clips cl ON cl.event_id = e.id`;
 
   constructor(
-    readonly db: DB,
+    /** The database (SQLite or PostgreSQL). */
+    readonly sql: Sql,
+    /** Where snapshots, photos and clips are kept (shared by every instance on one database). */
     readonly dataDir: string,
   ) {
     this.org = this.makeOrgApi();
-    this.clips = new ClipStore(db, dataDir);
-    this.sessions = new SessionRows(db);
-    this.publicRecords = new PublicRecords(db);
+    this.clips = new ClipStore(sql, dataDir);
+    this.sessions = new SessionRows(sql);
+    this.publicRecords = new PublicRecords(sql);
+  }
+
+  close(): Promise<void> {
+    return this.sql.close();
   }
 
   // ---------------------------------------------------------------- scope
-  scopeOf(user: UserRecord): Scope {
+  async scopeOf(user: UserRecord): Promise<Scope> {
     const base = { userId: user.id, role: user.role };
     if (user.disabled) return { ...base, all: false, siteIds: new Set(), districtIds: new Set() };
     if (user.role === 'admin') {
-      const all = this.db.prepare('SELECT id FROM districts').pluck().all() as string[];
-      return { ...base, all: true, siteIds: new Set(this.db.prepare('SELECT id FROM sites').pluck().all() as string[]), districtIds: new Set(all) };
+      const all = (await this.sql.values('SELECT id FROM districts')) as string[];
+      return { ...base, all: true, siteIds: new Set((await this.sql.values('SELECT id FROM sites')) as string[]), districtIds: new Set(all) };
     }
     let rows: { id: string; district_id: string }[] = [];
     const q = `SELECT si.id, sc.district_id FROM sites si JOIN schools sc ON sc.id = si.school_id`;
-    if (user.role === 'canteen_manager') rows = this.db.prepare(`${q} WHERE si.id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(user.siteIds)) as typeof rows;
-    else if (user.role === 'vice_principal') rows = this.db.prepare(`${q} WHERE si.school_id = ?`).all(user.schoolId ?? '') as typeof rows;
+    if (user.role === 'canteen_manager') {
+      const inList = this.sql.dialect.inList('si.id', user.siteIds);
+      rows = (await this.sql.all(`${q} WHERE ${inList.sql}`, inList.params)) as typeof rows;
+    }
+    else if (user.role === 'vice_principal') rows = (await this.sql.all(`${q} WHERE si.school_id = ?`, [user.schoolId ?? ''])) as typeof rows;
     else if (user.role === 'inspector') {
       // an inspector sees everything below their office
-      rows = user.townshipId ? this.db.prepare(`${q} WHERE sc.township_id = ?`).all(user.townshipId) as typeof rows
-        : user.cityId ? this.db.prepare(`${q} WHERE sc.district_id IN (SELECT id FROM districts WHERE city_id = ?)`).all(user.cityId) as typeof rows
-          : this.db.prepare(`${q} WHERE sc.district_id = ?`).all(user.districtId ?? '') as typeof rows;
+      rows = user.townshipId ? (await this.sql.all(`${q} WHERE sc.township_id = ?`, [user.townshipId])) as typeof rows
+        : user.cityId ? (await this.sql.all(`${q} WHERE sc.district_id IN (SELECT id FROM districts WHERE city_id = ?)`, [user.cityId])) as typeof rows
+          : (await this.sql.all(`${q} WHERE sc.district_id = ?`, [user.districtId ?? ''])) as typeof rows;
     }
     // Districts wholly the user's (their audit entries without a site): a district's or a city's
     // inspector; a township office holds part of a district only, so none.
     const districtIds = user.role !== 'inspector' ? new Set(rows.map((r) => r.district_id))
       : user.townshipId ? new Set<string>()
-        : user.cityId ? new Set(this.db.prepare('SELECT id FROM districts WHERE city_id = ?').pluck().all(user.cityId) as string[])
+        : user.cityId ? new Set((await this.sql.values('SELECT id FROM districts WHERE city_id = ?', [user.cityId])) as string[])
           : new Set(user.districtId ? [user.districtId] : []);
     return { ...base, all: false, siteIds: new Set(rows.map((r) => r.id)), districtIds };
   }
 
-  siteInScope(scope: Scope, siteId: string): boolean {
-    return scope.all ? this.siteExists(siteId) : scope.siteIds.has(siteId);
+  async siteInScope(scope: Scope, siteId: string): Promise<boolean> {
+    return scope.all ? await this.siteExists(siteId) : scope.siteIds.has(siteId);
   }
 
-  private siteExists(id: string): boolean {
-    return !!this.db.prepare('SELECT 1 FROM sites WHERE id = ?').get(id);
+  private async siteExists(id: string): Promise<boolean> {
+    return !!(await this.sql.get('SELECT 1 FROM sites WHERE id = ?', [id]));
   }
 
   /** SQL fragment + parameter restricting `col` to the scope's sites. */
   private scopeSql(scope: Scope, col: string): { sql: string; params: unknown[] } {
-    if (scope.all) return { sql: '1=1', params: [] };
-    return { sql: `${col} IN (SELECT value FROM json_each(?))`, params: [JSON.stringify([...scope.siteIds])] };
+    return scope.all ? { sql: '1=1', params: [] } : this.sql.dialect.inList(col, scope.siteIds);
   }
 
   // ---------------------------------------------------------------- org sync (YAML → DB)
-  syncOrg(org: OrgConfig): void {
-    this.db.transaction(() => {
-      const ci = this.db.prepare('INSERT INTO cities (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks');
-      for (const x of org.cities) ci.run(x.id, x.name, JSON.stringify(x.webhooks));
-      const d = this.db.prepare('INSERT INTO districts (id, name, webhooks, city_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks, city_id = excluded.city_id');
-      for (const x of org.districts) d.run(x.id, x.name, JSON.stringify(x.webhooks), x.cityId ?? null);
-      const tw = this.db.prepare('INSERT INTO townships (id, name, district_id, webhooks) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, webhooks = excluded.webhooks');
-      for (const x of org.townships) tw.run(x.id, x.name, x.districtId, JSON.stringify(x.webhooks));
-      const s = this.db.prepare('INSERT INTO schools (id, name, district_id, township_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, township_id = excluded.township_id');
-      for (const x of org.schools) s.run(x.id, x.name, x.districtId, x.townshipId ?? null);
-      const si = this.db.prepare(`INSERT INTO sites (id, name, school_id, mqtt_password_hash, auto_reminder) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT(id) DO UPDATE SET name = excluded.name, school_id = excluded.school_id, mqtt_password_hash = excluded.mqtt_password_hash, auto_reminder = excluded.auto_reminder`);
-      const c = this.db.prepare(`INSERT INTO cameras (site_id, id, name, live_url) VALUES (?, ?, ?, ?)
-        ON CONFLICT(site_id, id) DO UPDATE SET name = excluded.name, live_url = excluded.live_url`);
+  async syncOrg(org: OrgConfig): Promise<void> {
+    await this.sql.tx(async () => {
+      const ci = (...p: unknown[]) => this.sql.run('INSERT INTO cities (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks', p);
+      for (const x of org.cities) await ci(x.id, x.name, JSON.stringify(x.webhooks));
+      const d = (...p: unknown[]) => this.sql.run('INSERT INTO districts (id, name, webhooks, city_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks, city_id = excluded.city_id', p);
+      for (const x of org.districts) await d(x.id, x.name, JSON.stringify(x.webhooks), x.cityId ?? null);
+      const tw = (...p: unknown[]) => this.sql.run('INSERT INTO townships (id, name, district_id, webhooks) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, webhooks = excluded.webhooks', p);
+      for (const x of org.townships) await tw(x.id, x.name, x.districtId, JSON.stringify(x.webhooks));
+      const s = (...p: unknown[]) => this.sql.run('INSERT INTO schools (id, name, district_id, township_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, township_id = excluded.township_id', p);
+      for (const x of org.schools) await s(x.id, x.name, x.districtId, x.townshipId ?? null);
+      const si = (...p: unknown[]) => this.sql.run(`INSERT INTO sites (id, name, school_id, mqtt_password_hash, auto_reminder) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT(id) DO UPDATE SET name = excluded.name, school_id = excluded.school_id, mqtt_password_hash = excluded.mqtt_password_hash, auto_reminder = excluded.auto_reminder`, p);
+      const c = (...p: unknown[]) => this.sql.run(`INSERT INTO cameras (site_id, id, name, live_url) VALUES (?, ?, ?, ?)
+        ON CONFLICT(site_id, id) DO UPDATE SET name = excluded.name, live_url = excluded.live_url`, p);
       for (const x of org.sites) {
-        si.run(x.id, x.name, x.schoolId, x.mqttPasswordHash ?? null, x.autoReminder ? JSON.stringify(x.autoReminder) : null);
-        for (const cam of x.cameras) c.run(x.id, cam.id, cam.name, cam.liveUrl ?? null);
+        await si(x.id, x.name, x.schoolId, x.mqttPasswordHash ?? null, x.autoReminder ? JSON.stringify(x.autoReminder) : null);
+        for (const cam of x.cameras) await c(x.id, cam.id, cam.name, cam.liveUrl ?? null);
       }
-      const u = this.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, township_id, city_id)
+      const u = (...p: unknown[]) => this.sql.run(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, township_id, city_id)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role, site_ids = excluded.site_ids,
           school_id = excluded.school_id, district_id = excluded.district_id, password_hash = excluded.password_hash,
-          mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, township_id = excluded.township_id, city_id = excluded.city_id`);
+          mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, township_id = excluded.township_id, city_id = excluded.city_id`, p);
       for (const x of org.users) {
-        u.run(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null,
+        await u(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null,
           x.passwordHash, x.mqttPasswordHash ?? null, x.lang, x.townshipId ?? null, x.cityId ?? null);
       }
-    })();
+    });
   }
 
   // ---------------------------------------------------------------- users
@@ -211,49 +222,50 @@ export class Store implements CentralStore {
     const { passwordHash: _p, mqttPasswordHash: _m, ...rest } = u;
     return rest;
   }
-  userByUsername(username: string): UserWithSecrets | null {
-    const r = this.db.prepare('SELECT * FROM users WHERE username = ?').get(username) as Row | undefined;
+  async userByUsername(username: string): Promise<UserWithSecrets | null> {
+    const r = (await this.sql.get('SELECT * FROM users WHERE username = ?', [username])) as Row | undefined;
     return r ? this.userFrom(r) : null;
   }
-  user(id: string): UserRecord | null {
-    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+  async user(id: string): Promise<UserRecord | null> {
+    const r = (await this.sql.get('SELECT * FROM users WHERE id = ?', [id])) as Row | undefined;
     return r ? this.publicUser(this.userFrom(r)) : null;
   }
   /** For broker login: by id or username. */
   /** Deliveries by channel and status (metrics). */
-  deliveryCounts(): { channel: string; status: string; n: number }[] {
-    return this.db.prepare('SELECT channel, status, COUNT(*) AS n FROM deliveries GROUP BY channel, status').all() as { channel: string; status: string; n: number }[];
+  async deliveryCounts(): Promise<{ channel: string; status: string; n: number }[]> {
+    return (await this.sql.all('SELECT channel, status, COUNT(*) AS n FROM deliveries GROUP BY channel, status')) as { channel: string; status: string; n: number }[];
   }
 
-  userForMqtt(name: string): UserWithSecrets | null {
-    const r = this.db.prepare('SELECT * FROM users WHERE (id = ? OR username = ?) AND disabled = 0').get(name, name) as Row | undefined;
+  async userForMqtt(name: string): Promise<UserWithSecrets | null> {
+    const r = (await this.sql.get('SELECT * FROM users WHERE (id = ? OR username = ?) AND disabled = 0', [name, name])) as Row | undefined;
     return r ? this.userFrom(r) : null;
   }
-  siteMqttHash(siteId: string): string | null {
-    return (this.db.prepare('SELECT mqtt_password_hash FROM sites WHERE id = ?').pluck().get(siteId) as string | null | undefined) ?? null;
+  async siteMqttHash(siteId: string): Promise<string | null> {
+    return ((await this.sql.value('SELECT mqtt_password_hash FROM sites WHERE id = ?', [siteId])) as string | null | undefined) ?? null;
   }
-  allUsersWithSecrets(): UserWithSecrets[] {
-    return (this.db.prepare('SELECT * FROM users ORDER BY id').all() as Row[]).map((r) => this.userFrom(r));
+  async allUsersWithSecrets(): Promise<UserWithSecrets[]> {
+    return ((await this.sql.all('SELECT * FROM users ORDER BY id')) as Row[]).map((r) => this.userFrom(r));
   }
 
   /** Users of these roles responsible for a site (managers of it, vice-principal of its school, inspectors of its district). */
   /** The site's managers (canteen_manager) and vice-principals (vice_principal) among `roles`. */
-  recipients(siteId: string, roles: readonly Role[]): UserRecord[] {
-    const ctx = this.siteContext(siteId);
+  async recipients(siteId: string, roles: readonly Role[]): Promise<UserRecord[]> {
+    const ctx = await this.siteContext(siteId);
     if (!ctx) return [];
     // In SQL: reading every user per event cost 22 ms at 4,000 users (docs/scale.md).
-    const rows = this.db.prepare(`SELECT * FROM users WHERE disabled = 0 AND role IN (SELECT value FROM json_each(?)) AND (
-        (role = 'canteen_manager' AND EXISTS (SELECT 1 FROM json_each(users.site_ids) WHERE value = ?)) OR
-        (role = 'vice_principal' AND school_id = ?)) ORDER BY id`).all(JSON.stringify(roles), siteId, ctx.school.id) as Row[];
+    const d = this.sql.dialect, inRoles = d.inList('role', roles);
+    const rows = await this.sql.all<Row>(`SELECT * FROM users WHERE disabled = 0 AND ${inRoles.sql} AND (
+        (role = 'canteen_manager' AND ${d.jsonArrayHas('users.site_ids')}) OR
+        (role = 'vice_principal' AND school_id = ?)) ORDER BY id`, [...inRoles.params, siteId, ctx.school.id]);
     return rows.map((r) => this.publicUser(this.userFrom(r)));
   }
 
   /** The inspectors who belong to an office (not those above or below it). */
-  officeInspectors(office: OfficeRecord): UserRecord[] {
+  async officeInspectors(office: OfficeRecord): Promise<UserRecord[]> {
     const col = office.level === 'township' ? 'township_id' : office.level === 'city' ? 'city_id' : 'district_id';
     // a district inspector row has district_id set and no township / city
     const only = office.level === 'district' ? ' AND township_id IS NULL AND city_id IS NULL' : '';
-    return (this.db.prepare(`SELECT * FROM users WHERE disabled = 0 AND role = 'inspector' AND ${col} = ?${only} ORDER BY id`).all(office.id) as Row[])
+    return ((await this.sql.all(`SELECT * FROM users WHERE disabled = 0 AND role = 'inspector' AND ${col} = ?${only} ORDER BY id`, [office.id])) as Row[])
       .map((r) => this.publicUser(this.userFrom(r)));
   }
 
@@ -261,11 +273,11 @@ export class Store implements CentralStore {
   private siteRecord(r: Row): SiteRecord {
     return { id: r.id as string, name: r.name as string, schoolId: r.school_id as string, hasMqttPassword: !!r.mqtt_password_hash, autoReminder: j(r.auto_reminder, null) };
   }
-  siteContext(siteId: string): SiteContext | null {
-    const r = this.db.prepare(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name, d.webhooks,
+  async siteContext(siteId: string): Promise<SiteContext | null> {
+    const r = (await this.sql.get(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name, d.webhooks,
         t.id AS township_id, t.name AS township_name, t.webhooks AS township_webhooks, c.id AS city_id, c.name AS city_name, c.webhooks AS city_webhooks
       FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id
-        LEFT JOIN townships t ON t.id = sc.township_id LEFT JOIN cities c ON c.id = d.city_id WHERE si.id = ?`).get(siteId) as Row | undefined;
+        LEFT JOIN townships t ON t.id = sc.township_id LEFT JOIN cities c ON c.id = d.city_id WHERE si.id = ?`, [siteId])) as Row | undefined;
     if (!r) return null;
     const district = { id: r.district_id as string, name: r.district_name as string, webhooks: j<WebhookRecord[]>(r.webhooks, []) };
     const offices: OfficeRecord[] = [
@@ -280,56 +292,61 @@ export class Store implements CentralStore {
       offices,
     };
   }
-  cameraExists(siteId: string, cameraId: string): boolean {
-    return !!this.db.prepare('SELECT 1 FROM cameras WHERE site_id = ? AND id = ?').get(siteId, cameraId);
+  async cameraExists(siteId: string, cameraId: string): Promise<boolean> {
+    return !!(await this.sql.get('SELECT 1 FROM cameras WHERE site_id = ? AND id = ?', [siteId, cameraId]));
   }
   private cameraView(r: Row): CameraView {
     return { id: r.id as string, name: r.name as string, state: r.state as CameraView['state'], lastFrameAt: (r.last_frame_at as number) ?? null, fps: (r.fps as number) ?? 0, error: (r.error as string) ?? null };
   }
-  sites(scope: Scope, onlyId?: string): SiteView[] {
+  async sites(scope: Scope, onlyId?: string): Promise<SiteView[]> {
     const sc = this.scopeSql(scope, 'si.id');
     // One site when asked for one: ingest looks up a site per status / stats message, and building
     // every site's view for it made each message cost O(sites) (docs/scale.md).
     const one = onlyId === undefined ? '' : ' AND si.id = ?';
-    const rows = this.db.prepare(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name
-      FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id WHERE ${sc.sql}${one} ORDER BY si.id`)
-      .all(...sc.params, ...(onlyId === undefined ? [] : [onlyId])) as Row[];
-    const cams = this.db.prepare('SELECT * FROM cameras WHERE site_id = ? ORDER BY id');
+    const rows = (await this.sql.all(`SELECT si.*, sc.name AS school_name, sc.district_id, d.name AS district_name
+      FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id WHERE ${sc.sql}${one} ORDER BY si.id`, [...sc.params, ...(onlyId === undefined ? [] : [onlyId])])) as Row[];
+    const inSites = this.sql.dialect.inList('site_id', rows.map((r) => r.id));
+    const camsOf = new Map<string, Row[]>();
+    for (const c of rows.length ? await this.sql.all<Row>(`SELECT * FROM cameras WHERE ${inSites.sql} ORDER BY site_id, id`, inSites.params) : []) {
+      const list = camsOf.get(c.site_id as string) ?? [];
+      list.push(c);
+      camsOf.set(c.site_id as string, list);
+    }
     return rows.map((r) => ({
       id: r.id as string, name: r.name as string, schoolId: r.school_id as string, schoolName: r.school_name as string,
       districtId: r.district_id as string, districtName: r.district_name as string, online: !!r.online,
       lastSeenAt: (r.last_seen_at as number) ?? null, agentVersion: (r.agent_version as string) ?? null, stats: j(r.stats, null),
-      cameras: (cams.all(r.id) as Row[]).map((c) => this.cameraView(c)),
+      cameras: (camsOf.get(r.id as string) ?? []).map((c) => this.cameraView(c)),
     }));
   }
-  site(scope: Scope, siteId: string): SiteView | null {
-    if (!this.siteInScope(scope, siteId)) return null;
-    return this.sites(scope, siteId)[0] ?? null;
+  async site(scope: Scope, siteId: string): Promise<SiteView | null> {
+    if (!await this.siteInScope(scope, siteId)) return null;
+    return (await this.sites(scope, siteId))[0] ?? null;
   }
-  private siteAll(siteId: string): SiteView | null {
-    return this.sites({ userId: 'central', role: 'admin', all: true, siteIds: new Set(), districtIds: new Set() }, siteId)[0] ?? null;
+  /** The site's view, unscoped (ingest, other instances' live updates). */
+  async siteView(siteId: string): Promise<SiteView | null> {
+    return (await this.sites({ userId: 'central', role: 'admin', all: true, siteIds: new Set(), districtIds: new Set() }, siteId))[0] ?? null;
   }
 
   /** Ingest: returns the updated view, or null for an unknown site. */
-  applySiteStatus(m: SiteStatus): SiteView | null {
-    const r = this.db.prepare(`UPDATE sites SET online = ?, status_at = ?, last_seen_at = MAX(COALESCE(last_seen_at, 0), ?), agent_version = COALESCE(?, agent_version)
-      WHERE id = ? AND (status_at IS NULL OR status_at <= ?)`).run(m.online ? 1 : 0, m.ts, now(), m.agentVersion ?? null, m.siteId, m.ts);
+  async applySiteStatus(m: SiteStatus): Promise<SiteView | null> {
+    const r = (await this.sql.run(`UPDATE sites SET online = ?, status_at = ?, last_seen_at = ${this.sql.dialect.greatest('COALESCE(last_seen_at, 0)', '?')}, agent_version = COALESCE(?, agent_version)
+      WHERE id = ? AND (status_at IS NULL OR status_at <= ?)`, [m.online ? 1 : 0, m.ts, now(), m.agentVersion ?? null, m.siteId, m.ts]));
     if (!r.changes) return null;
-    return this.siteAll(m.siteId);
+    return await this.siteView(m.siteId);
   }
-  applyStats(m: SiteStats): SiteView | null {
+  async applyStats(m: SiteStats): Promise<SiteView | null> {
     const { v: _v, siteId, ...stats } = m;
-    const r = this.db.prepare('UPDATE sites SET stats = ?, last_seen_at = ? WHERE id = ?').run(JSON.stringify(stats), now(), siteId);
-    return r.changes ? this.siteAll(siteId) : null;
+    const r = (await this.sql.run('UPDATE sites SET stats = ?, last_seen_at = ? WHERE id = ?', [JSON.stringify(stats), now(), siteId]));
+    return r.changes ? await this.siteView(siteId) : null;
   }
   /** Upserts the camera (an agent may know cameras central's config does not list). Out-of-order updates are ignored. */
-  applyCameraStatus(m: CameraStatus): (CameraView & { siteId: string }) | null {
-    this.db.prepare(`INSERT INTO cameras (site_id, id, name, state, last_frame_at, fps, error, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  async applyCameraStatus(m: CameraStatus): Promise<(CameraView & { siteId: string }) | null> {
+    await this.sql.run(`INSERT INTO cameras (site_id, id, name, state, last_frame_at, fps, error, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(site_id, id) DO UPDATE SET state = excluded.state, last_frame_at = excluded.last_frame_at, fps = excluded.fps,
-        error = excluded.error, status_at = excluded.status_at WHERE cameras.status_at IS NULL OR cameras.status_at <= excluded.status_at`)
-      .run(m.siteId, m.cameraId, m.name || m.cameraId, m.state, m.lastFrameAt, m.fps, m.error, m.ts);
-    this.db.prepare('UPDATE sites SET last_seen_at = ? WHERE id = ?').run(now(), m.siteId);
-    const r = this.db.prepare('SELECT * FROM cameras WHERE site_id = ? AND id = ?').get(m.siteId, m.cameraId) as Row | undefined;
+        error = excluded.error, status_at = excluded.status_at WHERE cameras.status_at IS NULL OR cameras.status_at <= excluded.status_at`, [m.siteId, m.cameraId, m.name || m.cameraId, m.state, m.lastFrameAt, m.fps, m.error, m.ts]);
+    await this.sql.run('UPDATE sites SET last_seen_at = ? WHERE id = ?', [now(), m.siteId]);
+    const r = (await this.sql.get('SELECT * FROM cameras WHERE site_id = ? AND id = ?', [m.siteId, m.cameraId])) as Row | undefined;
     return r ? { siteId: m.siteId, ...this.cameraView(r) } : null;
   }
 
@@ -346,30 +363,29 @@ export class Store implements CentralStore {
       snapshotUrl: snap(r.snap_annotated), cleanSnapshotUrl: snap(r.snap_clean),
       snapshotSha256: r.snap_annotated, cleanSnapshotSha256: r.snap_clean, snapshotReceived: !!r.snap_received,
       experimental: !!r.experimental,
-      clip: this.clips.view(r.id),
+      clip: clipView(r as unknown as Row),
     };
   }
-  eventRow(id: string): EventRow | null {
-    return (this.db.prepare(`${this.eventSelect} WHERE e.id = ?`).get(id) as EventRow | undefined) ?? null;
+  async eventRow(id: string): Promise<EventRow | null> {
+    return ((await this.sql.get(`${this.eventSelect} WHERE e.id = ?`, [id])) as EventRow | undefined) ?? null;
   }
-  eventById(id: string): EventView | null {
-    const r = this.eventRow(id);
+  async eventById(id: string): Promise<EventView | null> {
+    const r = await this.eventRow(id);
     return r ? this.eventView(r) : null;
   }
 
-  /** INSERT OR IGNORE: false when the id was already stored (a duplicate). */
-  insertEvent(m: EventMessage, opts: { receivedAt: number; deadlineAt: number; nextEscalationAt: number | null }): boolean {
-    const r = this.db.prepare(`INSERT OR IGNORE INTO events (id, site_id, camera_id, camera_name, kind, severity, rule_id, label, score, box, zone,
+  /** False when the id was already stored (a duplicate). */
+  async insertEvent(m: EventMessage, opts: { receivedAt: number; deadlineAt: number; nextEscalationAt: number | null }): Promise<boolean> {
+    const r = (await this.sql.run(`INSERT INTO events (id, site_id, camera_id, camera_name, kind, severity, rule_id, label, score, box, zone,
       started_at, captured_at, raised_at, received_at, duration_sec, detections, snap_annotated, snap_clean, experimental, status, deadline_at,
-      escalation_level, next_escalation_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 0, ?)`)
-      .run(m.id, m.siteId, m.cameraId, m.cameraName, m.kind, m.severity, m.ruleId, m.label, m.score, JSON.stringify(m.box), m.zone,
+      escalation_level, next_escalation_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, 0, ?) ON CONFLICT (id) DO NOTHING`, [m.id, m.siteId, m.cameraId, m.cameraName, m.kind, m.severity, m.ruleId, m.label, m.score, JSON.stringify(m.box), m.zone,
         m.startedAt, m.capturedAt, m.raisedAt, opts.receivedAt, m.durationSec, JSON.stringify(m.detections),
-        m.snapshots.annotated.sha256, m.snapshots.clean.sha256, m.experimental ? 1 : 0, opts.deadlineAt, opts.nextEscalationAt);
-    if (r.changes) this.history(m.id, 'raised', 'agent', m.raisedAt, `${m.kind} @ ${m.cameraName || m.cameraId}`);
+        m.snapshots.annotated.sha256, m.snapshots.clean.sha256, m.experimental ? 1 : 0, opts.deadlineAt, opts.nextEscalationAt]));
+    if (r.changes) await this.history(m.id, 'raised', 'agent', m.raisedAt, `${m.kind} @ ${m.cameraName || m.cameraId}`);
     return r.changes > 0;
   }
 
-  events(scope: Scope, f: EventFilter = {}): EventView[] {
+  async events(scope: Scope, f: EventFilter = {}): Promise<EventView[]> {
     const sc = this.scopeSql(scope, 'e.site_id');
     const where = [sc.sql];
     const params: unknown[] = [...sc.params];
@@ -380,50 +396,50 @@ export class Store implements CentralStore {
     if (f.to != null) { where.push('e.raised_at < ?'); params.push(f.to); }
     if (f.before != null) { where.push('e.raised_at < ?'); params.push(f.before); }
     const limit = Math.max(1, Math.min(500, Math.floor(f.limit ?? 50)));
-    const rows = this.db.prepare(`${this.eventSelect} WHERE ${where.join(' AND ')} ORDER BY e.raised_at DESC, e.id DESC LIMIT ?`).all(...params, limit) as EventRow[];
+    const rows = (await this.sql.all(`${this.eventSelect} WHERE ${where.join(' AND ')} ORDER BY e.raised_at DESC, e.id DESC LIMIT ?`, [...params, limit])) as EventRow[];
     const t = now();
     return rows.map((r) => this.eventView(r, t));
   }
 
-  event(scope: Scope, eventId: string): EventDetail | null {
-    const r = this.eventRow(eventId);
-    if (!r || !this.siteInScope(scope, r.site_id)) return null;
+  async event(scope: Scope, eventId: string): Promise<EventDetail | null> {
+    const r = await this.eventRow(eventId);
+    if (!r || !await this.siteInScope(scope, r.site_id)) return null;
     return {
       ...this.eventView(r),
-      deliveries: this.deliveries(eventId),
-      rectifications: (this.db.prepare(`SELECT r.*, u.name AS by_name FROM rectifications r LEFT JOIN users u ON u.id = r.by WHERE r.event_id = ? ORDER BY r.id`).all(eventId) as Row[])
+      deliveries: await this.deliveries(eventId),
+      rectifications: ((await this.sql.all(`SELECT r.*, u.name AS by_name FROM rectifications r LEFT JOIN users u ON u.id = r.by WHERE r.event_id = ? ORDER BY r.id`, [eventId])) as Row[])
         .map((x): RectificationView => ({
           id: x.id as number, eventId, by: x.by as string, byName: (x.by_name as string) ?? (x.by as string), at: x.at as number, note: x.note as string,
           photoSha256: (x.photo_sha256 as string) ?? null, photoMime: (x.photo_mime as string) ?? null,
           photoUrl: x.photo_sha256 ? `/api/rectifications/${x.id}/photo` : null,
         })),
-      history: (this.db.prepare(`SELECT h.action, h.by, u.name AS by_name, h.at, h.note FROM event_history h
-        LEFT JOIN users u ON u.id = h.by AND h.action NOT IN ('raised', 'escalated') WHERE h.event_id = ? ORDER BY h.id`).all(eventId) as Row[])
+      history: ((await this.sql.all(`SELECT h.action, h.by, u.name AS by_name, h.at, h.note FROM event_history h
+        LEFT JOIN users u ON u.id = h.by AND h.action NOT IN ('raised', 'escalated') WHERE h.event_id = ? ORDER BY h.id`, [eventId])) as Row[])
         .map((x): HistoryEntry => ({ action: x.action as string, by: x.by as string, byName: (x.by_name as string) ?? null, at: x.at as number, note: (x.note as string) ?? null })),
     };
   }
 
-  private history(eventId: string, action: string, by: string, at: number, note: string | null = null): void {
-    this.db.prepare('INSERT INTO event_history (event_id, action, by, at, note) VALUES (?, ?, ?, ?, ?)').run(eventId, action, by, at, note);
+  private async history(eventId: string, action: string, by: string, at: number, note: string | null = null): Promise<void> {
+    await this.sql.run('INSERT INTO event_history (event_id, action, by, at, note) VALUES (?, ?, ?, ?, ?)', [eventId, action, by, at, note]);
   }
 
-  private scopedEvent(user: UserRecord, eventId: string): EventRow {
-    const r = this.eventRow(eventId);
-    if (!r || !this.siteInScope(this.scopeOf(user), r.site_id)) throw new CoreError('not_found', `no event "${eventId}"`);
+  private async scopedEvent(user: UserRecord, eventId: string): Promise<EventRow> {
+    const r = await this.eventRow(eventId);
+    if (!r || !await this.siteInScope(await this.scopeOf(user), r.site_id)) throw new CoreError('not_found', `no event "${eventId}"`);
     return r;
   }
 
-  acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): EventView {
+  async acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): Promise<EventView> {
     const t = now();
-    this.db.transaction(() => {
-      const r = this.scopedEvent(user, eventId);
+    await this.sql.tx(async () => {
+      const r = await this.scopedEvent(user, eventId);
       if (r.status !== 'open' && r.status !== 'reopened') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only open or reopened events can be acknowledged`);
-      this.db.prepare(`UPDATE events SET status = 'acknowledged', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`).run(user.id, t, eventId);
-      this.db.prepare('INSERT INTO acknowledgements (event_id, by, at, note) VALUES (?, ?, ?, ?)').run(eventId, user.id, t, note ?? null);
-      this.history(eventId, 'acknowledged', user.id, t, note ?? null);
-      this.audit({ userId: user.id, action: 'event.ack', target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
-    })();
-    return this.changed(eventId);
+      await this.sql.run(`UPDATE events SET status = 'acknowledged', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`, [user.id, t, eventId]);
+      await this.sql.run('INSERT INTO acknowledgements (event_id, by, at, note) VALUES (?, ?, ?, ?)', [eventId, user.id, t, note ?? null]);
+      await this.history(eventId, 'acknowledged', user.id, t, note ?? null);
+      await this.audit({ userId: user.id, action: 'event.ack', target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
+    });
+    return await this.changed(eventId);
   }
 
   async rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): Promise<EventView> {
@@ -437,7 +453,7 @@ export class Store implements CentralStore {
       const actual = imageMime(bytes);
       if (!actual) throw new CoreError('invalid', 'photo is neither a JPEG nor a PNG', 'photoBase64');
       if (actual !== mime) throw new CoreError('invalid', `photo bytes are ${actual}, not ${mime}`, 'photoMime');
-      this.scopedEvent(user, eventId); // not_found before spending a decode on someone else's event
+      await this.scopedEvent(user, eventId); // not_found before spending a decode on someone else's event
       await decodePhoto(bytes, actual);
       photo = { sha: sha256Hex(bytes), mime: actual };
       const file = this.photoPath(photo.sha, actual);
@@ -448,55 +464,54 @@ export class Store implements CentralStore {
       }
     }
     const t = now();
-    this.db.transaction(() => {
-      const r = this.scopedEvent(user, eventId);
+    await this.sql.tx(async () => {
+      const r = await this.scopedEvent(user, eventId);
       if (r.status === 'rectified' || r.status === 'closed') throw new CoreError('conflict', `event "${eventId}" is already ${r.status}`);
-      this.db.prepare(`UPDATE events SET status = 'rectified', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`).run(user.id, t, eventId);
-      this.db.prepare('INSERT INTO rectifications (event_id, by, at, note, photo_sha256, photo_mime) VALUES (?, ?, ?, ?, ?, ?)').run(eventId, user.id, t, note, photo?.sha ?? null, photo?.mime ?? null);
-      this.history(eventId, 'rectified', user.id, t, note);
-      this.audit({ userId: user.id, action: 'event.rectify', target: eventId, detail: photo ? `photo ${photo.sha}` : null, ip: meta?.ip, siteId: r.site_id });
-    })();
-    return this.changed(eventId);
+      await this.sql.run(`UPDATE events SET status = 'rectified', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`, [user.id, t, eventId]);
+      await this.sql.run('INSERT INTO rectifications (event_id, by, at, note, photo_sha256, photo_mime) VALUES (?, ?, ?, ?, ?, ?)', [eventId, user.id, t, note, photo?.sha ?? null, photo?.mime ?? null]);
+      await this.history(eventId, 'rectified', user.id, t, note);
+      await this.audit({ userId: user.id, action: 'event.rectify', target: eventId, detail: photo ? `photo ${photo.sha}` : null, ip: meta?.ip, siteId: r.site_id });
+    });
+    return await this.changed(eventId);
   }
 
-  review(user: UserRecord, eventId: string, decision: 'close' | 'reopen', note?: string, meta?: { ip?: string }): EventView {
+  async review(user: UserRecord, eventId: string, decision: 'close' | 'reopen', note?: string, meta?: { ip?: string }): Promise<EventView> {
     if (user.role !== 'inspector' && user.role !== 'admin') {
-      this.scopedEvent(user, eventId); // not_found first: do not reveal existence
+      await this.scopedEvent(user, eventId); // not_found first: do not reveal existence
       throw new CoreError('forbidden', 'only inspectors and admins review rectifications');
     }
     if (decision !== 'close' && decision !== 'reopen') throw new CoreError('invalid', `decision must be "close" or "reopen" (got ${JSON.stringify(decision)})`, 'decision');
     const t = now();
-    this.db.transaction(() => {
-      const r = this.scopedEvent(user, eventId);
+    await this.sql.tx(async () => {
+      const r = await this.scopedEvent(user, eventId);
       if (decision === 'close' && r.status !== 'rectified') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only rectified events can be closed`);
       if (decision === 'reopen' && r.status !== 'rectified' && r.status !== 'closed') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only rectified or closed events can be reopened`);
-      if (decision === 'close') this.db.prepare(`UPDATE events SET status = 'closed', closed_at = ? WHERE id = ?`).run(t, eventId);
-      else this.db.prepare(`UPDATE events SET status = 'reopened', closed_at = NULL WHERE id = ?`).run(eventId);
-      this.history(eventId, decision === 'close' ? 'closed' : 'reopened', user.id, t, note ?? null);
-      this.audit({ userId: user.id, action: `event.${decision}`, target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
-    })();
-    return this.changed(eventId);
+      if (decision === 'close') (await this.sql.run(`UPDATE events SET status = 'closed', closed_at = ? WHERE id = ?`, [t, eventId]));
+      else (await this.sql.run(`UPDATE events SET status = 'reopened', closed_at = NULL WHERE id = ?`, [eventId]));
+      await this.history(eventId, decision === 'close' ? 'closed' : 'reopened', user.id, t, note ?? null);
+      await this.audit({ userId: user.id, action: `event.${decision}`, target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
+    });
+    return await this.changed(eventId);
   }
 
-  private changed(eventId: string): EventView {
-    const v = this.eventById(eventId)!;
+  private async changed(eventId: string): Promise<EventView> {
+    const v = (await this.eventById(eventId))!;
     this.onEventChanged?.(v);
     return v;
   }
 
-  overdue(scope: Scope): EventView[] {
+  async overdue(scope: Scope): Promise<EventView[]> {
     const sc = this.scopeSql(scope, 'e.site_id');
     const t = now();
-    return (this.db.prepare(`${this.eventSelect} WHERE ${sc.sql} AND e.status NOT IN ('rectified', 'closed') AND e.deadline_at < ? ORDER BY e.deadline_at LIMIT 1000`)
-      .all(...sc.params, t) as EventRow[]).map((r) => this.eventView(r, t));
+    return ((await this.sql.all(`${this.eventSelect} WHERE ${sc.sql} AND e.status NOT IN ('rectified', 'closed') AND e.deadline_at < ? ORDER BY e.deadline_at LIMIT 1000`, [...sc.params, t])) as EventRow[]).map((r) => this.eventView(r, t));
   }
 
   /** Days are the sites' days (`timeZone`), not the server's: counted per hour in SQL, the hours put in days here. */
-  stats(scope: Scope, range: { from?: number; to?: number } = {}, timeZone = 'Asia/Shanghai'): StatsView {
+  async stats(scope: Scope, range: { from?: number; to?: number } = {}, timeZone = 'Asia/Shanghai'): Promise<StatsView> {
     const sc = this.scopeSql(scope, 'site_id');
     const from = range.from ?? 0, to = range.to ?? Number.MAX_SAFE_INTEGER;
-    const hours = this.db.prepare(`SELECT raised_at / 3600000 AS hour, site_id AS siteId, kind, COUNT(*) AS count
-      FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? GROUP BY hour, site_id, kind`).all(...sc.params, from, to) as { hour: number; siteId: string; kind: ViolationKind; count: number }[];
+    const hours = (await this.sql.all(`SELECT raised_at / 3600000 AS hour, site_id AS "siteId", kind, COUNT(*) AS count
+      FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? GROUP BY hour, site_id, kind`, [...sc.params, from, to])) as { hour: number; siteId: string; kind: ViolationKind; count: number }[];
     const dayOf = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     const days = new Map<string, StatsView['perDay'][number]>();
     for (const h of hours) {
@@ -508,21 +523,20 @@ export class Store implements CentralStore {
       else days.set(k, { day, siteId: h.siteId, kind: h.kind, count: h.count });
     }
     const perDay = [...days.values()].sort((a, b) => a.day.localeCompare(b.day) || a.siteId.localeCompare(b.siteId) || a.kind.localeCompare(b.kind));
-    const secs = (this.db.prepare(`SELECT (ack_at - raised_at) / 1000.0 FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? AND ack_at IS NOT NULL ORDER BY 1`)
-      .pluck().all(...sc.params, from, to) as number[]).map((s) => Math.max(0, s));
+    const secs = ((await this.sql.values(`SELECT (ack_at - raised_at) / 1000.0 FROM events WHERE ${sc.sql} AND raised_at >= ? AND raised_at < ? AND ack_at IS NOT NULL ORDER BY 1`, [...sc.params, from, to])) as number[]).map((s) => Math.max(0, s));
     const q = (p: number) => (secs.length ? secs[Math.min(secs.length - 1, Math.ceil(p * secs.length) - 1)]! : null);
     const median = secs.length === 0 ? null : secs.length % 2 ? secs[(secs.length - 1) / 2]! : (secs[secs.length / 2 - 1]! + secs[secs.length / 2]!) / 2;
-    return { perDay, timeToAck: { count: secs.length, medianSec: median, p90Sec: q(0.9) }, byOffice: this.byOffice(scope, from, to) };
+    return { perDay, timeToAck: { count: secs.length, medianSec: median, p90Sec: q(0.9) }, byOffice: await this.byOffice(scope, from, to) };
   }
 
   /** Alerts and overdue rectifications of the scope's sites, summed per office above them. */
-  private byOffice(scope: Scope, from: number, to: number): StatsView['byOffice'] {
+  private async byOffice(scope: Scope, from: number, to: number): Promise<StatsView['byOffice']> {
     const sc = this.scopeSql(scope, 'si.id');
-    const rows = this.db.prepare(`SELECT si.id, sc.township_id, t.name AS township_name, sc.district_id, d.name AS district_name, d.city_id, c.name AS city_name,
+    const rows = (await this.sql.all(`SELECT si.id, sc.township_id, t.name AS township_name, sc.district_id, d.name AS district_name, d.city_id, c.name AS city_name,
         (SELECT COUNT(*) FROM events e WHERE e.site_id = si.id AND e.raised_at >= ? AND e.raised_at < ?) AS events,
         (SELECT COUNT(*) FROM events e WHERE e.site_id = si.id AND e.status NOT IN ('rectified', 'closed') AND e.deadline_at < ?) AS overdue
       FROM sites si JOIN schools sc ON sc.id = si.school_id JOIN districts d ON d.id = sc.district_id
-        LEFT JOIN townships t ON t.id = sc.township_id LEFT JOIN cities c ON c.id = d.city_id WHERE ${sc.sql}`).all(from, to, now(), ...sc.params) as Row[];
+        LEFT JOIN townships t ON t.id = sc.township_id LEFT JOIN cities c ON c.id = d.city_id WHERE ${sc.sql}`, [from, to, now(), ...sc.params])) as Row[];
     const out = new Map<string, StatsView['byOffice'][number]>();
     const add = (level: OfficeLevel, id: unknown, name: unknown, r: Row) => {
       if (!id) return;
@@ -543,16 +557,15 @@ export class Store implements CentralStore {
   }
 
   // ---------------------------------------------------------------- escalation state
-  dueEscalations(at: number): EventRow[] {
-    return this.db.prepare(`${this.eventSelect} WHERE e.next_escalation_at IS NOT NULL AND e.next_escalation_at <= ? AND e.status IN ('open', 'reopened') ORDER BY e.next_escalation_at LIMIT 200`).all(at) as EventRow[];
+  async dueEscalations(at: number): Promise<EventRow[]> {
+    return (await this.sql.all(`${this.eventSelect} WHERE e.next_escalation_at IS NOT NULL AND e.next_escalation_at <= ? AND e.status IN ('open', 'reopened') ORDER BY e.next_escalation_at LIMIT 200`, [at])) as EventRow[];
   }
   /** Only moves forward: false when another worker already escalated this event. */
-  setEscalation(eventId: string, fromLevel: number, level: number, nextAt: number | null): boolean {
-    return this.db.prepare(`UPDATE events SET escalation_level = ?, next_escalation_at = ? WHERE id = ? AND escalation_level = ? AND status IN ('open', 'reopened')`)
-      .run(level, nextAt, eventId, fromLevel).changes > 0;
+  async setEscalation(eventId: string, fromLevel: number, level: number, nextAt: number | null): Promise<boolean> {
+    return (await this.sql.run(`UPDATE events SET escalation_level = ?, next_escalation_at = ? WHERE id = ? AND escalation_level = ? AND status IN ('open', 'reopened')`, [level, nextAt, eventId, fromLevel])).changes > 0;
   }
-  noteEscalation(eventId: string, level: number, to: string): void {
-    this.history(eventId, 'escalated', 'central', now(), `level ${level}: ${to}`);
+  async noteEscalation(eventId: string, level: number, to: string): Promise<void> {
+    await this.history(eventId, 'escalated', 'central', now(), `level ${level}: ${to}`);
   }
 
   // ---------------------------------------------------------------- snapshots and photos
@@ -563,87 +576,106 @@ export class Store implements CentralStore {
     return path.join(this.dataDir, 'photos', sha.slice(0, 2), `${sha}.${mime === 'image/png' ? 'png' : 'jpg'}`);
   }
   /** Store bytes by hash (idempotent). Returns true when new. */
-  saveSnapshot(sha: string, bytes: Buffer, siteId: string): boolean {
+  async saveSnapshot(sha: string, bytes: Buffer, siteId: string): Promise<boolean> {
     const file = this.snapshotPath(sha);
     if (!existsSync(file)) {
       mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(`${file}.tmp`, bytes);
       renameSync(`${file}.tmp`, file);
     }
-    return this.db.prepare('INSERT OR IGNORE INTO snapshots (sha256, bytes, site_id, received_at) VALUES (?, ?, ?, ?)').run(sha, bytes.length, siteId, now()).changes > 0;
+    return (await this.sql.run('INSERT INTO snapshots (sha256, bytes, site_id, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING', [sha, bytes.length, siteId, now()])).changes > 0;
   }
   /** Events (ids) that reference this snapshot. */
-  eventsReferencing(sha: string): string[] {
-    return this.db.prepare('SELECT id FROM events WHERE snap_annotated = ? OR snap_clean = ?').pluck().all(sha, sha) as string[];
+  async eventsReferencing(sha: string): Promise<string[]> {
+    return (await this.sql.values('SELECT id FROM events WHERE snap_annotated = ? OR snap_clean = ?', [sha, sha])) as string[];
   }
-  snapshotFile(sha: string, scope?: Scope): string | null {
+  async snapshotFile(sha: string, scope?: Scope): Promise<string | null> {
     if (!/^[a-f0-9]{64}$/.test(sha)) return null;
-    if (!this.db.prepare('SELECT 1 FROM snapshots WHERE sha256 = ?').get(sha)) return null;
-    const sites = this.db.prepare('SELECT DISTINCT site_id FROM events WHERE snap_annotated = ? OR snap_clean = ?').pluck().all(sha, sha) as string[];
+    if (!(await this.sql.get('SELECT 1 FROM snapshots WHERE sha256 = ?', [sha]))) return null;
+    const sites = (await this.sql.values('SELECT DISTINCT site_id FROM events WHERE snap_annotated = ? OR snap_clean = ?', [sha, sha])) as string[];
     if (!sites.length) return null;
-    if (scope && !sites.some((s) => this.siteInScope(scope, s))) return null;
+    if (scope && !(await Promise.all(sites.map((s) => this.siteInScope(scope, s)))).some(Boolean)) return null;
     const file = this.snapshotPath(sha);
     return existsSync(file) ? file : null;
   }
-  rectificationPhoto(scope: Scope, id: number): { path: string; mime: string } | null {
-    const r = this.db.prepare('SELECT r.photo_sha256, r.photo_mime, e.site_id FROM rectifications r JOIN events e ON e.id = r.event_id WHERE r.id = ?').get(id) as Row | undefined;
-    if (!r || !r.photo_sha256 || !this.siteInScope(scope, r.site_id as string)) return null;
+  async rectificationPhoto(scope: Scope, id: number): Promise<{ path: string; mime: string } | null> {
+    const r = (await this.sql.get('SELECT r.photo_sha256, r.photo_mime, e.site_id FROM rectifications r JOIN events e ON e.id = r.event_id WHERE r.id = ?', [id])) as Row | undefined;
+    if (!r || !r.photo_sha256 || !await this.siteInScope(scope, r.site_id as string)) return null;
     const file = this.photoPath(r.photo_sha256 as string, r.photo_mime as string);
     return existsSync(file) ? { path: file, mime: r.photo_mime as string } : null;
   }
 
   // ---------------------------------------------------------------- deliveries
-  addDelivery(d: { eventId: string; recipientId: string; recipientName: string; role: string; channel: DeliveryChannel; target?: string | null; level: number; status?: DeliveryStatus }): number {
+  async addDelivery(d: { eventId: string; recipientId: string; recipientName: string; role: string; channel: DeliveryChannel; target?: string | null; level: number; status?: DeliveryStatus }): Promise<number> {
     const t = now();
     const st = d.status ?? 'pending';
-    return Number(this.db.prepare(`INSERT INTO deliveries (event_id, recipient_id, recipient_name, role, channel, target, level, status, attempts, created_at, delivered_at, next_attempt_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.eventId, d.recipientId, d.recipientName, d.role, d.channel, d.target ?? null, d.level, st,
-      st === 'sent' ? 1 : 0, t, st === 'sent' ? t : null, st === 'pending' ? t : null).lastInsertRowid);
+    return Number(await this.sql.value(`INSERT INTO deliveries (event_id, recipient_id, recipient_name, role, channel, target, level, status, attempts, created_at, delivered_at, next_attempt_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, [d.eventId, d.recipientId, d.recipientName, d.role, d.channel, d.target ?? null, d.level, st,
+      st === 'sent' ? 1 : 0, t, st === 'sent' ? t : null, st === 'pending' ? t : null]));
   }
-  markDelivery(id: number, status: DeliveryStatus, opts: { error?: string | null; nextAttemptAt?: number | null; attempt?: boolean } = {}): void {
+  async markDelivery(id: number, status: DeliveryStatus, opts: { error?: string | null; nextAttemptAt?: number | null; attempt?: boolean } = {}): Promise<void> {
     const t = now();
-    this.db.prepare(`UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = COALESCE(?, last_error), next_attempt_at = ?,
-      delivered_at = CASE WHEN ? = 'sent' THEN ? ELSE delivered_at END WHERE id = ?`)
-      .run(status, opts.attempt === false ? 0 : 1, opts.error ?? null, opts.nextAttemptAt ?? null, status, t, id);
+    // the outcome ends the sender's lease
+    await this.sql.run(`UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = COALESCE(?, last_error), next_attempt_at = ?,
+      delivered_at = CASE WHEN ? = 'sent' THEN ? ELSE delivered_at END, claimed_by = NULL, claimed_until = NULL WHERE id = ?`,
+      [status, opts.attempt === false ? 0 : 1, opts.error ?? null, opts.nextAttemptAt ?? null, status, t, id]);
   }
-  delivery(id: number): DeliveryRow | null {
-    return (this.db.prepare('SELECT * FROM deliveries WHERE id = ?').get(id) as DeliveryRow | undefined) ?? null;
+  /**
+   * Leases these deliveries (still to do, and not leased by another instance now) to `instance` until
+   * `until`, and returns the rows it got: with several instances on one database exactly one sends
+   * each; a lease that runs out (its instance died) lets another take the row.
+   */
+  /** Ends this instance's leases (it stops): another instance may send those rows at once. */
+  async releaseDeliveries(instance: string): Promise<void> {
+    await this.sql.run(`UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND status IN ('pending', 'retrying')`, [instance]);
+  }
+  async claimDeliveries(ids: readonly number[], instance: string, until: number): Promise<DeliveryRow[]> {
+    if (!ids.length) return [];
+    const inIds = this.sql.dialect.inList('id', ids);
+    const t = now();
+    return this.sql.all<DeliveryRow>(`UPDATE deliveries SET claimed_by = ?, claimed_until = ?
+      WHERE ${inIds.sql} AND status IN ('pending', 'retrying') AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?)
+      RETURNING *`, [instance, until, ...inIds.params, t, instance]);
+  }
+  async delivery(id: number): Promise<DeliveryRow | null> {
+    return ((await this.sql.get('SELECT * FROM deliveries WHERE id = ?', [id])) as DeliveryRow | undefined) ?? null;
   }
   /** Deliveries still to do (restart continues them). */
-  pendingDeliveries(channels: DeliveryChannel[]): DeliveryRow[] {
-    return this.db.prepare(`SELECT * FROM deliveries WHERE status IN ('pending', 'retrying') AND channel IN (SELECT value FROM json_each(?)) ORDER BY id`).all(JSON.stringify(channels)) as DeliveryRow[];
+  async pendingDeliveries(channels: DeliveryChannel[]): Promise<DeliveryRow[]> {
+    const inChannels = this.sql.dialect.inList('channel', channels);
+    // rows leased by a live instance are that instance's
+    return this.sql.all<DeliveryRow>(`SELECT * FROM deliveries WHERE status IN ('pending', 'retrying') AND ${inChannels.sql}
+      AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id`, [...inChannels.params, now()]);
   }
-  deliveries(eventId: string): DeliveryView[] {
-    return (this.db.prepare('SELECT * FROM deliveries WHERE event_id = ? ORDER BY id').all(eventId) as DeliveryRow[]).map((d) => ({
+  async deliveries(eventId: string): Promise<DeliveryView[]> {
+    return ((await this.sql.all('SELECT * FROM deliveries WHERE event_id = ? ORDER BY id', [eventId])) as DeliveryRow[]).map((d) => ({
       id: d.id, recipientId: d.recipient_id, recipientName: d.recipient_name, role: d.role as DeliveryView['role'], channel: d.channel,
       status: d.status, attempts: d.attempts, lastError: d.last_error, deliveredAt: d.delivered_at, level: d.level, createdAt: d.created_at,
     }));
   }
 
   // ---------------------------------------------------------------- audit
-  audit(e: AuditInput): void {
-    const district = e.siteId ? this.siteContext(e.siteId)?.district.id ?? null : null;
-    this.db.prepare('INSERT INTO audit_log (at, user_id, action, target, detail, ip, site_id, district_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(now(), e.userId, e.action, e.target, e.detail ?? null, e.ip ?? null, e.siteId ?? null, district);
+  async audit(e: AuditInput): Promise<void> {
+    const district = e.siteId ? (await this.siteContext(e.siteId))?.district.id ?? null : null;
+    await this.sql.run('INSERT INTO audit_log (at, user_id, action, target, detail, ip, site_id, district_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [now(), e.userId, e.action, e.target, e.detail ?? null, e.ip ?? null, e.siteId ?? null, district]);
   }
-  auditList(scope: Scope, page: { limit?: number; before?: number } = {}): AuditEntry[] {
+  async auditList(scope: Scope, page: { limit?: number; before?: number } = {}): Promise<AuditEntry[]> {
     if (scope.role !== 'admin' && scope.role !== 'inspector') return [];
     const where: string[] = [];
     const params: unknown[] = [];
     if (!scope.all) {
-      where.push('(site_id IN (SELECT value FROM json_each(?)) OR (site_id IS NULL AND district_id IN (SELECT value FROM json_each(?))) OR user_id = ?)');
-      params.push(JSON.stringify([...scope.siteIds]), JSON.stringify([...scope.districtIds]), scope.userId);
+      const sites = this.sql.dialect.inList('site_id', scope.siteIds), districts = this.sql.dialect.inList('district_id', scope.districtIds);
+      where.push(`(${sites.sql} OR (site_id IS NULL AND ${districts.sql}) OR user_id = ?)`);
+      params.push(...sites.params, ...districts.params, scope.userId);
     }
     if (page.before != null) { where.push('at < ?'); params.push(page.before); }
     const limit = Math.max(1, Math.min(1000, Math.floor(page.limit ?? 100)));
-    return this.db.prepare(`SELECT at, user_id AS userId, action, target, detail, ip FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ?`)
-      .all(...params, limit) as AuditEntry[];
+    return (await this.sql.all(`SELECT at, user_id AS "userId", action, target, detail, ip FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT ?`, [...params, limit])) as AuditEntry[];
   }
 
   // ---------------------------------------------------------------- voice
-  insertVoice(v: VoiceRecord): void {
-    this.db.prepare('INSERT INTO voice_commands (id, site_id, camera_id, type, text, issued_by, issued_at, state, state_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(v.id, v.siteId, v.cameraId, v.type, v.text, v.issuedBy, v.issuedAt, v.state, v.stateAt, v.error);
+  async insertVoice(v: VoiceRecord): Promise<void> {
+    await this.sql.run('INSERT INTO voice_commands (id, site_id, camera_id, type, text, issued_by, issued_at, state, state_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [v.id, v.siteId, v.cameraId, v.type, v.text, v.issuedBy, v.issuedAt, v.state, v.stateAt, v.error]);
   }
   /** `r` is a voice_commands row joined with the issuer's name (`issued_by_name`, see voiceSelect). */
   private voiceFrom(r: Row): VoiceView {
@@ -659,28 +691,28 @@ export class Store implements CentralStore {
    * recorded in the audit log instead (an exact duplicate of the recorded status is dropped silently).
    * null when no command of that id belongs to that site; `applied` false when the status was not applied.
    */
-  updateVoice(id: string, siteId: string, state: Exclude<VoiceState, 'sent'>, at: number, error: string | null): { record: VoiceView; applied: boolean } | null {
-    const applied = this.db.transaction(() => {
-      const r = this.db.prepare(`UPDATE voice_commands SET state = ?, state_at = ?, error = ? WHERE id = ? AND site_id = ? AND state = 'sent'`).run(state, at, error, id, siteId);
+  async updateVoice(id: string, siteId: string, state: Exclude<VoiceState, 'sent'>, at: number, error: string | null): Promise<{ record: VoiceView; applied: boolean } | null> {
+    const applied = await this.sql.tx(async () => {
+      const r = (await this.sql.run(`UPDATE voice_commands SET state = ?, state_at = ?, error = ? WHERE id = ? AND site_id = ? AND state = 'sent'`, [state, at, error, id, siteId]));
       if (r.changes) return true;
-      const cur = this.db.prepare('SELECT state, state_at, error FROM voice_commands WHERE id = ? AND site_id = ?').get(id, siteId) as Row | undefined;
+      const cur = (await this.sql.get('SELECT state, state_at, error FROM voice_commands WHERE id = ? AND site_id = ?', [id, siteId])) as Row | undefined;
       if (!cur) return null;
       const duplicate = cur.state === state && cur.state_at === at && ((cur.error as string | null) ?? null) === error;
       if (!duplicate) {
-        this.audit({ userId: `site:${siteId}`, action: 'voice.status_ignored', target: id, siteId,
+        await this.audit({ userId: `site:${siteId}`, action: 'voice.status_ignored', target: id, siteId,
           detail: `"${state}"${error ? ` (${error.slice(0, 200)})` : ''} at ${at} ignored: the command is already "${cur.state as string}"` });
       }
       return false;
-    })();
+    });
     if (applied === null) return null;
-    return { record: this.voiceFrom(this.db.prepare(`${this.voiceSelect} WHERE v.id = ?`).get(id) as Row), applied };
+    return { record: this.voiceFrom((await this.sql.get(`${this.voiceSelect} WHERE v.id = ?`, [id])) as Row), applied };
   }
-  voiceCommands(scope: Scope, siteId?: string): VoiceView[] {
+  async voiceCommands(scope: Scope, siteId?: string): Promise<VoiceView[]> {
     const sc = this.scopeSql(scope, 'v.site_id');
     const where = [sc.sql];
     const params = [...sc.params];
     if (siteId) { where.push('v.site_id = ?'); params.push(siteId); }
-    return (this.db.prepare(`${this.voiceSelect} WHERE ${where.join(' AND ')} ORDER BY v.issued_at DESC LIMIT 200`).all(...params) as Row[]).map((r) => this.voiceFrom(r));
+    return ((await this.sql.all(`${this.voiceSelect} WHERE ${where.join(' AND ')} ORDER BY v.issued_at DESC LIMIT 200`, [...params])) as Row[]).map((r) => this.voiceFrom(r));
   }
 
   // ---------------------------------------------------------------- org CRUD (admin)
@@ -692,42 +724,40 @@ export class Store implements CentralStore {
       if (i < 0) throw new CoreError('invalid', `camera id must be "<siteId>/<cameraId>" (got "${id}")`);
       return [id.slice(0, i), id.slice(i + 1)] as const;
     };
-    const listers: { [K in OrgKind]: () => OrgRecords[K][] } = {
-      districts: () => (self.db.prepare('SELECT * FROM districts ORDER BY id').all() as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, webhooks: j(r.webhooks, []), ...(r.city_id ? { cityId: r.city_id as string } : {}) })),
-      schools: () => (self.db.prepare('SELECT id, name, district_id, township_id FROM schools ORDER BY id').all() as Row[])
+    const listers: { [K in OrgKind]: () => Promise<OrgRecords[K][]> } = {
+      districts: async () => ((await self.sql.all('SELECT * FROM districts ORDER BY id')) as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, webhooks: j(r.webhooks, []), ...(r.city_id ? { cityId: r.city_id as string } : {}) })),
+      schools: async () => ((await self.sql.all('SELECT id, name, district_id, township_id FROM schools ORDER BY id')) as Row[])
         .map((r) => ({ id: r.id as string, name: r.name as string, districtId: r.district_id as string, ...(r.township_id ? { townshipId: r.township_id as string } : {}) })),
-      sites: () => (self.db.prepare('SELECT * FROM sites ORDER BY id').all() as Row[]).map((r) => self.siteRecord(r)),
-      cameras: () => (self.db.prepare('SELECT site_id, id, name, live_url FROM cameras ORDER BY site_id, id').all() as Row[]).map((r) => ({ siteId: r.site_id as string, id: r.id as string, name: r.name as string, liveUrl: (r.live_url as string) ?? null })),
-      users: () => self.allUsersWithSecrets().map((u) => self.publicUser(u)),
+      sites: async () => ((await self.sql.all('SELECT * FROM sites ORDER BY id')) as Row[]).map((r) => self.siteRecord(r)),
+      cameras: async () => ((await self.sql.all('SELECT site_id, id, name, live_url FROM cameras ORDER BY site_id, id')) as Row[]).map((r) => ({ siteId: r.site_id as string, id: r.id as string, name: r.name as string, liveUrl: (r.live_url as string) ?? null })),
+      users: async () => (await self.allUsersWithSecrets()).map((u) => self.publicUser(u)),
     };
-    const get = <K extends OrgKind>(kind: K, id: string): OrgRecords[K] | null => {
+    const get = async <K extends OrgKind>(kind: K, id: string): Promise<OrgRecords[K] | null> => {
       if (kind === 'cameras') {
         const [s, c] = camKey(id);
-        return (listers.cameras().find((x) => x.siteId === s && x.id === c) ?? null) as OrgRecords[K] | null;
+        return ((await listers.cameras()).find((x) => x.siteId === s && x.id === c) ?? null) as OrgRecords[K] | null;
       }
-      return ((listers[kind]() as { id: string }[]).find((x) => x.id === id) ?? null) as OrgRecords[K] | null;
+      return (((await listers[kind]()) as { id: string }[]).find((x) => x.id === id) ?? null) as OrgRecords[K] | null;
     };
     const must = (ok: boolean, msg: string, field: string) => { if (!ok) throw new CoreError('invalid', msg, field); };
-    const write = (kind: OrgKind, input: unknown, existingId: string | null): string => {
+    const write = async (kind: OrgKind, input: unknown, existingId: string | null): Promise<string> => {
       switch (kind) {
         case 'districts': {
           const x = parseOr(DistrictSchema, input, 'district');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
-          if (x.cityId) must(!!self.db.prepare('SELECT 1 FROM cities WHERE id = ?').get(x.cityId), `no city "${x.cityId}"`, 'cityId');
-          self.db.prepare('INSERT INTO districts (id, name, webhooks, city_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks, city_id = excluded.city_id')
-            .run(x.id, x.name, JSON.stringify(x.webhooks), x.cityId ?? null);
+          if (x.cityId) must(!!(await self.sql.get('SELECT 1 FROM cities WHERE id = ?', [x.cityId])), `no city "${x.cityId}"`, 'cityId');
+          await self.sql.run('INSERT INTO districts (id, name, webhooks, city_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks, city_id = excluded.city_id', [x.id, x.name, JSON.stringify(x.webhooks), x.cityId ?? null]);
           return x.id;
         }
         case 'schools': {
           const x = parseOr(SchoolSchema, input, 'school');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
-          must(!!get('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
+          must(!!(await get('districts', x.districtId)), `no district "${x.districtId}"`, 'districtId');
           if (x.townshipId) {
-            const t = self.db.prepare('SELECT district_id FROM townships WHERE id = ?').pluck().get(x.townshipId) as string | undefined;
+            const t = (await self.sql.value('SELECT district_id FROM townships WHERE id = ?', [x.townshipId])) as string | undefined;
             must(t === x.districtId, t ? `township "${x.townshipId}" is in district "${t}", not "${x.districtId}"` : `no township "${x.townshipId}"`, 'townshipId');
           }
-          self.db.prepare('INSERT INTO schools (id, name, district_id, township_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, township_id = excluded.township_id')
-            .run(x.id, x.name, x.districtId, x.townshipId ?? null);
+          await self.sql.run('INSERT INTO schools (id, name, district_id, township_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, township_id = excluded.township_id', [x.id, x.name, x.districtId, x.townshipId ?? null]);
           return x.id;
         }
         case 'sites': {
@@ -737,12 +767,11 @@ export class Store implements CentralStore {
           if (raw.autoReminder === null) delete raw.autoReminder;
           const x = parseOr(SiteSchema.omit({ cameras: true }), raw, 'site');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
-          must(!!get('schools', x.schoolId), `no school "${x.schoolId}"`, 'schoolId');
-          if (self.userForMqtt(x.id)) throw new CoreError('invalid', `site id "${x.id}" collides with a user's id or username (both log in to the broker)`, 'id');
-          self.db.prepare(`INSERT INTO sites (id, name, school_id, mqtt_password_hash, auto_reminder) VALUES (?, ?, ?, ?, ?)
+          must(!!(await get('schools', x.schoolId)), `no school "${x.schoolId}"`, 'schoolId');
+          if (await self.userForMqtt(x.id)) throw new CoreError('invalid', `site id "${x.id}" collides with a user's id or username (both log in to the broker)`, 'id');
+          await self.sql.run(`INSERT INTO sites (id, name, school_id, mqtt_password_hash, auto_reminder) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET name = excluded.name, school_id = excluded.school_id, auto_reminder = excluded.auto_reminder
-            ${keepHash ? '' : ', mqtt_password_hash = excluded.mqtt_password_hash'}`)
-            .run(x.id, x.name, x.schoolId, x.mqttPasswordHash ?? null, x.autoReminder ? JSON.stringify(x.autoReminder) : null);
+            ${keepHash ? '' : ', mqtt_password_hash = excluded.mqtt_password_hash'}`, [x.id, x.name, x.schoolId, x.mqttPasswordHash ?? null, x.autoReminder ? JSON.stringify(x.autoReminder) : null]);
           return x.id;
         }
         case 'cameras': {
@@ -750,17 +779,16 @@ export class Store implements CentralStore {
           const siteId = raw.siteId;
           delete raw.siteId;
           if (raw.liveUrl === null) delete raw.liveUrl;
-          must(typeof siteId === 'string' && !!get('sites', siteId), `no site ${JSON.stringify(siteId)}`, 'siteId');
+          must(typeof siteId === 'string' && !!(await get('sites', siteId)), `no site ${JSON.stringify(siteId)}`, 'siteId');
           const x = parseOr(CameraSchema, raw, 'camera');
           const key = `${siteId as string}/${x.id}`;
           if (existingId && key !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
-          self.db.prepare(`INSERT INTO cameras (site_id, id, name, live_url) VALUES (?, ?, ?, ?) ON CONFLICT(site_id, id) DO UPDATE SET name = excluded.name, live_url = excluded.live_url`)
-            .run(siteId, x.id, x.name, x.liveUrl ?? null);
+          await self.sql.run(`INSERT INTO cameras (site_id, id, name, live_url) VALUES (?, ?, ?, ?) ON CONFLICT(site_id, id) DO UPDATE SET name = excluded.name, live_url = excluded.live_url`, [siteId, x.id, x.name, x.liveUrl ?? null]);
           return key;
         }
         case 'users': {
           const raw = { ...(input as Row) };
-          const old = existingId ? self.allUsersWithSecrets().find((u) => u.id === existingId) : undefined;
+          const old = existingId ? (await self.allUsersWithSecrets()).find((u) => u.id === existingId) : undefined;
           if (raw.passwordHash === undefined && old) raw.passwordHash = old.passwordHash;
           if (raw.mqttPasswordHash === undefined && old?.mqttPasswordHash) raw.mqttPasswordHash = old.mqttPasswordHash;
           for (const k of ['mqttPasswordHash', 'schoolId', 'districtId', 'townshipId', 'cityId']) if (raw[k] === null) delete raw[k];
@@ -769,25 +797,24 @@ export class Store implements CentralStore {
           const x = parseOr(UserSchema, raw, 'user');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
           parseOr(PasswordHash, x.passwordHash, 'passwordHash');
-          if (x.role === 'canteen_manager') must(!!x.siteIds?.length && x.siteIds.every((s) => !!get('sites', s)), 'a canteen_manager needs existing siteIds', 'siteIds');
-          if (x.role === 'vice_principal') must(!!x.schoolId && !!get('schools', x.schoolId), 'a vice_principal needs an existing schoolId', 'schoolId');
+          if (x.role === 'canteen_manager') must(!!x.siteIds?.length && (await Promise.all(x.siteIds.map((s) => get('sites', s)))).every(Boolean), 'a canteen_manager needs existing siteIds', 'siteIds');
+          if (x.role === 'vice_principal') must(!!x.schoolId && !!(await get('schools', x.schoolId)), 'a vice_principal needs an existing schoolId', 'schoolId');
           if (x.role === 'inspector') {
             const offices = [x.townshipId, x.districtId, x.cityId].filter(Boolean).length;
             must(offices === 1, 'an inspector belongs to one office: give one of townshipId, districtId, cityId', x.townshipId ? 'townshipId' : x.cityId ? 'cityId' : 'districtId');
-            if (x.districtId) must(!!get('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
-            if (x.townshipId) must(!!self.db.prepare('SELECT 1 FROM townships WHERE id = ?').get(x.townshipId), `no township "${x.townshipId}"`, 'townshipId');
-            if (x.cityId) must(!!self.db.prepare('SELECT 1 FROM cities WHERE id = ?').get(x.cityId), `no city "${x.cityId}"`, 'cityId');
+            if (x.districtId) must(!!(await get('districts', x.districtId)), `no district "${x.districtId}"`, 'districtId');
+            if (x.townshipId) must(!!(await self.sql.get('SELECT 1 FROM townships WHERE id = ?', [x.townshipId])), `no township "${x.townshipId}"`, 'townshipId');
+            if (x.cityId) must(!!(await self.sql.get('SELECT 1 FROM cities WHERE id = ?', [x.cityId])), `no city "${x.cityId}"`, 'cityId');
           }
-          if (self.siteExists(x.id) || self.siteExists(x.username)) throw new CoreError('invalid', `"${x.username}" collides with a site id (both log in to the broker)`, 'username');
-          const clash = self.db.prepare('SELECT id FROM users WHERE username = ? AND id != ?').get(x.username, x.id);
+          if (await self.siteExists(x.id) || await self.siteExists(x.username)) throw new CoreError('invalid', `"${x.username}" collides with a site id (both log in to the broker)`, 'username');
+          const clash = (await self.sql.get('SELECT id FROM users WHERE username = ? AND id != ?', [x.username, x.id]));
           if (clash) throw new CoreError('conflict', `username "${x.username}" is taken`, 'username');
-          self.db.prepare(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, disabled, township_id, city_id)
+          await self.sql.run(`INSERT INTO users (id, username, name, role, site_ids, school_id, district_id, password_hash, mqtt_password_hash, lang, disabled, township_id, city_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role,
             site_ids = excluded.site_ids, school_id = excluded.school_id, district_id = excluded.district_id, password_hash = excluded.password_hash,
             mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, disabled = excluded.disabled,
-            township_id = excluded.township_id, city_id = excluded.city_id`)
-            .run(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null, x.passwordHash, x.mqttPasswordHash ?? null, x.lang, disabled ? 1 : 0,
-              x.townshipId ?? null, x.cityId ?? null);
+            township_id = excluded.township_id, city_id = excluded.city_id`, [x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null, x.passwordHash, x.mqttPasswordHash ?? null, x.lang, disabled ? 1 : 0,
+              x.townshipId ?? null, x.cityId ?? null]);
           return x.id;
         }
       }
@@ -795,43 +822,43 @@ export class Store implements CentralStore {
     return {
       list: (kind) => listers[kind](),
       get,
-      create(actor, kind, input) {
+      async create(actor, kind, input) {
         requireAdmin(actor);
-        return self.db.transaction(() => {
+        return self.sql.tx(async () => {
           const id = kind === 'cameras' ? `${(input as { siteId?: string }).siteId}/${(input as { id?: string }).id}` : (input as { id?: string }).id;
-          if (typeof id === 'string' && get(kind, id)) throw new CoreError('conflict', `${kind} "${id}" exists`, 'id');
-          const key = write(kind, input, null);
-          self.audit({ userId: actor.id, action: `org.${kind}.create`, target: key });
-          return get(kind, key)!;
-        })();
+          if (typeof id === 'string' && await get(kind, id)) throw new CoreError('conflict', `${kind} "${id}" exists`, 'id');
+          const key = await write(kind, input, null);
+          await self.audit({ userId: actor.id, action: `org.${kind}.create`, target: key });
+          return (await get(kind, key))!;
+        });
       },
-      update(actor, kind, id, input) {
+      async update(actor, kind, id, input) {
         requireAdmin(actor);
-        return self.db.transaction(() => {
-          if (!get(kind, id)) throw new CoreError('not_found', `no ${kind} "${id}"`);
-          const key = write(kind, input, id);
-          self.audit({ userId: actor.id, action: `org.${kind}.update`, target: key });
-          return get(kind, key)!;
-        })();
+        return self.sql.tx(async () => {
+          if (!await get(kind, id)) throw new CoreError('not_found', `no ${kind} "${id}"`);
+          const key = await write(kind, input, id);
+          await self.audit({ userId: actor.id, action: `org.${kind}.update`, target: key });
+          return (await get(kind, key))!;
+        });
       },
-      remove(actor, kind, id) {
+      async remove(actor, kind, id) {
         requireAdmin(actor);
-        self.db.transaction(() => {
-          if (!get(kind, id)) throw new CoreError('not_found', `no ${kind} "${id}"`);
-          const busy = (sql: string, ...p: unknown[]) => !!self.db.prepare(sql).get(...p);
-          if (kind === 'districts' && busy('SELECT 1 FROM schools WHERE district_id = ?', id)) throw new CoreError('conflict', `district "${id}" still has schools`);
-          if (kind === 'schools' && busy('SELECT 1 FROM sites WHERE school_id = ?', id)) throw new CoreError('conflict', `school "${id}" still has sites`);
-          if (kind === 'sites' && busy('SELECT 1 FROM events WHERE site_id = ?', id)) throw new CoreError('conflict', `site "${id}" has events; keep it (or disable its broker login)`);
+        await self.sql.tx(async () => {
+          if (!await get(kind, id)) throw new CoreError('not_found', `no ${kind} "${id}"`);
+          const busy = async (sql: string, ...p: unknown[]) => !!(await self.sql.get(sql, p));
+          if (kind === 'districts' && await busy('SELECT 1 FROM schools WHERE district_id = ?', id)) throw new CoreError('conflict', `district "${id}" still has schools`);
+          if (kind === 'schools' && await busy('SELECT 1 FROM sites WHERE school_id = ?', id)) throw new CoreError('conflict', `school "${id}" still has sites`);
+          if (kind === 'sites' && await busy('SELECT 1 FROM events WHERE site_id = ?', id)) throw new CoreError('conflict', `site "${id}" has events; keep it (or disable its broker login)`);
           if (kind === 'users' && id === actor.id) throw new CoreError('conflict', 'you cannot delete yourself');
           if (kind === 'cameras') {
             const [s, c] = camKey(id);
-            self.db.prepare('DELETE FROM cameras WHERE site_id = ? AND id = ?').run(s, c);
+            await self.sql.run('DELETE FROM cameras WHERE site_id = ? AND id = ?', [s, c]);
           } else {
-            if (kind === 'sites') self.db.prepare('DELETE FROM cameras WHERE site_id = ?').run(id);
-            self.db.prepare(`DELETE FROM ${kind} WHERE id = ?`).run(id);
+            if (kind === 'sites') (await self.sql.run('DELETE FROM cameras WHERE site_id = ?', [id]));
+            await self.sql.run(`DELETE FROM ${kind} WHERE id = ?`, [id]);
           }
-          self.audit({ userId: actor.id, action: `org.${kind}.delete`, target: id });
-        })();
+          await self.audit({ userId: actor.id, action: `org.${kind}.delete`, target: id });
+        });
       },
     };
   }

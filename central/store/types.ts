@@ -270,11 +270,11 @@ export type OrgKind = keyof OrgRecords;
 
 /** Org CRUD for the admin API. Ids of cameras are "<siteId>/<cameraId>". Every change is audit-logged. */
 export interface OrgApi {
-  list<K extends OrgKind>(kind: K): OrgRecords[K][];
-  get<K extends OrgKind>(kind: K, id: string): OrgRecords[K] | null;
-  create<K extends OrgKind>(actor: UserRecord, kind: K, input: OrgInput[K]): OrgRecords[K];
-  update<K extends OrgKind>(actor: UserRecord, kind: K, id: string, input: OrgInput[K]): OrgRecords[K];
-  remove(actor: UserRecord, kind: OrgKind, id: string): void;
+  list<K extends OrgKind>(kind: K): Promise<OrgRecords[K][]>;
+  get<K extends OrgKind>(kind: K, id: string): Promise<OrgRecords[K] | null>;
+  create<K extends OrgKind>(actor: UserRecord, kind: K, input: OrgInput[K]): Promise<OrgRecords[K]>;
+  update<K extends OrgKind>(actor: UserRecord, kind: K, id: string, input: OrgInput[K]): Promise<OrgRecords[K]>;
+  remove(actor: UserRecord, kind: OrgKind, id: string): Promise<void>;
 }
 
 /** The store as the HTTP layer uses it. */
@@ -289,34 +289,34 @@ export interface SiteContext {
 
 export interface CentralStore {
   /** Event clips (the caller checks the event's scope first). */
-  readonly clips: { file(eventId: string): string | null; view(eventId: string): ClipView | null };
+  readonly clips: { file(eventId: string): Promise<string | null>; view(eventId: string): Promise<ClipView | null> };
   /** Dashboard sessions and login locks (policy in central/http). */
   readonly sessions: SessionRows;
   /** The public window's month records and pictures (central/store/public-record.ts). */
   readonly publicRecords: PublicRecords;
   // users
-  userByUsername(username: string): UserWithSecrets | null;
-  user(id: string): UserRecord | null;
+  userByUsername(username: string): Promise<UserWithSecrets | null>;
+  user(id: string): Promise<UserRecord | null>;
   // sites
   /** The site, its school and offices, or null for an unknown site (not scoped: callers scope). */
-  siteContext(siteId: string): SiteContext | null;
-  sites(scope: Scope): SiteView[];
-  site(scope: Scope, siteId: string): SiteView | null;
+  siteContext(siteId: string): Promise<SiteContext | null>;
+  sites(scope: Scope): Promise<SiteView[]>;
+  site(scope: Scope, siteId: string): Promise<SiteView | null>;
   // events
-  events(scope: Scope, filter?: EventFilter): EventView[];
-  event(scope: Scope, eventId: string): EventDetail | null;
-  acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): EventView;
+  events(scope: Scope, filter?: EventFilter): Promise<EventView[]>;
+  event(scope: Scope, eventId: string): Promise<EventDetail | null>;
+  acknowledge(user: UserRecord, eventId: string, note?: string, meta?: { ip?: string }): Promise<EventView>;
   rectify(user: UserRecord, eventId: string, input: RectifyInput, meta?: { ip?: string }): Promise<EventView>;
-  review(user: UserRecord, eventId: string, decision: "close" | "reopen", note?: string, meta?: { ip?: string }): EventView;
-  overdue(scope: Scope): EventView[];
+  review(user: UserRecord, eventId: string, decision: "close" | "reopen", note?: string, meta?: { ip?: string }): Promise<EventView>;
+  overdue(scope: Scope): Promise<EventView[]>;
   /** Counts per day of `timeZone` (the sites' zone), site and kind; time to acknowledge. */
-  stats(scope: Scope, range: { from?: number; to?: number }, timeZone?: string): StatsView;
+  stats(scope: Scope, range: { from?: number; to?: number }, timeZone?: string): Promise<StatsView>;
   /** Absolute path and mime of a rectification photo in scope, or null. */
-  rectificationPhoto(scope: Scope, rectificationId: number): { path: string; mime: string } | null;
+  rectificationPhoto(scope: Scope, rectificationId: number): Promise<{ path: string; mime: string } | null>;
   // audit
-  audit(entry: AuditInput): void;
-  auditList(scope: Scope, page?: { limit?: number; before?: number }): AuditEntry[];
+  audit(entry: AuditInput): Promise<void>;
+  auditList(scope: Scope, page?: { limit?: number; before?: number }): Promise<AuditEntry[]>;
   // voice history
-  voiceCommands(scope: Scope, siteId?: string): VoiceView[];
+  voiceCommands(scope: Scope, siteId?: string): Promise<VoiceView[]>;
   org: OrgApi;
 }

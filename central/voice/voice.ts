@@ -56,8 +56,8 @@ export class VoiceService {
   async send(user: UserRecord, req: VoiceRequest, meta: { ip?: string } = {}): Promise<VoiceRecord> {
     const { store } = this.d;
     if (!req || typeof req.siteId !== 'string') throw new CoreError('invalid', 'siteId is required', 'siteId');
-    const scope = store.scopeOf(user);
-    if (!store.siteInScope(scope, req.siteId)) throw new CoreError('not_found', `no site "${req.siteId}"`, 'siteId');
+    const scope = await store.scopeOf(user);
+    if (!(await store.siteInScope(scope, req.siteId))) throw new CoreError('not_found', `no site "${req.siteId}"`, 'siteId');
     if (!(user.role === 'admin' || user.role === 'inspector' || user.role === 'canteen_manager')) {
       throw new CoreError('forbidden', 'voice commands are for inspectors, admins and the site\'s canteen manager');
     }
@@ -68,7 +68,7 @@ export class VoiceService {
   async issue(issuedBy: string, req: VoiceRequest, ip?: string): Promise<VoiceRecord> {
     const { store, bus } = this.d;
     const cameraId = req.cameraId ?? null;
-    if (cameraId !== null && !store.cameraExists(req.siteId, cameraId)) throw new CoreError('invalid', `site "${req.siteId}" has no camera "${cameraId}"`, 'cameraId');
+    if (cameraId !== null && !(await store.cameraExists(req.siteId, cameraId))) throw new CoreError('invalid', `site "${req.siteId}" has no camera "${cameraId}"`, 'cameraId');
     let content: VoiceCommand['content'];
     let text: string | null = null;
     if (req.type === 'text') {
@@ -101,14 +101,17 @@ export class VoiceService {
       content,
     };
     const cmd = VoiceCommand.parse(signObject(unsigned, this.privateKey));
+    const rec: VoiceRecord = { id: cmd.id, siteId: cmd.siteId, cameraId, type: content.type, text, issuedBy, issuedAt, state: 'sent', stateAt: issuedAt, error: null };
+    // recorded before it is published: the site's status may come back before an insert after it
+    await store.insertVoice(rec);
     try {
       await this.d.publish(topics(this.d.config.topicPrefix).voiceCommand(req.siteId), JSON.stringify(cmd));
     } catch (err) {
-      throw new Error(`voice command to site "${req.siteId}" not sent: broker did not accept it (${(err as Error).message})`);
+      const why = `broker did not accept it (${(err as Error).message})`;
+      await store.updateVoice(cmd.id, cmd.siteId, 'failed', Date.now(), why).catch(() => {});
+      throw new Error(`voice command to site "${req.siteId}" not sent: ${why}`);
     }
-    const rec: VoiceRecord = { id: cmd.id, siteId: cmd.siteId, cameraId, type: content.type, text, issuedBy, issuedAt, state: 'sent', stateAt: issuedAt, error: null };
-    store.insertVoice(rec);
-    store.audit({ userId: issuedBy, action: 'voice.send', target: cmd.id, detail: `${content.type}${text ? `: ${text}` : ''}${cameraId ? ` @ ${cameraId}` : ''}`, ip, siteId: req.siteId });
+    await store.audit({ userId: issuedBy, action: 'voice.send', target: cmd.id, detail: `${content.type}${text ? `: ${text}` : ''}${cameraId ? ` @ ${cameraId}` : ''}`, ip, siteId: req.siteId });
     bus.emit('voice', rec);
     log.info({ id: cmd.id, siteId: cmd.siteId, issuedBy }, 'voice command sent');
     return rec;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { PASSWORD, SITE_PASSWORD, USERS, startFixture, type Fixture } from '../helpers/central.js';
 import { testMp4 } from '../helpers/media.js';
+import { scopeOf } from '../integration/central-fixture.js';
 
 let fx: Fixture;
 let browser: Browser;
@@ -87,8 +88,7 @@ describe('dashboard', () => {
     await page.fill('#ack-form input[name=note]', '已提醒员工佩戴口罩');
     await page.click('#ack-btn');
     await expect.poll(() => page.locator('h1 .status').textContent(), { timeout: 10_000 }).toBe('已确认');
-    const admin = fx.central.scopeOf(fx.central.store.user(USERS.admin.id)!);
-    expect(fx.central.store.event(admin, first.id)!.status).toBe('acknowledged');
+    expect((await fx.central.store.event(await scopeOf(fx.central, USERS.admin.id), first.id))!.status).toBe('acknowledged');
     expect(await page.locator('#rectify-form').count()).toBe(1);
     // who did what: names, not user ids (the site's agent raised it)
     expect(await page.locator('td.by').allTextContents()).toEqual(['现场设备', USERS.mgrA.name]);
@@ -149,7 +149,7 @@ describe('dashboard', () => {
     await expect.poll(() => row.locator('.voice-state').textContent(), { timeout: 10_000 }).toBe('已发送');
     expect(await row.textContent()).toContain('请后厨人员立即佩戴口罩');
     const commandId = (await row.getAttribute('data-id'))!;
-    const stored = fx.central.store.voiceCommands(fx.central.scopeOf(fx.central.store.user(USERS.inspector.id)!), 'site-a');
+    const stored = await fx.central.store.voiceCommands(await scopeOf(fx.central, USERS.inspector.id), 'site-a');
     expect(stored.some((v) => v.id === commandId && v.state === 'sent')).toBe(true);
 
     // the site's agent reports back over MQTT → the row turns "played" through SSE
@@ -171,7 +171,7 @@ describe('dashboard', () => {
     expect(await audioRow.locator('td').nth(2).textContent()).toBe('录音');
     expect(await audioRow.locator('.voice-state').textContent()).toBe('已发送');
     const audioId = (await audioRow.getAttribute('data-id'))!;
-    const rec = fx.central.store.voiceCommands(fx.central.scopeOf(fx.central.store.user(USERS.inspector.id)!), 'site-a').find((v) => v.id === audioId);
+    const rec = (await fx.central.store.voiceCommands(await scopeOf(fx.central, USERS.inspector.id), 'site-a')).find((v) => v.id === audioId);
     expect(rec?.type).toBe('audio');
     await site.endAsync();
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'bk-dashboard-voice.png'), fullPage: true });

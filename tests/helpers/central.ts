@@ -14,6 +14,8 @@ import { startHttp, type HttpHandle, type HttpOptions } from '../../central/http
 import { topics, PROTOCOL_VERSION, type EventMessage } from '../../protocol/index.js';
 import { createHash } from 'node:crypto';
 import { clipOutboxMessages } from '../../agent/evidence/clips.js';
+import { scopeOf } from '../integration/central-fixture.js';
+import { testStore } from './postgres.js';
 
 export const PASSWORD = 'correct-horse-9';
 export const SITE_PASSWORD = 'site-secret-1';
@@ -101,15 +103,16 @@ export async function startFixture(opts: {
       users: [...org.users, user(USERS.townInspector, { townshipId: 't-east-1' }), user(USERS.cityInspector, { cityId: 'city-1' })],
     });
   }
+  const store = await testStore(); // PostgreSQL in the vitest project "postgres"; else SQLite in `dir`
   const config = parseCentralConfig({
     dataDir: dir,
+    ...(store ? { store } : {}),
     http: { host: '127.0.0.1', port: 0, publicUrl: 'http://127.0.0.1:1' },
     broker: { mode: 'embedded', host: '127.0.0.1', port: 0 },
     org,
   });
   let central = await startCentral(config);
   let http = await startHttp(central, { port: 0, ...opts.http });
-  const adminScope = () => central.scopeOf(central.store.user(USERS.admin.id)!);
   const clients = new Map<string, mqtt.MqttClient>();
   const clientFor = async (siteId: string) => {
     let c = clients.get(siteId);
@@ -144,8 +147,8 @@ export async function startFixture(opts: {
       await c.publishAsync(t.snapshot(siteId, id, 'clean'), clean, { qos: 1 });
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const ev = central.store.event(adminScope(), id);
-        if (ev && ev.snapshotReceived && central.snapshotFile(msg.snapshots.annotated.sha256)) return ev;
+        const ev = await central.store.event(await scopeOf(central, USERS.admin.id), id);
+        if (ev && ev.snapshotReceived && (await central.snapshotFile(msg.snapshots.annotated.sha256))) return ev;
         if (Date.now() > deadline) throw new Error(`event ${id} not stored within 10 s (${ev ? 'no snapshot' : 'no event'})`);
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -156,8 +159,9 @@ export async function startFixture(opts: {
       const msgs = clipOutboxMessages({ eventId, siteId, cameraId, mime: 'video/mp4', codec: 'avc1.42e01f', startAt: Date.now() - durationMs, durationMs }, mp4, central.config.topicPrefix);
       for (const m of msgs) await c.publishAsync(m.topic, m.payload as Buffer, { qos: 1 });
       const deadline = Date.now() + 10_000;
-      while (central.store.clips.view(eventId)?.state !== 'complete') {
-        if (Date.now() > deadline) throw new Error(`clip of ${eventId} not stored within 10 s: ${JSON.stringify(central.store.clips.view(eventId))}`);
+      const view = () => central.store.clips.view(eventId);
+      for (let clip = await view(); clip?.state !== 'complete'; clip = await view()) {
+        if (Date.now() > deadline) throw new Error(`clip of ${eventId} not stored within 10 s: ${JSON.stringify(clip)}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },

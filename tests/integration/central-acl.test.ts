@@ -122,12 +122,13 @@ describe('broker ACL and shared subscriptions: Mosquitto with generated passwd/a
     const site = await connect(mosq.url, 'site-a', PW);
     const a = await jpeg('m1'), c = await jpeg('m2');
     for (let i = 0; i < 10; i++) await site.publishAsync(T.event('site-a'), JSON.stringify(eventMsg(`ev-m-${i}`, 'site-a', { annotated: a, clean: c })), { qos: 1 });
-    const count = () => centrals.map((x) => x.central.metrics().events);
-    await until(() => count()[0]! + count()[1]! === 10, 8000, 'ten events across both');
+    const count = () => Promise.all(centrals.map(async (x) => (await x.central.metrics()).events));
+    await until(async () => (await count()).reduce((a, b) => a + b) === 10, 8000, 'ten events across both');
     await sleep(300);
-    expect(count()[0]! + count()[1]!).toBe(10);
-    expect(count()[0]!).toBeGreaterThan(0);
-    expect(count()[1]!).toBeGreaterThan(0);
+    const [n0, n1] = await count();
+    expect(n0! + n1!).toBe(10);
+    expect(n0!).toBeGreaterThan(0);
+    expect(n1!).toBeGreaterThan(0);
     await site.endAsync();
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Fixture for central core tests: a real central (SQLite in a temp dir, embedded aedes or an external
- * broker) with a small org, plus helpers to act as a site or a recipient over real MQTT.
+ * Fixture for central core tests: a real central (SQLite in a temp dir, or PostgreSQL in the vitest
+ * project "postgres"; embedded aedes or an external broker) with a small org, plus helpers to act as
+ * a site or a recipient over real MQTT.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,9 +12,11 @@ import sharp from 'sharp';
 import { hashPassword, hashPasswordMosquitto } from '../../central/auth/password.js';
 import { startCentral, type CentralInternals } from '../../central/central.js';
 import { parseCentralConfig } from '../../central/config/load.js';
-import type { CentralConfigInput } from '../../central/config/schema.js';
+import type { CentralConfigInput, StoreConfig } from '../../central/config/schema.js';
 import type { postWebhook } from '../../central/notify/webhook.js';
+import type { Scope, UserRecord } from '../../central/store/types.js';
 import { PROTOCOL_VERSION, topics, type EventMessage } from '../../protocol/index.js';
+import { testStore } from '../helpers/postgres.js';
 
 export const PW = 'pw-correct-1';
 export const T = topics('bk/v1');
@@ -64,6 +67,19 @@ export async function orgConfig(h: { scrypt: string; mosq: string }, mqttHash = 
   };
 }
 
+/** A user of the org, by id, and the scope central gives them. */
+export async function userOf(central: Pick<CentralInternals, 'store'>, id: string): Promise<UserRecord> {
+  const u = await central.store.user(id);
+  if (!u) throw new Error(`no user "${id}"`);
+  return u;
+}
+export async function scopeOf(central: Pick<CentralInternals, 'store' | 'scopeOf'>, userId: string): Promise<Scope> {
+  return central.scopeOf(await userOf(central, userId));
+}
+
+/** The store of each data directory: a central restarted on the directory finds its database again. */
+const stores = new Map<string, StoreConfig | undefined>();
+
 export interface CoreFixture {
   central: CentralInternals;
   dir: string;
@@ -84,6 +100,10 @@ export async function startCore(over: (c: CentralConfigInput & Record<string, un
     routing: { checkIntervalSec: 0.1 },
   };
   over(raw);
+  if (!raw.store) {
+    if (!stores.has(dir)) stores.set(dir, await testStore());
+    raw.store = stores.get(dir);
+  }
   const config = parseCentralConfig(raw);
   const central = await startCentral(config, { post: opts.post });
   const clients: MqttClient[] = [];
@@ -107,10 +127,11 @@ export async function startCore(over: (c: CentralConfigInput & Record<string, un
   };
 }
 
-export async function until<T>(fn: () => T | undefined | null | false, timeoutMs = 5000, what = 'condition'): Promise<T> {
+type Falsy = undefined | null | false | 0 | '';
+export async function until<T>(fn: () => T | Falsy | Promise<T | Falsy>, timeoutMs = 5000, what = 'condition'): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import type { MqttClient } from 'mqtt';
-import { eventMsg, jpeg, sha, startCore, T, until, type CoreFixture } from './central-fixture.js';
+import { eventMsg, jpeg, scopeOf, sha, startCore, T, until, type CoreFixture } from './central-fixture.js';
 
 describe('central ingest (embedded aedes, real SQLite)', () => {
   let f: CoreFixture;
@@ -12,7 +12,7 @@ describe('central ingest (embedded aedes, real SQLite)', () => {
   });
   afterAll(async () => { await f?.close(); });
   const ingest = () => f.central.internals.ingest.counters;
-  const admin = () => f.central.scopeOf(f.central.store.user('u-admin')!);
+  const admin = () => scopeOf(f.central, 'u-admin');
 
   it('rejects malformed, invalid, oversized and wrong-site payloads with reasons, and keeps working', async () => {
     const before = ingest().rejected;
@@ -29,11 +29,11 @@ describe('central ingest (embedded aedes, real SQLite)', () => {
     expect(reasons).toContain('payload too large');
     expect(reasons).toContain('wrong site');
     expect(reasons).toContain('snapshot is not a JPEG');
-    expect(f.central.store.events(admin())).toHaveLength(0);
+    expect(await f.central.store.events(await admin())).toHaveLength(0);
     // still alive: a good event goes through
     await site.publishAsync(T.event('site-a'), JSON.stringify(eventMsg('ev-good', 'site-a', { annotated: a, clean: c })), { qos: 1 });
-    await until(() => f.central.store.events(admin()).length === 1, 5000, 'good event');
-    expect(f.central.store.event(admin(), 'ev-good')!.siteName).toBe('一中食堂');
+    await until(async () => (await f.central.store.events(await admin())).length === 1, 5000, 'good event');
+    expect((await f.central.store.event(await admin(), 'ev-good'))!.siteName).toBe('一中食堂');
   });
 
   it('stores a duplicate event id once and counts the duplicate', async () => {
@@ -42,10 +42,9 @@ describe('central ingest (embedded aedes, real SQLite)', () => {
     const d0 = ingest().duplicates;
     for (let i = 0; i < 3; i++) await site.publishAsync(T.event('site-a'), msg, { qos: 1 });
     await until(() => ingest().duplicates >= d0 + 2, 5000, 'duplicates');
-    const rows = f.central.internals.store.db.prepare("SELECT COUNT(*) FROM events WHERE id = 'ev-dup'").pluck().get();
-    expect(rows).toBe(1);
+    expect(await f.central.internals.store.sql.value("SELECT COUNT(*) FROM events WHERE id = 'ev-dup'")).toBe(1);
     // routing ran once: one dashboard delivery per recipient
-    const dash = f.central.internals.store.deliveries('ev-dup').filter((d) => d.channel === 'dashboard');
+    const dash = (await f.central.internals.store.deliveries('ev-dup')).filter((d) => d.channel === 'dashboard');
     expect(new Set(dash.map((d) => d.recipientId)).size).toBe(dash.length);
   });
 
@@ -53,11 +52,11 @@ describe('central ingest (embedded aedes, real SQLite)', () => {
     const a = await jpeg('s1'), c = await jpeg('s2'), wrong = await jpeg('s3');
     // annotated before the event
     await site.publishAsync(T.snapshot('site-a', 'ev-snap', 'annotated'), a, { qos: 1 });
-    await until(() => f.central.internals.store.db.prepare('SELECT 1 FROM snapshots WHERE sha256 = ?').get(sha(a)), 5000, 'early snapshot');
-    expect(f.central.snapshotFile(sha(a))).toBeNull(); // no event references it yet
+    await until(() => f.central.internals.store.sql.get('SELECT 1 FROM snapshots WHERE sha256 = ?', [sha(a)]), 5000, 'early snapshot');
+    expect(await f.central.snapshotFile(sha(a))).toBeNull(); // no event references it yet
     await site.publishAsync(T.event('site-a'), JSON.stringify(eventMsg('ev-snap', 'site-a', { annotated: a, clean: c })), { qos: 1 });
     await until(() => f.central.internals.store.eventRow('ev-snap'), 5000, 'event');
-    const file = f.central.snapshotFile(sha(a), admin());
+    const file = await f.central.snapshotFile(sha(a), await admin());
     expect(file).toMatch(new RegExp(`snapshots/${sha(a).slice(0, 2)}/${sha(a)}\\.jpg$`));
     expect(existsSync(file!)).toBe(true);
     // a clean snapshot whose bytes do not hash to what the event declared is refused
@@ -65,12 +64,11 @@ describe('central ingest (embedded aedes, real SQLite)', () => {
     await site.publishAsync(T.snapshot('site-a', 'ev-snap', 'clean'), wrong, { qos: 1 });
     await until(() => ingest().rejected > r0, 5000, 'mismatch rejection');
     expect(Object.keys(ingest().reasons)).toContain('snapshot sha256 mismatch');
-    expect(f.central.snapshotFile(sha(wrong))).toBeNull();
+    expect(await f.central.snapshotFile(sha(wrong))).toBeNull();
     await site.publishAsync(T.snapshot('site-a', 'ev-snap', 'clean'), c, { qos: 1 });
     await until(() => f.central.snapshotFile(sha(c)), 5000, 'clean snapshot');
     // out of scope for site-c's inspector
-    const insp2 = f.central.scopeOf(f.central.store.user('u-insp2')!);
-    expect(f.central.snapshotFile(sha(c), insp2)).toBeNull();
+    expect(await f.central.snapshotFile(sha(c), await scopeOf(f.central, 'u-insp2'))).toBeNull();
   });
 
   it('upserts site status, camera status and stats; emits bus events', async () => {
@@ -84,7 +82,7 @@ describe('central ingest (embedded aedes, real SQLite)', () => {
     // camera id in payload differs from topic → rejected
     await site.publishAsync(T.cameraStatus('site-a', 'cam-1'), JSON.stringify({ v: 1, siteId: 'site-a', cameraId: 'cam-9', name: 'x', state: 'offline', lastFrameAt: null, fps: 0, error: null, ts }), { qos: 1 });
     await until(() => seen.length >= 3, 5000, 'bus events');
-    const s = f.central.store.site(admin(), 'site-a')!;
+    const s = (await f.central.store.site(await admin(), 'site-a'))!;
     expect(s.online).toBe(true);
     expect(s.agentVersion).toBe('0.1.0');
     expect(s.stats?.framesProcessed).toBe(20);

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { parseCentralConfig } from '../../central/config/load.js';
 import { RecipientAlert, parsePayload } from '../../protocol/messages.js';
-import { eventMsg, hashes, jpeg, orgConfig, sleep, startCore, T, until, type CoreFixture } from './central-fixture.js';
+import { eventMsg, hashes, jpeg, orgConfig, scopeOf, sleep, startCore, T, until, type CoreFixture } from './central-fixture.js';
 
 type Org = Awaited<ReturnType<typeof orgConfig>> & Record<string, unknown>;
 
@@ -65,13 +65,14 @@ describe('the three-level network', () => {
     const h = await hashes();
     f = await startCore((c) => threeLevels(c.org as Org, h.mosq, h.scrypt));
     const store = f.central.internals.store;
-    const sites = (id: string) => [...store.scopeOf(store.user(id)!).siteIds].sort();
-    expect(sites('u-town')).toEqual(['site-a', 'site-b']); // school 1, under township t1
-    expect(sites('u-insp')).toEqual(['site-a', 'site-b']); // district d1
-    expect(sites('u-insp2')).toEqual(['site-c']); // district d2
-    expect(sites('u-city')).toEqual(['site-a', 'site-b', 'site-c']); // the whole city
-    expect(store.siteContext('site-a')!.offices.map((o) => `${o.level}:${o.id}`)).toEqual(['township:t1', 'district:d1', 'city:city-1']);
-    expect(store.siteContext('site-c')!.offices.map((o) => `${o.level}:${o.id}`)).toEqual(['district:d2', 'city:city-1']);
+    const sites = async (id: string) => [...(await scopeOf(f!.central, id)).siteIds].sort();
+    expect(await sites('u-town')).toEqual(['site-a', 'site-b']); // school 1, under township t1
+    expect(await sites('u-insp')).toEqual(['site-a', 'site-b']); // district d1
+    expect(await sites('u-insp2')).toEqual(['site-c']); // district d2
+    expect(await sites('u-city')).toEqual(['site-a', 'site-b', 'site-c']); // the whole city
+    const offices = async (siteId: string) => (await store.siteContext(siteId))!.offices.map((o) => `${o.level}:${o.id}`);
+    expect(await offices('site-a')).toEqual(['township:t1', 'district:d1', 'city:city-1']);
+    expect(await offices('site-c')).toEqual(['district:d2', 'city:city-1']);
   });
 
   it('statistics roll up by office within the user scope', async () => {
@@ -82,11 +83,11 @@ describe('the three-level network', () => {
     for (const id of ['s1', 's2']) await site.publishAsync(T.event('site-a'), JSON.stringify(eventMsg(id, 'site-a', { annotated: a, clean: c })), { qos: 1 });
     await siteC.publishAsync(T.event('site-c'), JSON.stringify(eventMsg('s3', 'site-c', { annotated: a, clean: c })), { qos: 1 });
     const store = f.central.internals.store;
-    await until(() => store.eventRow('s3') && store.eventRow('s2'), 5000, 'events');
-    const roll = (id: string) => store.stats(store.scopeOf(store.user(id)!)).byOffice.map((o) => `${o.level}:${o.id}=${o.sites}/${o.events}`);
-    expect(roll('u-city')).toEqual(['city:city-1=3/3', 'district:d1=2/2', 'district:d2=1/1', 'township:t1=2/2']);
-    expect(roll('u-town')).toEqual(['city:city-1=2/2', 'district:d1=2/2', 'township:t1=2/2']); // only their own sites count
-    expect(roll('u-insp2')).toEqual(['city:city-1=1/1', 'district:d2=1/1']);
+    await until(async () => (await store.eventRow('s3')) && (await store.eventRow('s2')), 5000, 'events');
+    const roll = async (id: string) => (await store.stats(await scopeOf(f!.central, id))).byOffice.map((o) => `${o.level}:${o.id}=${o.sites}/${o.events}`);
+    expect(await roll('u-city')).toEqual(['city:city-1=3/3', 'district:d1=2/2', 'district:d2=1/1', 'township:t1=2/2']);
+    expect(await roll('u-town')).toEqual(['city:city-1=2/2', 'district:d1=2/2', 'township:t1=2/2']); // only their own sites count
+    expect(await roll('u-insp2')).toEqual(['city:city-1=1/1', 'district:d2=1/1']);
   });
 
   it('tier 1 reaches the township office and the district at once (not the city); escalation climbs one office at a time', async () => {
@@ -108,7 +109,7 @@ describe('the three-level network', () => {
     await until(() => got.length >= 5, 10_000, 'escalation to the city');
     await sleep(300);
     expect(got.map((g) => `${g.user}@${g.level}`)).toEqual(['mgr@0', 'vp@1', 'town@2', 'insp@3', 'city@4']);
-    const row = f.central.internals.store.eventRow('ev-n2')!;
+    const row = (await f.central.internals.store.eventRow('ev-n2'))!;
     expect(row.escalation_level).toBe(4);
     expect(row.next_escalation_at).toBeNull();
     // a site without a township: district, then city

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { RecipientAlert, parsePayload } from '../../protocol/messages.js';
-import { eventMsg, jpeg, sleep, startCore, T, until, type CoreFixture } from './central-fixture.js';
+import { eventMsg, jpeg, sleep, startCore, T, until, userOf, type CoreFixture } from './central-fixture.js';
 
 type Got = { user: string; alert: RecipientAlert };
 async function listen(f: CoreFixture, users: string[]): Promise<{ got: Got[]; clients: MqttClient[] }> {
@@ -40,8 +40,8 @@ describe('central routing and escalation', () => {
     expect(m.text).toContain('时间：');
     expect(m.text).not.toMatch(/[[\]#>]|\]\(/); // plain text: no Markdown on a plain channel
     expect(m.snapshotUrl).toBe(`http://central.test:8080/api/snapshots/${eventMsg('x', 'site-a', { annotated: a, clean: c }).snapshots.annotated.sha256}`);
-    const deliveries = f.central.internals.store.deliveries('ev-t1');
-    await until(() => f!.central.internals.store.deliveries('ev-t1').filter((d) => d.channel === 'mqtt' && d.status === 'sent').length === 3, 5000, 'mqtt deliveries sent');
+    const deliveries = await f.central.internals.store.deliveries('ev-t1');
+    await until(async () => (await f!.central.internals.store.deliveries('ev-t1')).filter((d) => d.channel === 'mqtt' && d.status === 'sent').length === 3, 5000, 'mqtt deliveries sent');
     expect(deliveries.filter((d) => d.channel === 'dashboard')).toHaveLength(3);
   });
 
@@ -58,7 +58,7 @@ describe('central routing and escalation', () => {
     await until(() => got.length >= 3, 8000, 'escalation to inspectors');
     expect(got.map((g) => `${g.user}@${g.alert.level}`)).toEqual(['mgr@0', 'vp@1', 'insp@2']);
     expect(alerts.map((x) => x.level)).toEqual([0, 1, 2]);
-    const ev = f.central.internals.store.eventRow('ev-t2')!;
+    const ev = (await f.central.internals.store.eventRow('ev-t2'))!;
     expect(ev.escalation_level).toBe(2);
     expect(ev.next_escalation_at).toBeNull();
 
@@ -67,15 +67,14 @@ describe('central routing and escalation', () => {
     f.central.config.routing.tier2.viceAfterMin = 0.02; // 1.2 s
     await site.publishAsync(T.event('site-a'), JSON.stringify(eventMsg('ev-t2b', 'site-a', { annotated: a, clean: c }, { severity: 2 })), { qos: 1 });
     await until(() => got.length > before, 5000, 'manager alert');
-    const mgr = f.central.store.user('u-mgr')!;
-    const acked = f.central.store.acknowledge(mgr, 'ev-t2b', '已处理');
+    const acked = await f.central.store.acknowledge(await userOf(f.central, 'u-mgr'), 'ev-t2b', '已处理');
     expect(acked.status).toBe('acknowledged');
     await sleep(2500);
     expect(got.slice(before).map((g) => g.user)).toEqual(['mgr']);
-    expect(f.central.internals.store.eventRow('ev-t2b')!.escalation_level).toBe(0);
+    expect((await f.central.internals.store.eventRow('ev-t2b'))!.escalation_level).toBe(0);
   });
 
-  it('the escalation schedule survives a restart (persisted in SQLite)', async () => {
+  it('the escalation schedule survives a restart (persisted in the store)', async () => {
     f = await startCore((c) => {
       c.routing = { tier2: { mode: 'escalate', viceAfterMin: 0.03, inspectorAfterMin: 60, rectifyWithinHours: 1, webhook: 'never' }, checkIntervalSec: 0.1 };
     }, { keepDir: true });
@@ -88,8 +87,8 @@ describe('central routing and escalation', () => {
     f = await startCore((c) => {
       c.routing = { tier2: { mode: 'escalate', viceAfterMin: 0.03, inspectorAfterMin: 60, rectifyWithinHours: 1, webhook: 'never' }, checkIntervalSec: 0.1 };
     }, { dir });
-    await until(() => f!.central.internals.store.eventRow('ev-r')!.escalation_level === 1, 8000, 'escalation after restart');
-    const d = f.central.internals.store.deliveries('ev-r');
+    await until(async () => (await f!.central.internals.store.eventRow('ev-r'))!.escalation_level === 1, 8000, 'escalation after restart');
+    const d = await f.central.internals.store.deliveries('ev-r');
     expect(d.filter((x) => x.level === 1 && x.recipientId === 'u-vp').length).toBeGreaterThan(0);
   });
 });

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { eventMsg, jpeg, startCore, T, until, type CoreFixture } from './central-fixture.js';
+import { eventMsg, jpeg, startCore, T, until, userOf, type CoreFixture } from './central-fixture.js';
 
 interface Hit { at: number; path: string; query: URLSearchParams; body: any }
 async function robotServer(failFirst = 0) {
@@ -60,7 +60,7 @@ describe('central robot webhooks (WeCom, DingTalk) against a local HTTP server',
     const expected = createHmac('sha256', 'SECtest-secret').update(`${ts}\nSECtest-secret`).digest('base64');
     expect(ding.query.get('sign')).toBe(expected); // URLSearchParams decoded the urlencoded value
     expect(ding.query.get('access_token')).toBe('t1');
-    await until(() => f!.central.internals.store.deliveries('ev-w1').filter((d) => (d.channel === 'wecom' || d.channel === 'dingtalk') && d.status === 'sent').length === 2, 3000, 'sent');
+    await until(async () => (await f!.central.internals.store.deliveries('ev-w1')).filter((d) => (d.channel === 'wecom' || d.channel === 'dingtalk') && d.status === 'sent').length === 2, 3000, 'sent');
   });
 
   it('never exceeds the rate limit per window, batches when backed up, and delivers every alert', async () => {
@@ -68,7 +68,7 @@ describe('central robot webhooks (WeCom, DingTalk) against a local HTTP server',
     // 5 messages per 1.5 s window, up to 4 alerts per message
     f = await startCore(withWebhooks(robot.base, { webhookRateLimit: { max: 5, windowSec: 1.5 }, maxBatch: 4 }));
     f.central.config.org.districts[0]!.webhooks = [];
-    f.central.internals.store.org.update(f.central.store.user('u-admin')!, 'districts', 'd1', { id: 'd1', name: '东城区', webhooks: [{ type: 'wecom', url: `${robot.base}/wecom?key=k1` }] });
+    await f.central.internals.store.org.update(await userOf(f.central, 'u-admin'), 'districts', 'd1', { id: 'd1', name: '东城区', webhooks: [{ type: 'wecom', url: `${robot.base}/wecom?key=k1` }] });
     const site = await f.connect('site-a');
     const a = await jpeg('r1'), c = await jpeg('r2');
     const t0 = Date.now();
@@ -89,11 +89,11 @@ describe('central robot webhooks (WeCom, DingTalk) against a local HTTP server',
   it('retries a failing robot with back-off and continues pending deliveries after a restart', async () => {
     robot = await robotServer(1_000_000); // fails until we say otherwise
     f = await startCore(withWebhooks(robot.base, { retry: { baseMs: 100, maxMs: 400 } }), { keepDir: true });
-    f.central.internals.store.org.update(f.central.store.user('u-admin')!, 'districts', 'd1', { id: 'd1', name: '东城区', webhooks: [{ type: 'wecom', url: `${robot.base}/wecom?key=k1` }] });
+    await f.central.internals.store.org.update(await userOf(f.central, 'u-admin'), 'districts', 'd1', { id: 'd1', name: '东城区', webhooks: [{ type: 'wecom', url: `${robot.base}/wecom?key=k1` }] });
     const site = await f.connect('site-a');
     const a = await jpeg('f1'), c = await jpeg('f2');
     await site.publishAsync(T.event('site-a'), JSON.stringify(eventMsg('ev-f', 'site-a', { annotated: a, clean: c })), { qos: 1 });
-    const d = await until(() => f!.central.internals.store.deliveries('ev-f').find((x) => x.channel === 'wecom' && x.attempts >= 2), 5000, 'retries');
+    const d = await until(async () => (await f!.central.internals.store.deliveries('ev-f')).find((x) => x.channel === 'wecom' && x.attempts >= 2), 5000, 'retries');
     expect(d.status).toBe('retrying');
     expect(d.lastError).toContain('HTTP 500');
     const dir = f.dir;
@@ -101,6 +101,6 @@ describe('central robot webhooks (WeCom, DingTalk) against a local HTTP server',
     robot.setFailures(0); // the robot recovers while central is down
     f = await startCore(withWebhooks(robot.base, { retry: { baseMs: 100, maxMs: 400 } }), { dir });
     await until(() => robot!.hits.some((h) => (h.body.markdown.content as string).includes('ev-f')), 5000, 'resumed delivery');
-    await until(() => f!.central.internals.store.deliveries('ev-f').find((x) => x.channel === 'wecom')?.status === 'sent', 3000, 'marked sent');
+    await until(async () => (await f!.central.internals.store.deliveries('ev-f')).find((x) => x.channel === 'wecom')?.status === 'sent', 3000, 'marked sent');
   });
 });

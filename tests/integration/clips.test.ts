@@ -18,6 +18,7 @@ import { agentMetrics } from '../../agent/ops/metrics.js';
 import { topics } from '../../protocol/topics.js';
 import { testMp4 } from '../helpers/media.js';
 import { ApiClient, SITE_PASSWORD, startFixture, USERS, type Fixture } from '../helpers/central.js';
+import { scopeOf } from './central-fixture.js';
 import { MASK_IMAGES, startSimCamera, stopAllSimCameras, type SimCamera } from '../helpers/rtsp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,13 +64,13 @@ describe('event clips', () => {
       clips: { preSec: 4, postSec: 4, bufferDir: path.join(work, 'buffer') },
     });
     const agent = await Agent.start(config, { detector: pack, env: { U: 'site-a', P: SITE_PASSWORD } });
-    const scope = fx.central.scopeOf(fx.central.store.user(USERS.admin.id)!);
+    const scope = await scopeOf(fx.central, USERS.admin.id);
     let eventId: string | undefined;
     try {
       const deadline = Date.now() + 60_000;
       while (!eventId && Date.now() < deadline) {
         await sleep(500);
-        eventId = fx.central.store.events(scope, {}).find((e) => e.clip?.state === 'complete')?.id;
+        eventId = (await fx.central.store.events(scope, {})).find((e) => e.clip?.state === 'complete')?.id;
       }
       // The buffer is pruned: it never holds much more than the clip window and a wait.
       const segs = readdirSync(path.join(work, 'buffer', 'site-a', 'cam-hot')).filter((f) => f.endsWith('.ts'));
@@ -79,7 +80,7 @@ describe('event clips', () => {
       await agent.stop();
     }
     expect(eventId, 'an event with a complete clip at central within 60 s').toBeTruthy();
-    const ev = fx.central.internals.store.eventById(eventId!)!;
+    const ev = (await fx.central.internals.store.eventById(eventId!))!;
     expect(ev.clip).toMatchObject({ state: 'complete', url: `/api/events/${eventId}/clip.mp4` });
     expect(ev.clip!.codec).toMatch(/^avc1\./);
 
@@ -113,7 +114,7 @@ describe('event clips', () => {
     // both sides count them for Prometheus
     const reg = agentMetrics({ siteId: 'site-a', version: 'test', pipeline: agent.pipeline, cameras: agent.cameras, outbox: agent.outbox, uplink: agent.uplink, voice: null, clips: agent.clips });
     expect(await reg.getSingleMetricAsString('bk_clips_total')).toContain(`bk_clips_total{result="cut"} ${agent.clips.counters.cut}`);
-    expect(fx.central.metrics().clips).toBeGreaterThanOrEqual(1);
+    expect((await fx.central.metrics()).clips).toBeGreaterThanOrEqual(1);
   }, 120_000);
 
   it('central assembles chunks in any order, once, and refuses damaged or foreign ones', async () => {
@@ -123,24 +124,29 @@ describe('event clips', () => {
     expect(msgs.length).toBeGreaterThan(3);
     const site = await mqtt.connectAsync(fx.central.brokerUrl, { username: 'site-a', password: SITE_PASSWORD, clientId: 'clip-test-a', reconnectPeriod: 0 });
     const siteB = await mqtt.connectAsync(fx.central.brokerUrl, { username: 'site-b', password: SITE_PASSWORD, clientId: 'clip-test-b', reconnectPeriod: 0 });
-    const rejected = () => fx.central.internals.ingest.counters.rejected;
+    const counters = fx.central.internals.ingest.counters;
+    const rejected = () => counters.rejected;
     try {
-      const before = rejected();
+      const before = rejected(), received = counters.messages;
       // Another site claims a chunk of site-a's event: refused.
       await siteB.publishAsync(topics().clipChunk('site-b', ev.id, 0), Buffer.from('not yours'), { qos: 1 });
       // The manifest first, then the chunks backwards with one sent twice.
       const [manifest, ...chunks] = [msgs.at(-1)!, ...msgs.slice(0, -1)];
       await site.publishAsync(manifest.topic, manifest.payload as string, { qos: 1 });
       await sleep(200);
-      expect(fx.central.store.clips.view(ev.id)).toMatchObject({ state: 'incomplete', chunksReceived: 0, chunks: chunks.length });
+      await fx.central.internals.ingest.idle();
+      expect(await fx.central.store.clips.view(ev.id)).toMatchObject({ state: 'incomplete', chunksReceived: 0, chunks: chunks.length });
       for (const m of [...chunks].reverse()) await site.publishAsync(m.topic, m.payload as Buffer, { qos: 1 });
       await site.publishAsync(chunks[1]!.topic, chunks[1]!.payload as Buffer, { qos: 1 });
       const deadline = Date.now() + 5000;
-      while (fx.central.store.clips.view(ev.id)?.state !== 'complete' && Date.now() < deadline) await sleep(50);
-      expect(fx.central.store.clips.view(ev.id)).toMatchObject({ state: 'complete', bytes: mp4.length });
-      expect(readFileSync(fx.central.store.clips.file(ev.id)!)).toEqual(mp4);
+      while ((await fx.central.store.clips.view(ev.id))?.state !== 'complete' && Date.now() < deadline) await sleep(50);
+      expect(await fx.central.store.clips.view(ev.id)).toMatchObject({ state: 'complete', bytes: mp4.length });
+      expect(readFileSync((await fx.central.store.clips.file(ev.id))!)).toEqual(mp4);
+      // every message sent (site-b's chunk and the copy of chunk 1 too) has been handled
+      while (counters.messages < received + msgs.length + 2 && Date.now() < deadline) await sleep(50);
+      await fx.central.internals.ingest.idle();
       expect(rejected() - before).toBe(1); // only site-b's chunk
-      expect(fx.central.internals.store.db.prepare('SELECT COUNT(*) FROM clip_chunks').pluck().get()).toBe(0);
+      expect(await fx.central.internals.store.sql.value('SELECT COUNT(*) FROM clip_chunks')).toBe(0);
 
       // A clip whose chunks do not hash to the manifest is marked failed, not stored.
       const ev2 = await fx.publishEvent('site-a');
@@ -150,9 +156,9 @@ describe('event clips', () => {
       bad[0] = { ...bad[0]!, payload: damaged };
       for (const m of bad) await site.publishAsync(m.topic, m.payload as Buffer, { qos: 1 });
       const d2 = Date.now() + 5000;
-      while (fx.central.store.clips.view(ev2.id)?.state !== 'failed' && Date.now() < d2) await sleep(50);
-      expect(fx.central.store.clips.view(ev2.id)?.state).toBe('failed');
-      expect(fx.central.store.clips.file(ev2.id)).toBeNull();
+      while ((await fx.central.store.clips.view(ev2.id))?.state !== 'failed' && Date.now() < d2) await sleep(50);
+      expect((await fx.central.store.clips.view(ev2.id))?.state).toBe('failed');
+      expect(await fx.central.store.clips.file(ev2.id)).toBeNull();
       expect(fx.central.internals.ingest.counters.recent.at(-1)).toMatch(/the chunks join to .* bytes hashing to/);
     } finally {
       await site.endAsync(true);
@@ -167,23 +173,24 @@ describe('clip retention at central', () => {
     const evs = [await fx.publishEvent('site-c'), await fx.publishEvent('site-c'), await fx.publishEvent('site-c')];
     for (const [i, ev] of evs.entries()) await fx.publishClip('site-c', ev.id, testMp4(path.join(work, `r${i}.mp4`), 1 + i), 1000 * (1 + i));
     const day = 86_400_000;
-    const setAge = (id: string, ageMs: number) => store.db.prepare('UPDATE clips SET complete_at = ? WHERE event_id = ?').run(Date.now() - ageMs, id);
-    setAge(evs[0]!.id, 31 * day);
-    setAge(evs[1]!.id, 2 * day);
-    setAge(evs[2]!.id, 1 * day);
-    const file0 = store.clips.file(evs[0]!.id)!;
+    const setAge = (id: string, ageMs: number) => store.sql.run('UPDATE clips SET complete_at = ? WHERE event_id = ?', [Date.now() - ageMs, id]);
+    await setAge(evs[0]!.id, 31 * day);
+    await setAge(evs[1]!.id, 2 * day);
+    await setAge(evs[2]!.id, 1 * day);
+    const state = async (id: string) => (await store.clips.view(id))?.state;
+    const file0 = (await store.clips.file(evs[0]!.id))!;
     expect(existsSync(file0)).toBe(true);
     // other tests' clips are younger: only ours are old enough
-    expect(store.clips.enforceRetention({ maxAgeDays: 30, maxTotalMB: 1e6 })).toMatchObject({ clips: 1 });
+    expect(await store.clips.enforceRetention({ maxAgeDays: 30, maxTotalMB: 1e6 })).toMatchObject({ clips: 1 });
     expect(existsSync(file0)).toBe(false);
-    expect(store.clips.view(evs[0]!.id)?.state).toBe('expired');
-    expect(store.clips.file(evs[0]!.id)).toBeNull();
-    expect(store.eventById(evs[0]!.id)?.snapshotReceived).toBe(true);
+    expect(await state(evs[0]!.id)).toBe('expired');
+    expect(await store.clips.file(evs[0]!.id)).toBeNull();
+    expect((await store.eventById(evs[0]!.id))?.snapshotReceived).toBe(true);
     // a size limit smaller than everything expires oldest first
-    const r = store.clips.enforceRetention({ maxAgeDays: 30, maxTotalMB: 0.0001 });
+    const r = await store.clips.enforceRetention({ maxAgeDays: 30, maxTotalMB: 0.0001 });
     expect(r.clips).toBeGreaterThanOrEqual(2);
-    expect(store.clips.view(evs[1]!.id)?.state).toBe('expired');
-    expect(store.clips.view(evs[2]!.id)?.state).toBe('expired');
+    expect(await state(evs[1]!.id)).toBe('expired');
+    expect(await state(evs[2]!.id)).toBe('expired');
     const admin = new ApiClient(fx.url);
     await admin.login(USERS.admin.username);
     expect((await fetch(`${fx.url}/api/events/${evs[2]!.id}/clip.mp4`, { headers: { cookie: admin.cookie } })).status).toBe(404);

@@ -67,25 +67,25 @@ export async function cameraFaultsScenario(): Promise<Row> {
     });
     agent = await AgentProc.start(conf);
     const a = agent;
-    const camAtCentral = (id: string) => {
-      const site = c.store.sites(c.scopeOf(c.store.user('u-insp')!)).find((s) => s.id === 'site-a');
+    const camAtCentral = async (id: string) => {
+      const site = (await c.store.sites(await c.scopeOf((await c.store.user('u-insp'))!))).find((s) => s.id === 'site-a');
       return site?.cameras.find((x) => x.id === id);
     };
     // 1. the two bad cameras are reported offline with an error at central; the good one online and raising events
-    const reported = await waitUntil(() => {
-      const g = camAtCentral('cam-good'), j = camAtCentral('cam-garbage'), s = camAtCentral('cam-stall');
+    const reported = await waitUntil(async () => {
+      const [g, j, s] = await Promise.all(['cam-good', 'cam-garbage', 'cam-stall'].map(camAtCentral));
       return g?.state === 'online' && j?.state === 'offline' && !!j.error && s?.state === 'offline' && !!s.error;
     }, 45_000, 250);
-    const errGarbage = camAtCentral('cam-garbage')?.error ?? '(none)';
-    const errStall = camAtCentral('cam-stall')?.error ?? '(none)';
+    const errGarbage = (await camAtCentral('cam-garbage'))?.error ?? '(none)';
+    const errStall = (await camAtCentral('cam-stall'))?.error ?? '(none)';
     const goodBefore = a.eventIds().length;
     // 2. the RTSP server is killed and comes back after 5 s
     await sim.stop();
-    const wentOffline = await waitUntil(() => camAtCentral('cam-good')?.state === 'offline', 20_000, 200);
-    const errGood = camAtCentral('cam-good')?.error ?? '(none)';
+    const wentOffline = await waitUntil(async () => (await camAtCentral('cam-good'))?.state === 'offline', 20_000, 200);
+    const errGood = (await camAtCentral('cam-good'))?.error ?? '(none)';
     await sleep(3000);
     await sim.start();
-    const cameBack = await waitUntil(() => camAtCentral('cam-good')?.state === 'online', 45_000, 250);
+    const cameBack = await waitUntil(async () => (await camAtCentral('cam-good'))?.state === 'online', 45_000, 250);
     const goodAfterRestart = a.eventIds().length;
     await waitUntil(() => a.eventIds().length >= goodAfterRestart + 3, 20_000, 200);
     const garbageRetries = a.cameraStates('cam-garbage').filter((l) => l.state === 'connecting').length;

@@ -73,7 +73,7 @@ export async function kill9Scenario(o: { kills?: number } = {}): Promise<Row> {
     const extra = stored.length - committed.filter((id) => got.has(id)).length;
     const dup = centralDuplicateAlerts(dataDir) + dupCount(stored);
     const missingSnaps = centralMissingSnapshots(dataDir);
-    const redelivered = central!.metrics().duplicates;
+    const redelivered = (await central!.metrics()).duplicates;
     const allOk = integrity.every((s) => s === 'ok');
     const pass = lost === 0 && dup === 0 && allOk && delivered;
     return row({

@@ -72,8 +72,8 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
     if (external) mosq = await mosquittoForOrg(scratch, cfg.org, port);
     central = await startCentralAt(cfg);
     const metrics = { redelivered: 0, rejected: 0 };
-    const addMetrics = (c: CentralInternals) => {
-      const m = c.metrics();
+    const addMetrics = async (c: CentralInternals) => {
+      const m = await c.metrics();
       metrics.redelivered += m.duplicates;
       metrics.rejected += m.rejected;
     };
@@ -89,7 +89,7 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
     const before = a.eventIds().length;
     if (kind === 'broker-external') await mosq!.stop();
     else {
-      addMetrics(central);
+      await addMetrics(central);
       await central.stop();
       central = null;
     }
@@ -116,7 +116,7 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
       clipsLost = agentClipIds(storage).filter((id) => !atCentral.has(id)).length;
     }
     await sleep(1000); // let late duplicates arrive before counting
-    addMetrics(central!);
+    await addMetrics(central!);
     const stored = centralEventIds(dataDir);
     const got = new Set(stored);
     const lost = sent.filter((id) => !got.has(id)).length;
@@ -127,7 +127,7 @@ export async function outageScenario(kind: Kind, o: OutageOptions): Promise<Row>
     const pass = lost === 0 && dupAlerts === 0 && dupCount(stored) === 0 && duringOutage > 0 && alive && missingSnaps === 0 && clipsLost === 0 && (!o.clips || clipsCut > 0);
     if (!pass && process.env.FAULTS_DEBUG) {
       for (const l of a.logs.filter((x) => Number(x.level) >= 40 || /uplink/.test(String(x.module)))) console.error('[agent]', JSON.stringify(l).slice(0, 300));
-      console.error('[central]', JSON.stringify(central!.metrics()), JSON.stringify(central!.internals.ingest.counters.recent.slice(-5)), central!.internals.mqtt.client.connected);
+      console.error('[central]', JSON.stringify(await central!.metrics()), JSON.stringify(central!.internals.ingest.counters.recent.slice(-5)), central!.internals.mqtt.client.connected);
       if (mosq) console.error('[mosq]', mosq.logTail().slice(-3000));
     }
     return row({
