@@ -210,6 +210,11 @@ export const NotifySchema = z.strictObject({
     maxMs: z.number().int().positive().default(600_000),
   }).default({ baseMs: 2000, maxMs: 600_000 }),
   webhookTimeoutMs: z.number().int().positive().default(10_000),
+  /**
+   * Several instances on one database: an MQTT alert or robot message being sent is leased to its
+   * instance this long; if that instance dies, another sends it after the lease.
+   */
+  deliveryLeaseSec: z.number().positive().max(3600).default(60),
 });
 
 export const VoicePresetSchema = z.strictObject({ id: Id, text: z.string().min(1).max(500) });

@@ -32,8 +32,15 @@ export interface NotifierDeps {
   instance: string;
 }
 
-/** How long a delivery being sent is this instance's; past it (the instance died) another takes it. */
-const LEASE_MS = 60_000;
+/** One alert step's delivery rows (Notifier.record), to send once they are committed (Notifier.dispatch). */
+export interface AlertPlan {
+  event: EventView;
+  level: number;
+  users: UserRecord[];
+  /** Delivery ids. */
+  mqtt: number[];
+  robots: number[];
+}
 
 interface Queue {
   type: 'wecom' | 'dingtalk';
@@ -55,7 +62,12 @@ export class Notifier {
   /** Robot requests made (for tests / health). */
   readonly counters = { webhookRequests: 0, webhookAlerts: 0, mqttSent: 0, failures: 0 };
 
-  constructor(private readonly d: NotifierDeps) {}
+  /** How long a delivery being sent is this instance's; past it (the instance died) another takes it. */
+  private readonly leaseMs: number;
+
+  constructor(private readonly d: NotifierDeps) {
+    this.leaseMs = d.config.notify.deliveryLeaseSec * 1000;
+  }
 
   private get t() { return topics(this.d.config.topicPrefix); }
   private snapshotUrl(e: EventView): string {
@@ -85,28 +97,47 @@ export class Notifier {
     await this.d.store.releaseDeliveries(this.d.instance).catch((err: Error) => log.warn({ err: err.message }, 'delivery leases not released (they run out)'));
   }
 
-  /** Alert these users (dashboard + MQTT) at this escalation level. */
-  async alertUsers(event: EventView, users: UserRecord[], level: number): Promise<void> {
-    if (!users.length) return;
+  /**
+   * Writes the delivery rows of one alert step — these users on the dashboard (sent) and MQTT
+   * (pending), these offices' robots (pending) — and returns what `dispatch` sends once the caller's
+   * transaction committed. Rows and the step that causes them (an escalation) commit together, so an
+   * instance that dies after the commit leaves pending rows that another instance sends.
+   */
+  async record(event: EventView, users: UserRecord[], offices: OfficeRecord[], level: number): Promise<AlertPlan> {
     const { store } = this.d;
+    const plan: AlertPlan = { event, level, users, mqtt: [], robots: [] };
     for (const u of users) {
       await store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'dashboard', level, status: 'sent' });
     }
-    this.d.bus.emit('alert', { event, level, recipients: users.map((u) => ({ userId: u.id, role: u.role })) });
     for (const u of users) {
-      const id = await store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'mqtt', target: this.t.userAlert(u.id), level });
-      void this.sendMqtt(id);
+      plan.mqtt.push(await store.addDelivery({ eventId: event.id, recipientId: u.id, recipientName: u.name, role: u.role, channel: 'mqtt', target: this.t.userAlert(u.id), level }));
+    }
+    for (const o of offices) {
+      for (const w of o.webhooks) {
+        plan.robots.push(await store.addDelivery({ eventId: event.id, recipientId: o.id, recipientName: o.name, role: o.level, channel: w.type, target: w.url, level }));
+      }
+    }
+    return plan;
+  }
+
+  /** Sends what `record` wrote (after its transaction committed). Never rejects. */
+  dispatch(plan: AlertPlan): void {
+    if (plan.users.length) this.d.bus.emit('alert', { event: plan.event, level: plan.level, recipients: plan.users.map((u) => ({ userId: u.id, role: u.role })) });
+    for (const id of plan.mqtt) void this.sendMqtt(id);
+    for (const id of plan.robots) {
+      this.d.store.delivery(id).then((row) => { if (row) this.enqueue(row); },
+        (err: Error) => log.warn({ delivery: id, err: err.message }, 'robot delivery not queued now; the retry pass takes it'));
     }
   }
 
-  /** Queue the district's robot webhooks. */
+  /** Alert these users (dashboard + MQTT) at this escalation level. */
+  async alertUsers(event: EventView, users: UserRecord[], level: number): Promise<void> {
+    if (users.length) this.dispatch(await this.record(event, users, [], level));
+  }
+
   /** The office's robots (township office, district, city group chats). */
   async alertOffice(event: EventView, office: OfficeRecord, level: number): Promise<void> {
-    for (const w of office.webhooks) {
-      const id = await this.d.store.addDelivery({ eventId: event.id, recipientId: office.id, recipientName: office.name, role: office.level, channel: w.type, target: w.url, level });
-      const row = await this.d.store.delivery(id);
-      if (row) this.enqueue(row);
-    }
+    this.dispatch(await this.record(event, [], [office], level));
   }
 
   private recipientAlert(row: DeliveryRow, e: EventView): RecipientAlert {
@@ -126,7 +157,7 @@ export class Notifier {
     this.inFlight.add(id);
     try {
       // the lease: not sent, not failed, and not being sent by another instance
-      const [row] = await this.d.store.claimDeliveries([id], this.d.instance, Date.now() + LEASE_MS);
+      const [row] = await this.d.store.claimDeliveries([id], this.d.instance, Date.now() + this.leaseMs);
       if (!row) return;
       const e = await this.d.store.eventById(row.event_id);
       if (this.stopped) return;
@@ -230,7 +261,7 @@ export class Notifier {
     }
     // leased for the request: rows another instance is sending leave this queue
     const wanted = ready.slice(0, this.d.config.notify.maxBatch);
-    const batch = await this.d.store.claimDeliveries(wanted.map((r) => r.id), this.d.instance, now + LEASE_MS + this.d.config.notify.webhookTimeoutMs);
+    const batch = await this.d.store.claimDeliveries(wanted.map((r) => r.id), this.d.instance, now + this.leaseMs + this.d.config.notify.webhookTimeoutMs);
     const got = new Set(batch.map((r) => r.id));
     const lost = new Set(wanted.filter((r) => !got.has(r.id)).map((r) => r.id));
     if (lost.size) q.ids = q.ids.filter((id) => !lost.has(id));

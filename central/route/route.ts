@@ -70,40 +70,54 @@ export class Router {
     if (!(await this.alertLevel(e, [0], 0, tier))) await this.escalate((await store.eventRow(eventId))!);
   }
 
-  /** Returns how many users were alerted. */
-  private async alertLevel(e: EventView, levels: number[], level: number, tier: TierConfig): Promise<number> {
-    const { store, notifier } = this.d;
+  /** Who a step reaches: the users at these levels, and the offices whose robots get it. */
+  private async audience(e: EventView, levels: number[], level: number, tier: TierConfig): Promise<{ users: UserRecord[]; robots: OfficeRecord[] }> {
+    const { store } = this.d;
     const offices = await this.offices(e.siteId);
     const reached = levels.filter((l) => l >= OFFICE_LEVEL).map((l) => offices[l - OFFICE_LEVEL]).filter((o): o is OfficeRecord => !!o);
     const users: UserRecord[] = [
       ...(await store.recipients(e.siteId, levels.filter((l) => l < OFFICE_LEVEL).flatMap((l) => LEVEL_ROLES[l]!))),
       ...(await Promise.all(reached.map((o) => store.officeInspectors(o)))).flat(),
     ];
-    await notifier.alertUsers(e, users, level);
     // Robots: "immediate" posts to the first office's group at once; "on_inspector" to each office as it is reached.
     const robots = tier.webhook === 'immediate' && level === 0 ? [offices[0], ...reached.slice(1)] : tier.webhook === 'on_inspector' ? reached : [];
-    for (const o of new Set(robots)) if (o) await notifier.alertOffice(e, o, level);
     if (!users.length) log.warn({ eventId: e.id, siteId: e.siteId, levels }, 'no recipients configured at this level');
+    return { users, robots: [...new Set(robots)].filter((o): o is OfficeRecord => !!o) };
+  }
+
+  /** Returns how many users were alerted. */
+  private async alertLevel(e: EventView, levels: number[], level: number, tier: TierConfig): Promise<number> {
+    const { users, robots } = await this.audience(e, levels, level, tier);
+    this.d.notifier.dispatch(await this.d.notifier.record(e, users, robots, level));
     return users.length;
   }
 
-  /** Move one event up a level (guarded so two workers never both escalate it). */
+  /**
+   * Move one event up a level. The step (a compare-and-set on the level, so two instances never both
+   * take it), its history entry and its delivery rows commit together: an instance killed after the
+   * commit leaves pending deliveries that another instance sends; killed before, the step is still due.
+   */
   private async escalate(row: EventRow): Promise<void> {
-    const { store } = this.d;
+    const { store, notifier } = this.d;
     const tier = this.tier(row.severity);
     const from = row.escalation_level;
     const max = await this.maxLevel(row.site_id);
     if (from >= max) { await store.setEscalation(row.id, from, from, null); return; }
     const level = from + 1;
     const nextAt = level < max ? Date.now() + tier.inspectorAfterMin * 60_000 : null;
-    if (!(await store.setEscalation(row.id, from, level, nextAt))) return;
-    this.counters.escalations++;
     const e = (await store.eventById(row.id))!;
     const office = (await this.offices(row.site_id))[level - OFFICE_LEVEL];
-    await store.noteEscalation(row.id, level, office ? `${office.level} ${office.name}` : LEVEL_ROLES[level]!.join(','));
+    const { users, robots } = await this.audience(e, [level], level, tier);
+    const plan = await store.sql.tx(async () => {
+      if (!(await store.setEscalation(row.id, from, level, nextAt))) return null;
+      await store.noteEscalation(row.id, level, office ? `${office.level} ${office.name}` : LEVEL_ROLES[level]!.join(','));
+      return notifier.record(e, users, robots, level);
+    });
+    if (!plan) return;
+    this.counters.escalations++;
     log.info({ eventId: row.id, level, office: office?.id }, 'event escalated (not acknowledged in time)');
-    const n = await this.alertLevel(e, [level], level, tier);
-    if (!n && level < max) await this.escalate((await store.eventRow(row.id))!);
+    notifier.dispatch(plan);
+    if (!users.length && level < max) await this.escalate((await store.eventRow(row.id))!);
   }
 
   /** One pass over events whose escalation time has come. */
