@@ -66,9 +66,12 @@ export const EmptyQuery = z.strictObject({});
 const Name = z.string().trim().min(1).max(128);
 const Webhook = z.strictObject({ type: z.enum(['wecom', 'dingtalk']), url: z.url(), secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional() });
 const Hash = z.string().min(10).max(300);
+const Webhooks = z.array(Webhook).max(20).optional();
 export const OrgBodies = {
-  districts: z.strictObject({ id: Id, name: Name, webhooks: z.array(Webhook).max(20).optional() }),
-  schools: z.strictObject({ id: Id, name: Name, districtId: Id }),
+  cities: z.strictObject({ id: Id, name: Name, webhooks: Webhooks }),
+  districts: z.strictObject({ id: Id, name: Name, cityId: Id.nullable().optional(), webhooks: Webhooks }),
+  townships: z.strictObject({ id: Id, name: Name, districtId: Id, webhooks: Webhooks }),
+  schools: z.strictObject({ id: Id, name: Name, districtId: Id, townshipId: Id.nullable().optional() }),
   sites: z.strictObject({
     id: Id, name: Name, schoolId: Id,
     mqttPasswordHash: Hash.nullable().optional(),
@@ -86,6 +89,9 @@ export const OrgBodies = {
     siteIds: z.array(Id).max(1000).optional(),
     schoolId: Id.nullable().optional(),
     districtId: Id.nullable().optional(),
+    /** inspector: exactly one of townshipId, districtId, cityId (checked by the store). */
+    townshipId: Id.nullable().optional(),
+    cityId: Id.nullable().optional(),
     /** Plain password (hashed here with scrypt, never stored); or passwordHash made offline. */
     password: z.string().min(8, 'at least 8 characters').max(200).optional(),
     passwordHash: Hash.optional(),
@@ -94,4 +100,4 @@ export const OrgBodies = {
     disabled: z.boolean().optional(),
   }),
 } as const;
-export const ORG_KINDS = ['districts', 'schools', 'sites', 'cameras', 'users'] as const;
+export const ORG_KINDS = ['cities', 'districts', 'townships', 'schools', 'sites', 'cameras', 'users'] as const;

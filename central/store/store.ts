@@ -11,7 +11,7 @@ import type { EventMessage, CameraStatus, SiteStatus, SiteStats } from '../../pr
 import { VIOLATION_TEXT, type ViolationKind, type Severity } from '../../protocol/violations.js';
 import { formatIssues } from '../../protocol/messages.js';
 import {
-  CameraSchema, DistrictSchema, SchoolSchema, SiteSchema, UserSchema, PasswordHash,
+  CameraSchema, CitySchema, DistrictSchema, SchoolSchema, TownshipSchema, SiteSchema, UserSchema, PasswordHash,
   type OrgConfig, type Role,
 } from '../config/schema.js';
 import type { Sql } from './sql.js';
@@ -725,6 +725,8 @@ export class Store implements CentralStore {
       return [id.slice(0, i), id.slice(i + 1)] as const;
     };
     const listers: { [K in OrgKind]: () => Promise<OrgRecords[K][]> } = {
+      cities: async () => ((await self.sql.all('SELECT * FROM cities ORDER BY id')) as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, webhooks: j(r.webhooks, []) })),
+      townships: async () => ((await self.sql.all('SELECT * FROM townships ORDER BY id')) as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, districtId: r.district_id as string, webhooks: j(r.webhooks, []) })),
       districts: async () => ((await self.sql.all('SELECT * FROM districts ORDER BY id')) as Row[]).map((r) => ({ id: r.id as string, name: r.name as string, webhooks: j(r.webhooks, []), ...(r.city_id ? { cityId: r.city_id as string } : {}) })),
       schools: async () => ((await self.sql.all('SELECT id, name, district_id, township_id FROM schools ORDER BY id')) as Row[])
         .map((r) => ({ id: r.id as string, name: r.name as string, districtId: r.district_id as string, ...(r.township_id ? { townshipId: r.township_id as string } : {}) })),
@@ -740,19 +742,41 @@ export class Store implements CentralStore {
       return (((await listers[kind]()) as { id: string }[]).find((x) => x.id === id) ?? null) as OrgRecords[K] | null;
     };
     const must = (ok: boolean, msg: string, field: string) => { if (!ok) throw new CoreError('invalid', msg, field); };
+    const exists = async (table: 'cities' | 'districts' | 'townships', id: string) => !!(await self.sql.get(`SELECT 1 FROM ${table} WHERE id = ?`, [id]));
+    // the dashboard clears an optional link by sending null; the config schemas know only "absent"
+    const dropNulls = (input: unknown, keys: readonly string[]) => {
+      const raw = { ...(input as Row) };
+      for (const k of keys) if (raw[k] === null) delete raw[k];
+      return raw;
+    };
     const write = async (kind: OrgKind, input: unknown, existingId: string | null): Promise<string> => {
       switch (kind) {
-        case 'districts': {
-          const x = parseOr(DistrictSchema, input, 'district');
+        case 'cities': {
+          const x = parseOr(CitySchema, input, 'city');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
-          if (x.cityId) must(!!(await self.sql.get('SELECT 1 FROM cities WHERE id = ?', [x.cityId])), `no city "${x.cityId}"`, 'cityId');
+          await self.sql.run('INSERT INTO cities (id, name, webhooks) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks', [x.id, x.name, JSON.stringify(x.webhooks)]);
+          return x.id;
+        }
+        case 'townships': {
+          const x = parseOr(TownshipSchema, input, 'township');
+          if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
+          must(await exists('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
+          // a school's township must lie in the school's district (checked on the school side too)
+          if (existingId) must(!(await self.sql.get('SELECT 1 FROM schools WHERE township_id = ? AND district_id != ?', [x.id, x.districtId])), `township "${x.id}" has schools outside district "${x.districtId}"`, 'districtId');
+          await self.sql.run('INSERT INTO townships (id, name, district_id, webhooks) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, district_id = excluded.district_id, webhooks = excluded.webhooks', [x.id, x.name, x.districtId, JSON.stringify(x.webhooks)]);
+          return x.id;
+        }
+        case 'districts': {
+          const x = parseOr(DistrictSchema, dropNulls(input, ['cityId']), 'district');
+          if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
+          if (x.cityId) must(await exists('cities', x.cityId), `no city "${x.cityId}"`, 'cityId');
           await self.sql.run('INSERT INTO districts (id, name, webhooks, city_id) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, webhooks = excluded.webhooks, city_id = excluded.city_id', [x.id, x.name, JSON.stringify(x.webhooks), x.cityId ?? null]);
           return x.id;
         }
         case 'schools': {
-          const x = parseOr(SchoolSchema, input, 'school');
+          const x = parseOr(SchoolSchema, dropNulls(input, ['townshipId']), 'school');
           if (existingId && x.id !== existingId) throw new CoreError('invalid', 'the id cannot change', 'id');
-          must(!!(await get('districts', x.districtId)), `no district "${x.districtId}"`, 'districtId');
+          must(await exists('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
           if (x.townshipId) {
             const t = (await self.sql.value('SELECT district_id FROM townships WHERE id = ?', [x.townshipId])) as string | undefined;
             must(t === x.districtId, t ? `township "${x.townshipId}" is in district "${t}", not "${x.districtId}"` : `no township "${x.townshipId}"`, 'townshipId');
@@ -787,11 +811,10 @@ export class Store implements CentralStore {
           return key;
         }
         case 'users': {
-          const raw = { ...(input as Row) };
+          const raw = dropNulls(input, ['mqttPasswordHash', 'schoolId', 'districtId', 'townshipId', 'cityId']);
           const old = existingId ? (await self.allUsersWithSecrets()).find((u) => u.id === existingId) : undefined;
           if (raw.passwordHash === undefined && old) raw.passwordHash = old.passwordHash;
           if (raw.mqttPasswordHash === undefined && old?.mqttPasswordHash) raw.mqttPasswordHash = old.mqttPasswordHash;
-          for (const k of ['mqttPasswordHash', 'schoolId', 'districtId', 'townshipId', 'cityId']) if (raw[k] === null) delete raw[k];
           const disabled = !!raw.disabled;
           delete raw.disabled;
           const x = parseOr(UserSchema, raw, 'user');
@@ -802,9 +825,9 @@ export class Store implements CentralStore {
           if (x.role === 'inspector') {
             const offices = [x.townshipId, x.districtId, x.cityId].filter(Boolean).length;
             must(offices === 1, 'an inspector belongs to one office: give one of townshipId, districtId, cityId', x.townshipId ? 'townshipId' : x.cityId ? 'cityId' : 'districtId');
-            if (x.districtId) must(!!(await get('districts', x.districtId)), `no district "${x.districtId}"`, 'districtId');
-            if (x.townshipId) must(!!(await self.sql.get('SELECT 1 FROM townships WHERE id = ?', [x.townshipId])), `no township "${x.townshipId}"`, 'townshipId');
-            if (x.cityId) must(!!(await self.sql.get('SELECT 1 FROM cities WHERE id = ?', [x.cityId])), `no city "${x.cityId}"`, 'cityId');
+            if (x.districtId) must(await exists('districts', x.districtId), `no district "${x.districtId}"`, 'districtId');
+            if (x.townshipId) must(await exists('townships', x.townshipId), `no township "${x.townshipId}"`, 'townshipId');
+            if (x.cityId) must(await exists('cities', x.cityId), `no city "${x.cityId}"`, 'cityId');
           }
           if (await self.siteExists(x.id) || await self.siteExists(x.username)) throw new CoreError('invalid', `"${x.username}" collides with a site id (both log in to the broker)`, 'username');
           const clash = (await self.sql.get('SELECT id FROM users WHERE username = ? AND id != ?', [x.username, x.id]));
@@ -818,6 +841,14 @@ export class Store implements CentralStore {
           return x.id;
         }
       }
+    };
+    // What keeps a record from being deleted: nothing is orphaned, history stays attributable.
+    const blockers: Partial<Record<OrgKind, [string, string][]>> = {
+      cities: [['SELECT 1 FROM districts WHERE city_id = ?', 'still has districts'], ['SELECT 1 FROM users WHERE city_id = ?', 'still has inspectors']],
+      districts: [['SELECT 1 FROM townships WHERE district_id = ?', 'still has townships'], ['SELECT 1 FROM schools WHERE district_id = ?', 'still has schools']],
+      townships: [['SELECT 1 FROM schools WHERE township_id = ?', 'still has schools'], ['SELECT 1 FROM users WHERE township_id = ?', 'still has inspectors']],
+      schools: [['SELECT 1 FROM sites WHERE school_id = ?', 'still has sites']],
+      sites: [['SELECT 1 FROM events WHERE site_id = ?', 'has events; keep it (or disable its broker login)']],
     };
     return {
       list: (kind) => listers[kind](),
@@ -845,10 +876,9 @@ export class Store implements CentralStore {
         requireAdmin(actor);
         await self.sql.tx(async () => {
           if (!await get(kind, id)) throw new CoreError('not_found', `no ${kind} "${id}"`);
-          const busy = async (sql: string, ...p: unknown[]) => !!(await self.sql.get(sql, p));
-          if (kind === 'districts' && await busy('SELECT 1 FROM schools WHERE district_id = ?', id)) throw new CoreError('conflict', `district "${id}" still has schools`);
-          if (kind === 'schools' && await busy('SELECT 1 FROM sites WHERE school_id = ?', id)) throw new CoreError('conflict', `school "${id}" still has sites`);
-          if (kind === 'sites' && await busy('SELECT 1 FROM events WHERE site_id = ?', id)) throw new CoreError('conflict', `site "${id}" has events; keep it (or disable its broker login)`);
+          for (const [sql, what] of blockers[kind] ?? []) {
+            if (await self.sql.get(sql, [id])) throw new CoreError('conflict', `${kind === 'cities' ? 'city' : kind.slice(0, -1)} "${id}" ${what}`);
+          }
           if (kind === 'users' && id === actor.id) throw new CoreError('conflict', 'you cannot delete yourself');
           if (kind === 'cameras') {
             const [s, c] = camKey(id);

@@ -56,6 +56,8 @@ export interface UserWithSecrets extends UserRecord {
 export interface WebhookRecord { type: 'wecom' | 'dingtalk'; url: string; secretEnv?: string }
 export interface DistrictRecord { id: string; name: string; webhooks: WebhookRecord[]; cityId?: string }
 export interface SchoolRecord { id: string; name: string; districtId: string; townshipId?: string }
+export interface CityRecord { id: string; name: string; webhooks: WebhookRecord[] }
+export interface TownshipRecord { id: string; name: string; districtId: string; webhooks: WebhookRecord[] }
 export type OfficeLevel = 'township' | 'district' | 'city';
 /** A supervision office above a school: its township office, its district or county, its city. */
 export interface OfficeRecord { level: OfficeLevel; id: string; name: string; webhooks: WebhookRecord[] }
@@ -248,19 +250,25 @@ export interface RectifyInput {
 
 /** Org records the admin edits (PUT replaces, POST creates). Secrets are write-only. */
 export interface OrgInput {
-  districts: { id: string; name: string; webhooks?: WebhookRecord[] };
-  schools: { id: string; name: string; districtId: string };
+  cities: { id: string; name: string; webhooks?: WebhookRecord[] };
+  districts: { id: string; name: string; cityId?: string | null; webhooks?: WebhookRecord[] };
+  townships: { id: string; name: string; districtId: string; webhooks?: WebhookRecord[] };
+  schools: { id: string; name: string; districtId: string; townshipId?: string | null };
   sites: { id: string; name: string; schoolId: string; mqttPasswordHash?: string | null; autoReminder?: Partial<Record<ViolationKind, string>> | null };
   cameras: { siteId: string; id: string; name: string; liveUrl?: string | null };
   users: {
     id: string; username: string; name: string; role: Role;
     siteIds?: string[]; schoolId?: string | null; districtId?: string | null;
+    /** inspector: exactly one of townshipId, districtId, cityId. */
+    townshipId?: string | null; cityId?: string | null;
     /** A hash (see hashPassword), never a plain password. */
     passwordHash?: string; mqttPasswordHash?: string | null; lang?: 'zh' | 'en'; disabled?: boolean;
   };
 }
 export interface OrgRecords {
+  cities: CityRecord;
   districts: DistrictRecord;
+  townships: TownshipRecord;
   schools: SchoolRecord;
   sites: SiteRecord;
   cameras: CameraRecord;

@@ -218,4 +218,30 @@ describe('dashboard', () => {
     await context.close();
     expect(errors).toEqual([]);
   });
+
+  it('admin: the organisation page lists cities and township offices, and adds one of each', async () => {
+    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 860 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    await login(page, USERS.admin.username);
+    await page.click('#nav-admin');
+    await page.waitForSelector('#org-table');
+    const tabs = await page.locator('#org-kinds a').allTextContents();
+    expect(tabs).toEqual(expect.arrayContaining(['城市', '区县', '市场监管所', '学校', '用户']));
+    const add = async (fields: Record<string, string>, selects: Record<string, string> = {}) => {
+      await page.click('#org-add');
+      for (const [k, v] of Object.entries(fields)) await page.fill(`#org-form input[name="${k}"]`, v);
+      for (const [k, v] of Object.entries(selects)) await page.selectOption(`#org-form select[name="${k}"]`, v);
+      await page.click('#org-save');
+      await page.locator(`#org-table tr[data-id="${fields.id}"]`).waitFor();
+    };
+    await add({ id: 'city-b', name: '某市' });
+    await page.click('#org-kinds a[data-kind="townships"]');
+    await page.waitForSelector('#org-kinds a.active[data-kind="townships"]');
+    await add({ id: 't-east-2', name: '东城第二市场监管所' }, { districtId: 'd-east' });
+    expect(await fx.central.store.org.get('townships', 't-east-2')).toMatchObject({ districtId: 'd-east' });
+    expect(await fx.central.store.org.get('cities', 'city-b')).toMatchObject({ name: '某市' });
+    await context.close();
+    expect(errors).toEqual([]);
+  });
 });

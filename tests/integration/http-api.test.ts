@@ -345,6 +345,63 @@ describe('role scoping', () => {
     const logins = (audit.body as { action: string; ip: string | null }[]).filter((x) => x.action === 'login');
     expect(logins[0]!.ip).toMatch(/127\.0\.0\.1/);
   });
+
+  it('admins build the city → district → township → school chain; refusals name the field; delete waits for children', async () => {
+    const admin = await as('admin');
+    const post = (kind: string, body: object) => admin.json('POST', `/api/org/${kind}`, body);
+    expect((await post('cities', { id: 'city-t', name: '测试市' })).status).toBe(201);
+    expect((await post('districts', { id: 'dist-t', name: '测试区', cityId: 'city-t' })).body).toMatchObject({ cityId: 'city-t' });
+    expect((await post('townships', { id: 'town-t', name: '测试市场监管所', districtId: 'dist-t' })).status).toBe(201);
+    expect((await post('schools', { id: 'school-t', name: '测试小学', districtId: 'dist-t', townshipId: 'town-t' })).body).toMatchObject({ townshipId: 'town-t' });
+    expect((await post('sites', { id: 'site-t', name: '测试食堂', schoolId: 'school-t' })).status).toBe(201);
+    expect((await post('users', { id: 'u-insp-t', username: 'insp_t', name: '所监管', role: 'inspector', townshipId: 'town-t', password: PASSWORD })).status).toBe(201);
+    expect((await admin.json('GET', '/api/org/cities/city-t')).body).toMatchObject({ id: 'city-t', name: '测试市', webhooks: [] });
+    expect((await admin.json('GET', '/api/org/townships')).body).toContainEqual(expect.objectContaining({ id: 'town-t', districtId: 'dist-t' }));
+    const renamed = await admin.json('PUT', '/api/org/townships/town-t', { id: 'town-t', name: '测试所', districtId: 'dist-t' });
+    expect(renamed.body).toMatchObject({ name: '测试所' });
+
+    // the township's inspector sees that school's site only
+    const insp = new ApiClient(fx.url);
+    expect((await insp.login('insp_t')).status).toBe(200);
+    expect(((await insp.json('GET', '/api/sites')).body as { id: string }[]).map((x) => x.id)).toEqual(['site-t']);
+
+    // unknown parents, named
+    for (const [kind, body, field] of [
+      ['districts', { id: 'dist-x', name: 'x', cityId: 'no-city' }, 'cityId'],
+      ['townships', { id: 'town-x', name: 'x', districtId: 'no-district' }, 'districtId'],
+      ['schools', { id: 'school-x', name: 'x', districtId: 'dist-t', townshipId: 'no-town' }, 'townshipId'],
+      ['users', { id: 'u-x', username: 'u_x', name: 'x', role: 'inspector', cityId: 'no-city', password: PASSWORD }, 'cityId'],
+    ] as const) {
+      const r = await post(kind, body);
+      expect(r.status, kind).toBe(400);
+      expect(r.body.field, kind).toBe(field);
+    }
+    // delete refused while children remain, saying which
+    const del = (kind: string, id: string) => admin.json('DELETE', `/api/org/${kind}/${id}`);
+    const busyCity = await del('cities', 'city-t');
+    expect(busyCity.status).toBe(409);
+    expect(busyCity.body.message).toMatch(/districts/);
+    expect((await del('townships', 'town-t')).body.message).toMatch(/schools/);
+    expect((await del('sites', 'site-t')).status).toBe(200);
+    expect((await del('schools', 'school-t')).status).toBe(200);
+    const busyTown = await del('townships', 'town-t');
+    expect(busyTown.status).toBe(409);
+    expect(busyTown.body.message).toMatch(/inspectors/);
+    expect((await del('users', 'u-insp-t')).status).toBe(200);
+    expect((await del('townships', 'town-t')).status).toBe(200);
+    expect((await del('districts', 'dist-t')).status).toBe(200);
+    expect((await del('cities', 'city-t')).status).toBe(200);
+    expect((await admin.json('GET', '/api/org/cities/city-t')).status).toBe(404);
+
+    const actions = ((await admin.json('GET', '/api/audit?limit=1000')).body as { action: string }[]).map((x) => x.action);
+    for (const a2 of ['org.cities.create', 'org.cities.delete', 'org.townships.create', 'org.townships.update', 'org.townships.delete']) expect(actions, a2).toContain(a2);
+
+    // non-admins may neither read nor change them
+    const inspector = await as('inspector');
+    expect((await inspector.json('GET', '/api/org/cities')).status).toBe(403);
+    expect((await inspector.json('POST', '/api/org/townships', { id: 'town-y', name: 'y', districtId: 'dist-t' })).status).toBe(403);
+    expect((await (await as('mgrA')).json('DELETE', '/api/org/cities/city-t')).status).toBe(403);
+  });
 });
 
 describe('bodies, queries and limits', () => {

@@ -74,7 +74,8 @@ function renderShell() {
   $('#logout').textContent = t('logout');
   $('#who').textContent = state.user ? `${state.user.name} · ${t('role_' + state.user.role)}` : '';
   const view = currentRoute().view;
-  $('#nav').replaceChildren(...NAV.map(([id, key]) => h('a', { href: `#/${id}`, class: view === id ? 'active' : '', id: `nav-${id}` }, t(key))));
+  const nav = state.user?.role === 'admin' ? [...NAV, ['admin', 'navAdmin']] : NAV;
+  $('#nav').replaceChildren(...nav.map(([id, key]) => h('a', { href: `#/${id}`, class: view === id ? 'active' : '', id: `nav-${id}` }, t(key))));
 }
 
 function currentRoute() {
@@ -126,7 +127,7 @@ window.addEventListener('hashchange', () => { if (state.user) { renderShell(); r
 
 function route() {
   const { view, arg } = currentRoute();
-  const views = { alerts: viewAlerts, event: () => viewEvent(arg), overdue: viewOverdue, voice: viewVoice, sites: viewSites, stats: viewStats };
+  const views = { alerts: viewAlerts, event: () => viewEvent(arg), overdue: viewOverdue, voice: viewVoice, sites: viewSites, stats: viewStats, admin: () => viewAdmin(arg) };
   (views[view] ?? viewAlerts)().catch((e) => {
     if (e instanceof ApiError && e.status === 401) return;
     setMain(h('p', { class: 'error' }, e.body?.message ?? String(e.message)));
@@ -513,6 +514,75 @@ async function viewSites() {
   state.sites = await api('GET', '/api/sites');
   setMain(h('h1', {}, t('sitesTitle')), h('div', { class: 'sites', id: 'sites' }));
   renderSites();
+}
+
+// ---------- organisation (admin) ----------
+// One form per kind, built from this table: `ref` fields pick from another kind's records.
+// Edits start from the stored record, so fields without an input (webhooks, siteIds…) survive a PUT.
+const ORG_FORMS = {
+  cities: [{ key: 'id' }, { key: 'name' }],
+  districts: [{ key: 'id' }, { key: 'name' }, { key: 'cityId', ref: 'cities', optional: true }],
+  townships: [{ key: 'id' }, { key: 'name' }, { key: 'districtId', ref: 'districts' }],
+  schools: [{ key: 'id' }, { key: 'name' }, { key: 'districtId', ref: 'districts' }, { key: 'townshipId', ref: 'townships', optional: true }],
+  users: [{ key: 'id' }, { key: 'username' }, { key: 'name' }, { key: 'role', options: ['canteen_manager', 'vice_principal', 'inspector', 'admin'], text: (r) => t(`role_${r}`) },
+    // an inspector's office: exactly one of these (the server says which is wrong)
+    { key: 'townshipId', ref: 'townships', optional: true }, { key: 'districtId', ref: 'districts', optional: true }, { key: 'cityId', ref: 'cities', optional: true },
+    { key: 'schoolId', ref: 'schools', optional: true }, { key: 'password', secret: true }],
+};
+
+async function viewAdmin(kindArg) {
+  const kind = ORG_FORMS[kindArg] ? kindArg : 'cities';
+  const refs = [...new Set(ORG_FORMS[kind].map((f) => f.ref).filter(Boolean))];
+  const [rows, ...refRows] = await Promise.all([kind, ...refs].map((k) => api('GET', `/api/org/${k}`)));
+  const refOf = Object.fromEntries(refs.map((k, i) => [k, refRows[i]]));
+  const err = h('div', { class: 'error', id: 'org-error' });
+  const formBox = h('div', { id: 'org-form' });
+  const edit = (rec) => {
+    const inputs = ORG_FORMS[kind].map((f) => {
+      const value = rec?.[f.key] ?? '';
+      const el = f.ref || f.options
+        ? h('select', { name: f.key }, f.optional ? h('option', { value: '' }, t('none')) : null,
+          (f.options ?? refOf[f.ref].map((r) => r.id)).map((v) => h('option', { value: v, selected: v === value }, f.text ? f.text(v) : `${refOf[f.ref].find((r) => r.id === v).name} (${v})`)))
+        : h('input', { name: f.key, value: f.secret ? '' : value, type: f.secret ? 'password' : 'text', autocomplete: f.secret ? 'new-password' : 'off', disabled: f.key === 'id' && !!rec, required: !f.secret });
+      return [f, el];
+    });
+    const save = async (e) => {
+      e.preventDefault();
+      err.textContent = '';
+      const body = { ...rec };
+      for (const [f, el] of inputs) {
+        if (f.secret) { if (el.value) body[f.key] = el.value; }
+        else body[f.key] = el.value === '' && f.optional ? null : el.value.trim();
+      }
+      try {
+        await api(rec ? 'PUT' : 'POST', rec ? `/api/org/${kind}/${encodeURIComponent(rec.id)}` : `/api/org/${kind}`, body);
+        toast(t('saved'));
+        await viewAdmin(kind);
+      } catch (ex) { err.textContent = ex.body?.message ?? String(ex.message); }
+    };
+    formBox.replaceChildren(h('form', { class: 'card', onsubmit: save },
+      inputs.map(([f, el]) => h('label', { class: 'field' }, t(`f_${f.key}`), el)),
+      h('button', { class: 'btn', type: 'submit', id: 'org-save' }, t('save'))));
+  };
+  const remove = async (rec) => {
+    if (!confirm(t('confirmRemove'))) return;
+    err.textContent = '';
+    try {
+      await api('DELETE', `/api/org/${kind}/${encodeURIComponent(rec.id)}`);
+      await viewAdmin(kind);
+    } catch (ex) { err.textContent = ex.body?.message ?? String(ex.message); }
+  };
+  const cols = ORG_FORMS[kind].filter((f) => !f.secret);
+  setMain(h('h1', {}, t('navAdmin')),
+    h('nav', { class: 'tabs', id: 'org-kinds' }, Object.keys(ORG_FORMS).map((k) => h('a', { href: `#/admin/${k}`, class: k === kind ? 'active' : '', dataset: { kind: k } }, t(`org_${k}`)))),
+    err,
+    h('div', { class: 'scroll' }, h('table', { id: 'org-table' },
+      h('thead', {}, h('tr', {}, cols.map((f) => h('th', {}, t(`f_${f.key}`))), h('th', {}))),
+      h('tbody', {}, rows.map((r) => h('tr', { dataset: { id: r.id } }, cols.map((f) => h('td', {}, f.text && r[f.key] ? f.text(r[f.key]) : (r[f.key] ?? ''))),
+        h('td', {}, h('button', { class: 'btn secondary', type: 'button', onclick: () => edit(r) }, t('edit')), ' ',
+          h('button', { class: 'btn secondary', type: 'button', onclick: () => remove(r) }, t('remove')))))))),
+    h('p', {}, h('button', { class: 'btn', type: 'button', id: 'org-add', onclick: () => edit(null) }, t('add'))),
+    formBox);
 }
 
 // ---------- statistics ----------
