@@ -434,7 +434,7 @@ export class Store implements CentralStore {
     await this.sql.tx(async () => {
       const r = await this.scopedEvent(user, eventId);
       if (r.status !== 'open' && r.status !== 'reopened') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only open or reopened events can be acknowledged`);
-      await this.sql.run(`UPDATE events SET status = 'acknowledged', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`, [user.id, t, eventId]);
+      await this.transition(eventId, r.status, `status = 'acknowledged', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL`, [user.id, t]);
       await this.sql.run('INSERT INTO acknowledgements (event_id, by, at, note) VALUES (?, ?, ?, ?)', [eventId, user.id, t, note ?? null]);
       await this.history(eventId, 'acknowledged', user.id, t, note ?? null);
       await this.audit({ userId: user.id, action: 'event.ack', target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
@@ -467,7 +467,7 @@ export class Store implements CentralStore {
     await this.sql.tx(async () => {
       const r = await this.scopedEvent(user, eventId);
       if (r.status === 'rectified' || r.status === 'closed') throw new CoreError('conflict', `event "${eventId}" is already ${r.status}`);
-      await this.sql.run(`UPDATE events SET status = 'rectified', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL WHERE id = ?`, [user.id, t, eventId]);
+      await this.transition(eventId, r.status, `status = 'rectified', ack_by = COALESCE(ack_by, ?), ack_at = COALESCE(ack_at, ?), next_escalation_at = NULL`, [user.id, t]);
       await this.sql.run('INSERT INTO rectifications (event_id, by, at, note, photo_sha256, photo_mime) VALUES (?, ?, ?, ?, ?, ?)', [eventId, user.id, t, note, photo?.sha ?? null, photo?.mime ?? null]);
       await this.history(eventId, 'rectified', user.id, t, note);
       await this.audit({ userId: user.id, action: 'event.rectify', target: eventId, detail: photo ? `photo ${photo.sha}` : null, ip: meta?.ip, siteId: r.site_id });
@@ -486,12 +486,21 @@ export class Store implements CentralStore {
       const r = await this.scopedEvent(user, eventId);
       if (decision === 'close' && r.status !== 'rectified') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only rectified events can be closed`);
       if (decision === 'reopen' && r.status !== 'rectified' && r.status !== 'closed') throw new CoreError('conflict', `event "${eventId}" is ${r.status}; only rectified or closed events can be reopened`);
-      if (decision === 'close') (await this.sql.run(`UPDATE events SET status = 'closed', closed_at = ? WHERE id = ?`, [t, eventId]));
-      else (await this.sql.run(`UPDATE events SET status = 'reopened', closed_at = NULL WHERE id = ?`, [eventId]));
+      if (decision === 'close') await this.transition(eventId, r.status, `status = 'closed', closed_at = ?`, [t]);
+      else await this.transition(eventId, r.status, `status = 'reopened', closed_at = NULL`, []);
       await this.history(eventId, decision === 'close' ? 'closed' : 'reopened', user.id, t, note ?? null);
       await this.audit({ userId: user.id, action: `event.${decision}`, target: eventId, detail: note ?? null, ip: meta?.ip, siteId: r.site_id });
     });
     return await this.changed(eventId);
+  }
+
+  /**
+   * Applies `set` only if the event is still in the status its checks were made on: another instance
+   * (or request) acting on it at the same moment makes this one a conflict instead of a second change.
+   */
+  private async transition(eventId: string, from: EventStatus, set: string, params: unknown[]): Promise<void> {
+    const r = await this.sql.run(`UPDATE events SET ${set} WHERE id = ? AND status = ?`, [...params, eventId, from]);
+    if (!r.changes) throw new CoreError('conflict', `event "${eventId}" was changed meanwhile; reload it`);
   }
 
   private async changed(eventId: string): Promise<EventView> {

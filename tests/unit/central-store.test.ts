@@ -163,4 +163,16 @@ describe('central store (real database)', () => {
     expect((await store.eventRow('e-photo'))!.status).toBe('open');
     expect((await store.rectify(await u('u-mgr'), 'e-photo', { note: 'ok', photo: { bytes: realPng, mime: 'image/png' } })).status).toBe('rectified');
   });
+
+  it('two acknowledgements of one event at the same moment: one is applied, the other is a conflict', async () => {
+    const t = Date.now();
+    await store.insertEvent(eventMsg('e-race', 'site-a', { annotated: await jpeg('race-a'), clean: await jpeg('race-c') }), { receivedAt: t, deadlineAt: t + 3_600_000, nextEscalationAt: t + 60_000 });
+    const results = await Promise.allSettled([store.acknowledge(await u('u-mgr'), 'e-race', 'a'), store.acknowledge(await u('u-vp'), 'e-race', 'b')]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(rejected).toHaveLength(1);
+    expect((rejected[0]!.reason as CoreError).code).toBe('conflict');
+    const d = (await store.event(await store.scopeOf(await u('u-admin')), 'e-race'))!;
+    expect(d.history.filter((h) => h.action === 'acknowledged')).toHaveLength(1);
+  });
 });
