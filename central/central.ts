@@ -86,16 +86,18 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
       store, bus, prefix: config.topicPrefix,
       maxJsonBytes: config.ingest.maxJsonBytes, maxSnapshotBytes: config.ingest.maxSnapshotBytes,
       insertOpts: (m) => router.insertOpts(m),
-      onNewEvent: async (id) => {
-        await router.onNewEvent(id);
+      routeNew: async (id) => {
+        const send = await router.planNew(id);
         const e = await store.eventById(id);
         const preset = e && (await store.siteContext(e.siteId))?.site.autoReminder?.[e.kind];
-        if (e && preset) {
-          const cameraId = (await store.cameraExists(e.siteId, e.cameraId)) ? e.cameraId : null;
+        const cameraId = e && preset && (await store.cameraExists(e.siteId, e.cameraId)) ? e.cameraId : null;
+        return () => {
+          send();
+          if (!e || !preset) return;
           // not awaited: the site's next message need not wait for the broker's PUBACK
           voice.issue('central', { siteId: e.siteId, cameraId, type: 'preset', presetId: preset })
             .catch((err: Error) => log.warn({ eventId: id, err: err.message }, 'auto reminder not sent'));
-        }
+        };
       },
     });
     for (const [t, p] of pending.splice(0)) ingest.handle(t, p);

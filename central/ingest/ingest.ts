@@ -43,8 +43,11 @@ export interface IngestDeps {
   maxSnapshotBytes: number;
   /** Deadline and first escalation time for a new event (routing policy). */
   insertOpts(m: EventMessage): { receivedAt: number; deadlineAt: number; nextEscalationAt: number | null };
-  /** A new (not duplicate) event was stored; awaited before the site's next message. */
-  onNewEvent(eventId: string): void | Promise<void>;
+  /**
+   * Routing of a new (not duplicate) event, run inside the transaction that stores it; the function
+   * it returns (sending the alerts) runs after the commit, before the site's next message.
+   */
+  routeNew(eventId: string): Promise<() => void>;
   /** A voice status update was applied. */
   onVoiceStatus?(commandId: string): void;
 }
@@ -158,15 +161,16 @@ export class Ingest {
         const m = r.value;
         if (wrongSite(m.siteId)) return;
         if (!(await store.siteContext(m.siteId))) return this.reject(topic, `unknown site: "${m.siteId}"`);
-        // INSERT OR IGNORE on the id: a re-sent event (agent retry, second central) is stored once.
-        if (!(await store.insertEvent(m, this.d.insertOpts(m)))) {
+        // Stored once by id (a re-sent event: agent retry, second central), together with its first
+        // alerts' delivery rows: a central killed after the commit leaves them for another to send.
+        const send = await store.sql.tx(async () => (await store.insertEvent(m, this.d.insertOpts(m))) ? this.d.routeNew(m.id) : null);
+        if (!send) {
           this.counters.duplicates++;
           log.debug({ eventId: m.id }, 'duplicate event ignored');
           return;
         }
         this.counters.events++;
-        // stored: its routing is retried on its own (running the insert again would see a duplicate)
-        await this.untilStored(async () => this.d.onNewEvent(m.id));
+        send();
         return;
       }
       case 'status': {

@@ -55,19 +55,33 @@ export class Router {
 
   /** A new event was stored: alert the first level (or all, for mode "all"). */
   async onNewEvent(eventId: string): Promise<void> {
-    const { store } = this.d;
+    (await this.planNew(eventId))();
+  }
+
+  /**
+   * The first alerts of a new event: their delivery rows are written now — inside the caller's
+   * transaction when ingest stores the event, so an event is never stored without its first
+   * alerts — and the returned function sends them once that transaction committed.
+   */
+  async planNew(eventId: string): Promise<() => void> {
+    const { store, notifier } = this.d;
     const e = await store.eventById(eventId);
-    if (!e) return;
+    if (!e) return () => {};
     this.counters.routed++;
     const tier = this.tier(e.severity);
-    if (tier.mode === 'all') {
-      const offices = await this.offices(e.siteId);
-      const upTo = OFFICE_LEVEL + Math.max(0, offices.findIndex((o) => o.level === 'district'));
-      await this.alertLevel(e, Array.from({ length: upTo + 1 }, (_, i) => i), 0, tier);
-      return;
-    }
-    // Nobody at level 0 (no manager configured): go up now rather than wait for nobody.
-    if (!(await this.alertLevel(e, [0], 0, tier))) await this.escalate((await store.eventRow(eventId))!);
+    const offices = await this.offices(e.siteId);
+    // mode "all": every level at once, up to the district; "escalate": the manager first
+    const upTo = tier.mode === 'all' ? OFFICE_LEVEL + Math.max(0, offices.findIndex((o) => o.level === 'district')) : 0;
+    const { users, robots } = await this.audience(e, Array.from({ length: upTo + 1 }, (_, i) => i), 0, tier);
+    const plan = await notifier.record(e, users, robots, 0);
+    return () => {
+      notifier.dispatch(plan);
+      // Nobody at level 0 (no manager configured): go up now rather than wait for nobody.
+      if (tier.mode === 'escalate' && !users.length) {
+        store.eventRow(eventId).then((row) => row && this.escalate(row))
+          .catch((err: Error) => log.error({ eventId, err: err.message }, 'escalation failed; the timer tries again'));
+      }
+    };
   }
 
   /** Who a step reaches: the users at these levels, and the offices whose robots get it. */
