@@ -8,6 +8,7 @@
  * transaction, without passing a handle around.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 
@@ -210,7 +211,7 @@ export interface PostgresOptions {
 export class PostgresSql implements Sql {
   readonly dialect = postgresDialect;
   private readonly inTx = new AsyncLocalStorage<{ client: pg.PoolClient; open: boolean }>();
-  private readonly texts = new Map<string, string>();
+  private readonly texts = new Map<string, { text: string; name: string }>();
   readonly pool: pg.Pool;
   private readonly url: string;
 
@@ -228,10 +229,15 @@ export class PostgresSql implements Sql {
     this.pool.on('error', () => {});
   }
 
-  private text(sql: string): string {
+  /**
+   * The statement as PostgreSQL gets it, with a name: the driver then prepares it once per connection
+   * instead of having every execution parsed and planned again (over half of PostgreSQL's CPU under
+   * load, docs/scale.md). The store's texts are a bounded set (filters vary a few clauses).
+   */
+  private text(sql: string): { text: string; name: string } {
     let t = this.texts.get(sql);
     if (!t) {
-      t = numberPlaceholders(sql);
+      t = { text: numberPlaceholders(sql), name: `bk_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}` };
       if (this.texts.size > 500) this.texts.clear();
       this.texts.set(sql, t);
     }
@@ -240,7 +246,7 @@ export class PostgresSql implements Sql {
 
   private async query(sql: string, params: Params = [], rowMode?: 'array'): Promise<pg.QueryResult> {
     const ctx = this.inTx.getStore();
-    const q = { text: this.text(sql), values: params.map((v) => (v === undefined ? null : v)), ...(rowMode ? { rowMode } : {}) };
+    const q = { ...this.text(sql), values: params.map((v) => (v === undefined ? null : v)), ...(rowMode ? { rowMode } : {}) };
     return ctx?.open ? ctx.client.query(q) : this.pool.query(q);
   }
 
