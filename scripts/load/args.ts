@@ -13,6 +13,10 @@ phone (MQTT, persistent session) and a dashboard (HTTP login + /api/stream) coun
   --events-per-site-per-min R  events per site per minute (0.01-600, default 1)
   --seconds S                  how long events are sent (1-3600, default 60)
   --instances M                central processes on the one broker (1-8, default 1; >1: shared subscription)
+  --store sqlite|postgres      sqlite (default): each central its own SQLite file in its data dir; postgres: a private
+                               PostgreSQL cluster started here (initdb, fsync off), one database and one files
+                               directory shared by every central, removed at the end
+  --pool-size P                with --store postgres: connections per central (store.poolSize, 1-200, default 10)
   --stats-interval S           seconds between a site's stats messages, as the agent's uplink.statsIntervalSec (0: none; default 60)
   --snapshot-width W           snapshot width in px, 16:9, JPEG q80 as the agent makes them (160-1920, default 640)
   --drain-seconds D            after sending, how long to wait for everything to arrive (1-600, default 60)
@@ -37,6 +41,8 @@ export const LoadArgsSchema = z.strictObject({
   eventsPerSitePerMin: num(0.01, 600).default(1),
   seconds: num(1, 3600).default(60),
   instances: num(1, 8, true).default(1),
+  store: z.enum(['sqlite', 'postgres'], { error: 'expected "sqlite" or "postgres"' }).default('sqlite'),
+  poolSize: num(1, 200, true).default(10),
   statsInterval: num(0, 3600).default(60),
   snapshotWidth: num(160, 1920, true).default(640),
   drainSeconds: num(1, 600).default(60),
@@ -53,6 +59,8 @@ const FLAGS: Record<string, keyof LoadArgs> = {
   '--events-per-site-per-min': 'eventsPerSitePerMin',
   '--seconds': 'seconds',
   '--instances': 'instances',
+  '--store': 'store',
+  '--pool-size': 'poolSize',
   '--stats-interval': 'statsInterval',
   '--snapshot-width': 'snapshotWidth',
   '--drain-seconds': 'drainSeconds',

@@ -1,13 +1,12 @@
 /**
  * Central instances as separate processes, exactly as `npm run central -- --config FILE` runs them
- * (node --import tsx central/main.ts), each with its own SQLite store, logging (pino JSON) to a file.
+ * (node --import tsx central/main.ts), each logging (pino JSON) to a file; their stores: store.ts.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
-import { CENTRAL_ENV, type InstanceFiles } from './org.js';
+import type { InstanceFiles } from './org.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -36,13 +35,14 @@ export function centralCommit(dir: string): string {
   }
 }
 
-export async function startCentralProc(index: number, files: InstanceFiles, account: { username: string; password: string }, centralDir = ROOT, logLevel = 'info'): Promise<CentralProc> {
+/** `env`: the variables its config names (broker account, database password), added to ours. */
+export async function startCentralProc(index: number, files: InstanceFiles, env: Record<string, string>, centralDir = ROOT, logLevel = 'info'): Promise<CentralProc> {
   const t0 = performance.now();
   const logFile = path.join(path.dirname(files.configFile), `central-${index + 1}.log`);
   const fd = openSync(logFile, 'a');
   const proc = spawn(process.execPath, ['--import', 'tsx', 'central/main.ts', '--config', files.configFile], {
     cwd: centralDir,
-    env: { ...process.env, [CENTRAL_ENV.user]: account.username, [CENTRAL_ENV.pass]: account.password, LOG_LEVEL: logLevel },
+    env: { ...process.env, ...env, LOG_LEVEL: logLevel },
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
@@ -99,40 +99,22 @@ export function logProblems(file: string): Record<string, number> {
   return out;
 }
 
-export interface StoreFigures {
-  /** Event ids stored with their received_at. */
-  events: Map<string, number>;
-  eventsWithoutAnnotated: number;
-  eventsWithoutClean: number;
-  snapshots: number;
-  snapshotBytes: number;
-  deliveries: number;
-  mqttDeliveriesPending: number;
-  /** Logical size of the database (page_count × page_size, WAL content included). */
-  dbBytes: number;
+/** Central's own ingest counters from its /metrics (loopback needs no token); null while it does not answer. */
+export interface CentralCounters {
+  /** bk_central_messages_total: MQTT messages received (status, stats, events, snapshots). */
+  messages: number;
+  /** bk_central_events_total: events this instance stored as new (with a shared store: the insert that won). */
+  events: number;
+  /** bk_central_event_duplicates_total: events it received again and ignored (already stored, by it or another instance). */
+  duplicates: number;
 }
 
-/** What one central stored, read through a second, read-only connection (WAL lets it read alongside). */
-export function readStore(dataDir: string, eventPrefix: string): StoreFigures {
-  const db = new Database(path.join(dataDir, 'central.db'), { readonly: true, fileMustExist: true });
+export async function centralCounters(url: string): Promise<CentralCounters | null> {
   try {
-    const events = new Map<string, number>();
-    for (const r of db.prepare('SELECT id, received_at FROM events WHERE id LIKE ?').all(`${eventPrefix}%`) as { id: string; received_at: number }[]) events.set(r.id, r.received_at);
-    const missing = (col: string) => (db.prepare(`SELECT count(*) FROM events e LEFT JOIN snapshots s ON s.sha256 = e.${col} WHERE s.sha256 IS NULL`).pluck().get() as number);
-    const snaps = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM snapshots').get() as { n: number; b: number };
-    const pageSize = db.pragma('page_size', { simple: true }) as number;
-    const pages = db.pragma('page_count', { simple: true }) as number;
-    return {
-      events,
-      eventsWithoutAnnotated: missing('snap_annotated'),
-      eventsWithoutClean: missing('snap_clean'),
-      snapshots: snaps.n,
-      snapshotBytes: snaps.b,
-      deliveries: db.prepare('SELECT count(*) FROM deliveries').pluck().get() as number,
-      mqttDeliveriesPending: db.prepare("SELECT count(*) FROM deliveries WHERE channel = 'mqtt' AND status IN ('pending', 'retrying')").pluck().get() as number,
-      dbBytes: pageSize * pages,
-    };
-  } finally {
-    db.close();
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const v = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return { messages: v('bk_central_messages_total'), events: v('bk_central_events_total'), duplicates: v('bk_central_event_duplicates_total') };
+  } catch {
+    return null;
   }
 }

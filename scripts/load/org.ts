@@ -12,11 +12,12 @@ import path from 'node:path';
 import { hashPassword, hashPasswordMosquitto } from '../../central/auth/password.js';
 import { mosquittoFiles } from '../../central/broker/mosquitto.js';
 import { parseCentralConfig } from '../../central/config/load.js';
-import type { CentralConfigInput, OrgConfig } from '../../central/config/schema.js';
+import type { CentralConfigInput, OrgConfig, StoreConfig } from '../../central/config/schema.js';
 
 export const SITES_PER_DISTRICT = 100;
 export const WATCHER = { id: 'ld-watcher', username: 'ld-watcher' } as const;
-export const CENTRAL_ENV = { user: 'BK_LOAD_CENTRAL_USER', pass: 'BK_LOAD_CENTRAL_PASS' } as const;
+/** Environment variables the tool sets for its central processes (named in their configs, never written there). */
+export const CENTRAL_ENV = { user: 'BK_LOAD_CENTRAL_USER', pass: 'BK_LOAD_CENTRAL_PASS', dbPass: 'BK_LOAD_DB_PASSWORD' } as const;
 
 export interface SiteSpec {
   id: string;
@@ -84,11 +85,15 @@ export interface InstanceFiles {
   httpPort: number;
 }
 
-/** Central's config file for instance `i` (JSON, which is YAML), checked with central's own parser first. */
-export function writeCentralConfig(dir: string, city: City, i: number, o: { brokerUrl: string; httpPort: number; shared: boolean }): InstanceFiles {
+/**
+ * Central's config file for instance `i` (JSON, which is YAML), checked with central's own parser first.
+ * `store`: the shared PostgreSQL store, the same for every instance; without it SQLite in `dataDir`.
+ */
+export function writeCentralConfig(dir: string, city: City, i: number, o: { brokerUrl: string; httpPort: number; shared: boolean; store?: StoreConfig }): InstanceFiles {
   const dataDir = path.join(dir, `central-${i + 1}`);
   const cfg: CentralConfigInput = {
     dataDir,
+    ...(o.store ? { store: o.store } : {}),
     http: { host: '127.0.0.1', port: o.httpPort, publicUrl: `http://127.0.0.1:${o.httpPort}` },
     broker: {
       mode: 'external', url: o.brokerUrl, usernameEnv: CENTRAL_ENV.user, passwordEnv: CENTRAL_ENV.pass,

@@ -75,3 +75,104 @@ export class ProcMeter {
     return { name: this.name, pid: this.pid, cpuPercent: cpu, rssMB: Math.round(this.lastRssMB), maxRssMB: Math.round(this.maxRssMB) };
   }
 }
+
+/** The unit of the times in /proc/<pid>/stat: USER_HZ, fixed at 100 by Linux's ABI whatever the kernel's HZ. */
+const CLK_TCK = 100;
+
+/** utime + stime and the reaped children's cutime + cstime (seconds), from /proc/<pid>/stat. */
+function cpuWithChildren(pid: number): { self: number; children: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ').map(Number);
+    // f[0] is field 3 (state): utime 14, stime 15, cutime 16, cstime 17
+    return { self: (f[11]! + f[12]!) / CLK_TCK, children: (f[13]! + f[14]!) / CLK_TCK };
+  } catch {
+    return null;
+  }
+}
+
+/** Proportional set size (MiB): shared memory (PostgreSQL's buffers) counted once across the processes that map it. */
+function pssMB(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+const childrenOf = (ppid: number) => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => procInfo(p)?.ppid === ppid);
+
+/**
+ * CPU of a server and its child processes together (PostgreSQL: the postmaster and one backend per
+ * connection, which come and go). A child's time moves into the parent's cutime/cstime when it
+ * exits, so parent (self + children) + Σ live children is continuous and its growth is exact,
+ * however many backends started or ended in the window. Same methods as ProcMeter.
+ */
+export class TreeMeter {
+  private cpu0: number | null = null;
+  private t0 = 0;
+  private cpu1 = 0;
+  private t1 = 0;
+  /** Each live child's CPU when first seen in the window (0 when born in it) and at the last sample. */
+  private readonly kids = new Map<number, { base: number; last: number; kind: string }>();
+  maxRssMB = 0;
+  lastRssMB = 0;
+  processes = 0;
+  /** `kind(cmdline)` groups the children for `result().byKind` (e.g. client backends vs background workers). */
+  constructor(readonly name: string, readonly pid: number, private readonly kind: (cmdline: string) => string) {}
+
+  private read(): { total: number; pss: number; live: { pid: number; cpu: number }[] } | null {
+    const p = cpuWithChildren(this.pid);
+    if (!p) return null;
+    const live = childrenOf(this.pid).flatMap((pid) => { const c = procInfo(pid); return c ? [{ pid, cpu: c.cpuSec }] : []; });
+    return { total: p.self + p.children + live.reduce((s, c) => s + c.cpu, 0), pss: pssMB(this.pid) + live.reduce((s, c) => s + pssMB(c.pid), 0), live };
+  }
+  begin(): void {
+    this.kids.clear();
+    const r = this.read();
+    this.cpu0 = r?.total ?? null;
+    this.t0 = performance.now();
+    for (const c of r?.live ?? []) this.kids.set(c.pid, { base: c.cpu, last: c.cpu, kind: this.kindOf(c.pid) });
+    this.maxRssMB = 0;
+    this.sample();
+  }
+  cpuSec(): number {
+    return this.read()?.total ?? this.cpu1;
+  }
+  sample(): void {
+    const r = this.read();
+    if (!r) return;
+    this.cpu1 = r.total;
+    this.t1 = performance.now();
+    for (const c of r.live) {
+      const k = this.kids.get(c.pid);
+      if (k) k.last = c.cpu;
+      else this.kids.set(c.pid, { base: 0, last: c.cpu, kind: this.kindOf(c.pid) });
+    }
+    this.processes = 1 + r.live.length;
+    this.lastRssMB = r.pss;
+    this.maxRssMB = Math.max(this.maxRssMB, r.pss);
+  }
+  private kindOf(pid: number): string {
+    try {
+      return this.kind(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim());
+    } catch {
+      return 'other';
+    }
+  }
+  result(): { name: string; pid: number; cpuPercent: number | null; rssMB: number; maxRssMB: number; processes: number; byKind: Record<string, number> } {
+    const dt = (this.t1 - this.t0) / 1000;
+    const pct = (sec: number) => Math.round((sec / dt) * 1000) / 10;
+    const byKind: Record<string, number> = {};
+    let kidsSec = 0;
+    for (const k of this.kids.values()) { byKind[k.kind] = (byKind[k.kind] ?? 0) + (k.last - k.base); kidsSec += k.last - k.base; }
+    // what is left: the parent itself and children that ended between two samples
+    const rest = this.cpu0 === null ? 0 : this.cpu1 - this.cpu0 - kidsSec;
+    const out: Record<string, number> = {};
+    if (dt > 0) for (const [k, v] of Object.entries({ ...byKind, 'server and ended processes': rest })) out[k] = pct(Math.max(0, v));
+    return {
+      name: this.name, pid: this.pid, cpuPercent: this.cpu0 === null || dt <= 0 ? null : pct(this.cpu1 - this.cpu0),
+      rssMB: Math.round(this.lastRssMB), maxRssMB: Math.round(this.maxRssMB), processes: this.processes, byKind: out,
+    };
+  }
+}

@@ -1,8 +1,8 @@
 /**
  * One load run: generate the city, start Mosquitto (password + ACL files from the org, as
- * `npm run central -- mosquitto-config` writes them) and M central processes on it, connect the
- * sites, the recipient's phone and a dashboard per central, send events for S seconds, wait for
- * everything to arrive, then count and measure.
+ * `npm run central -- mosquitto-config` writes them), with --store postgres a private PostgreSQL
+ * cluster, and M central processes on them, connect the sites, the recipient's phone and a dashboard
+ * per central, send events for S seconds, wait for everything to arrive, then count and measure.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -10,11 +10,12 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startMosquitto, disposeMosquitto, freePort, type MosquittoHandle } from '../../tests/helpers/brokers.js';
 import type { LoadArgs } from './args.js';
-import { centralCommit, logProblems, readStore, ROOT, startCentralProc, type CentralProc, type StoreFigures } from './centrals.js';
+import { centralCommit, centralCounters, logProblems, ROOT, startCentralProc, type CentralProc } from './centrals.js';
 import { makeSnapshots } from './jpeg.js';
 import { startDashboard, startRecipient, type Arrivals, type Dashboard, type Recipient } from './observers.js';
-import { makeCity, writeCentralConfig, writeMosquittoAuth } from './org.js';
-import { findPid, loadAvg, machineBusySec, ProcMeter } from './proc.js';
+import { CENTRAL_ENV, makeCity, writeCentralConfig, writeMosquittoAuth } from './org.js';
+import { findPid, loadAvg, machineBusySec, ProcMeter, TreeMeter } from './proc.js';
+import { pgProcessKind, readStore, sqliteReader, startSharedPostgres, statusRowsStored, type SharedPostgres, type Statement, type StoreFigures, type StoreReader } from './store.js';
 import { connectSites, type SiteFleet } from './sites.js';
 
 export interface Quantiles { n: number; p50: number | null; p95: number | null; p99: number | null; max: number | null }
@@ -35,15 +36,31 @@ export interface LoadResult {
   machine: { cores: number; node: string; loadAvgBefore: number[]; loadAvgAfter: number[]; otherProcessesCpuPercent: number | null };
   params: Omit<LoadArgs, 'json' | 'keep' | 'centralDir'>;
   setup: {
-    hashSeconds: number; brokerAccounts: number; users: number; mosquittoStartSeconds: number; centralStartSeconds: number[];
+    hashSeconds: number; brokerAccounts: number; users: number; mosquittoStartSeconds: number;
+    /** initdb, start and CREATE DATABASE of the private cluster; null with SQLite. */
+    postgresStartSeconds: number | null;
+    centralStartSeconds: number[];
     sitesConnectSeconds: number; statusPublishSeconds: number; statusMessages: number;
-    /** From the first status publish until central had taken in every site and camera status. */
-    statusAbsorbSeconds: number; totalSeconds: number;
+    /** From the first status publish until central had taken in (received) every site and camera status. */
+    statusAbsorbSeconds: number;
+    /**
+     * … until every one was applied in the store(s) (status_at set on each site and camera row). Later
+     * than received when ingest queues behind a slower store; the measured window starts after it.
+     */
+    statusStoredSeconds: number;
+    totalSeconds: number;
   };
   snapshots: { source: string; width: number; height: number; bytesPerEvent: number };
   offered: { eventsPerSec: number; messagesPerSec: number; statsPerSec: number; megabytesPerSec: number };
   sent: { events: number; stats: number; failed: number; unacked: number; messages: number; bytes: number; pubackMs: Quantiles };
-  ingested: { events: number; eventsPerSec: number | null; notStored: number; inSeveralInstances: number; withoutAnnotatedSnapshot: number; withoutCleanSnapshot: number };
+  ingested: {
+    events: number; eventsPerSec: number | null; notStored: number;
+    /** In more than one SQLite store; with the shared store 0 by construction (one events table, ids unique). */
+    inSeveralInstances: number;
+    withoutAnnotatedSnapshot: number; withoutCleanSnapshot: number;
+    /** Events the centrals received again and ignored as already stored (bk_central_event_duplicates_total, all instances). */
+    duplicatesIgnored: number | null;
+  };
   recipient: { alerts: number; lost: number; duplicated: number; invalid: number; latencyMs: Quantiles };
   dashboards: { instance: number; alerts: number; sharePercent: number; lost: number; duplicated: number; updates: number; error: string | null; latencyMs: Quantiles }[];
   /** Seconds from the end of sending until every alert had arrived; null: not within --drain-seconds. */
@@ -52,28 +69,46 @@ export interface LoadResult {
   lost: number;
   duplicated: number;
   instances: {
-    instance: number; pid: number; events: number; cpuPercent: number | null; rssMB: number; maxRssMB: number;
-    dbBytes: number; dbGrowthBytes: number; snapshotBytes: number; deliveries: number; mqttDeliveriesPending: number; logProblems: Record<string, number>;
+    /**
+     * `events`: stored by this instance: counted in its own SQLite store, or with the shared store from
+     * its bk_central_events_total (`eventsFrom` says which; null: /metrics did not answer). The store
+     * figures (db…, snapshotBytes, deliveries, mqttDeliveriesPending) are per instance with SQLite and
+     * null with the shared store: see `store` for them.
+     */
+    instance: number; pid: number; events: number | null; eventsFrom: 'store' | 'metrics';
+    /** From its /metrics over the run: events it stored as new, and events it got again and ignored. */
+    newEventsCounted: number | null; duplicatesIgnored: number | null;
+    cpuPercent: number | null; rssMB: number; maxRssMB: number;
+    dbBytes: number | null; dbGrowthBytes: number | null; snapshotBytes: number | null; deliveries: number | null; mqttDeliveriesPending: number | null;
+    logProblems: Record<string, number>;
   }[];
+  /** The stores together (SQLite: summed over the instances' files; PostgreSQL: the one database and files directory). */
+  store: {
+    kind: 'sqlite' | 'postgres'; shared: boolean; poolSize: number | null;
+    dbBytes: number; dbGrowthBytes: number; snapshotBytes: number; snapshotFileBytes: number; snapshotFiles: number;
+    deliveries: number; mqttDeliveriesPending: number;
+    /** PostgreSQL's WAL written in the run (not part of dbBytes); null with SQLite. */
+    walGrowthBytes: number | null;
+  };
+  /** The private cluster's processes (postmaster, a backend per connection, background workers) together; null with SQLite. */
+  postgres: {
+    pid: number; processes: number; cpuPercent: number | null; cpuPercentByKind: Record<string, number>;
+    /** Proportional set size of all of them (shared buffers counted once). */
+    pssMB: number; maxPssMB: number;
+    logProblems: Record<string, number>;
+    /** pg_stat_statements over the measured window and the drain: where the server's time went (execution, not parsing and planning). */
+    topStatements: Statement[];
+    statements: { calls: number; execMs: number };
+  } | null;
   mosquitto: { pid: number | null; cpuPercent: number | null; rssMB: number; maxRssMB: number };
   generator: { cpuPercent: number; maxRssMB: number; eventLoopDelayP99Ms: number };
   storage: { dbBytesPer10kEvents: number | null; snapshotBytesPer10kEvents: number | null };
-  timeline: { t: number; sent: number; alerts: number; backlog: number; p95Ms: number | null; centralCpuPercent: number | null }[];
+  timeline: { t: number; sent: number; alerts: number; backlog: number; p95Ms: number | null; centralCpuPercent: number | null; postgresCpuPercent?: number | null }[];
   runDir?: string;
 }
 
 /** Longest wait for central to take in the sites' status messages at start. */
 const STATUS_WAIT_SEC = 900;
-
-/** bk_central_messages_total from central's /metrics (loopback). */
-async function centralMessages(url: string): Promise<number> {
-  try {
-    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-    return Number(/^bk_central_messages_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -85,10 +120,31 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
   const dir = mkdtempSync(path.join(tmpdir(), 'bk-load-'));
   const runId = `ld${Date.now().toString(36)}`;
   let mosq: MosquittoHandle | null = null;
+  let pg: SharedPostgres | null = null;
   const centrals: CentralProc[] = [];
+  const readers: StoreReader[] = [];
   let fleet: SiteFleet | null = null;
   let recipient: Recipient | null = null;
   const dashboards: Dashboard[] = [];
+  // Everything started, stopped once: at the end, on an error, or on Ctrl-C / SIGTERM (the PostgreSQL
+  // cluster runs detached from our terminal, so nothing else would stop it or remove its directory).
+  let cleaning: Promise<void> | null = null;
+  const cleanup = () => (cleaning ??= (async () => {
+    for (const d of dashboards) d.close();
+    await recipient?.close().catch(() => {});
+    await fleet?.close().catch(() => {});
+    for (const c of centrals) await c.stop().catch(() => null);
+    if (mosq) await disposeMosquitto(mosq).catch(() => {});
+    for (const r of readers) if (r !== pg?.reader) await r.sql.close().catch(() => {});
+    await pg?.stop(a.keep ? dir : undefined).catch(() => {});
+    if (!a.keep) rmSync(dir, { recursive: true, force: true });
+  })());
+  const onSignal = (sig: NodeJS.Signals) => {
+    progress(`${sig}: stopping what this run started`);
+    void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     progress(`generating ${a.sites} sites × ${a.camerasPerSite} cameras and their accounts`);
     const city = await makeCity(a.sites, a.camerasPerSite);
@@ -106,13 +162,30 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     const mosquittoStartSeconds = (performance.now() - t) / 1000;
     const mosqPid = findPid(['mosquitto', mosq.dir]);
     progress(`mosquitto on ${mosq.url} with ${auth.accounts} accounts (${mosquittoStartSeconds.toFixed(1)} s)`);
+    if (a.store === 'postgres') {
+      // the cluster's max_connections is 200 (postgres.ts): each central's pool and its LISTEN connection, and ours
+      if (a.instances * (a.poolSize + 1) + 2 > 200) throw new Error(`--pool-size ${a.poolSize} × ${a.instances} instances: more connections than the cluster's 200`);
+      pg = await startSharedPostgres(dir, a.poolSize);
+      progress(`postgresql ready in ${pg.startSeconds.toFixed(1)} s (pid ${pg.postmasterPid}, ${pg.config.url}, files in ${pg.config.filesDir})`);
+    }
 
+    const env = { [CENTRAL_ENV.user]: city.central.username, [CENTRAL_ENV.pass]: city.central.password, ...pg?.env };
     for (let i = 0; i < a.instances; i++) {
-      const files = writeCentralConfig(dir, city, i, { brokerUrl: mosq.url, httpPort: await freePort(), shared: a.instances > 1 });
-      const c = await startCentralProc(i, files, city.central, centralDir);
+      const files = writeCentralConfig(dir, city, i, { brokerUrl: mosq.url, httpPort: await freePort(), shared: a.instances > 1, store: pg?.config });
+      const c = await startCentralProc(i, files, env, centralDir);
       centrals.push(c);
       progress(`central ${i + 1} of ${a.instances} ready in ${c.startSeconds.toFixed(1)} s (pid ${c.pid}, ${c.url})`);
     }
+    // one store per central, or the one they share
+    readers.push(...(pg ? [pg.reader] : centrals.map((c) => sqliteReader(c.dataDir))));
+    // /metrics may be slow to answer under load: the counts before and after are tried a few times
+    const counters = async (tries = 1) => {
+      for (let t = 1; ; t++) {
+        const got = await Promise.all(centrals.map((c) => centralCounters(c.url)));
+        if (t >= tries || got.every(Boolean)) return got;
+        await sleep(1000);
+      }
+    };
     recipient = await startRecipient(mosq.url, city.watcher);
     for (const c of centrals) dashboards.push(await startDashboard(c.url, city.watcher.username, city.watcher.password));
 
@@ -126,7 +199,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     const tAbsorb = performance.now();
     let lastNote = 0;
     for (;;) {
-      const got = (await Promise.all(centrals.map((c) => centralMessages(c.url)))).reduce((x, y) => x + y, 0);
+      const got = (await counters()).reduce((x, y) => x + (y?.messages ?? 0), 0);
       if (got >= statusMessages) break;
       const el = (performance.now() - tAbsorb) / 1000;
       if (el - lastNote >= 10) { lastNote = el; progress(`central has taken in ${got} of ${statusMessages} status messages`); }
@@ -135,14 +208,29 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     }
     const statusAbsorbSeconds = (performance.now() - tAbsorb) / 1000 + fleet.statusSeconds;
     progress(`central took in the ${statusMessages} status messages ${statusAbsorbSeconds.toFixed(1)} s after they were published`);
+    // Received is not stored: with an asynchronous store (PostgreSQL) messages queue in central behind
+    // the store, and events sent now would queue behind them.
+    for (lastNote = 0; ;) {
+      const stored = (await Promise.all(readers.map(statusRowsStored))).reduce((x, y) => x + y, 0);
+      if (stored >= statusMessages) break;
+      const el = (performance.now() - tAbsorb) / 1000;
+      if (el - lastNote >= 10) { lastNote = el; progress(`the store has ${stored} of ${statusMessages} statuses applied`); }
+      if (el > STATUS_WAIT_SEC) throw new Error(`the store had only ${stored} of ${statusMessages} statuses applied after ${STATUS_WAIT_SEC} s`);
+      await sleep(500);
+    }
+    const statusStoredSeconds = (performance.now() - tAbsorb) / 1000 + fleet.statusSeconds;
+    progress(`the ${statusMessages} statuses were in the store ${statusStoredSeconds.toFixed(1)} s after they were published`);
     await sleep(1000);
-    const baseline = centrals.map((c) => readStore(c.dataDir, runId));
+    const baseline = await Promise.all(readers.map((r) => readStore(r, runId)));
+    const countersBefore = await counters(5);
+    await pg?.resetStatements();
 
     // ── the measured window ──
     const meters = centrals.map((c) => new ProcMeter(`central-${c.index + 1}`, c.pid));
     const mosqMeter = mosqPid ? new ProcMeter('mosquitto', mosqPid) : null;
+    const pgMeter = pg ? new TreeMeter('postgres', pg.postmasterPid, pgProcessKind) : null;
     const self = new ProcMeter('generator', process.pid);
-    const all = [...meters, ...(mosqMeter ? [mosqMeter] : []), self];
+    const all = [...meters, ...(mosqMeter ? [mosqMeter] : []), ...(pgMeter ? [pgMeter] : []), self];
     for (const m of all) m.begin();
     const busy0 = machineBusySec();
     const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -151,6 +239,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     progress(`sending ${offeredPerSec.toFixed(1)} events/s for ${a.seconds} s`);
     const timeline: LoadResult['timeline'] = [];
     let lastCpu = meters.map((m) => m.cpuSec());
+    let lastPgCpu = pgMeter?.cpuSec() ?? 0;
     let lastT = Date.now();
     let lastSeries = 0;
     const sampler = setInterval(() => { for (const m of all) m.sample(); }, 1000);
@@ -165,18 +254,26 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
       const now = Date.now();
       const cpuNow = meters.map((m) => m.cpuSec());
       // CPU of all centrals together in this window (% of one core).
-      const cpu = (100 * cpuNow.reduce((s, c, i) => s + (c - lastCpu[i]!), 0)) / Math.max(0.001, (now - lastT) / 1000);
+      const dt = Math.max(0.001, (now - lastT) / 1000);
+      const cpu = (100 * cpuNow.reduce((s, c, i) => s + (c - lastCpu[i]!), 0)) / dt;
+      const pgCpuNow = pgMeter?.cpuSec() ?? 0;
+      const pgCpu = pgMeter ? Math.round((100 * (pgCpuNow - lastPgCpu)) / dt) : undefined;
       lastCpu = cpuNow;
+      lastPgCpu = pgCpuNow;
       lastT = now;
-      const row = { t: el, sent: f.sent.length, alerts: rc.byEvent.size, backlog: f.sent.length + f.inFlight - rc.byEvent.size, p95Ms: quantiles(window).p95, centralCpuPercent: Number.isFinite(cpu) ? Math.round(cpu) : null };
+      const row = {
+        t: el, sent: f.sent.length, alerts: rc.byEvent.size, backlog: f.sent.length + f.inFlight - rc.byEvent.size, p95Ms: quantiles(window).p95,
+        centralCpuPercent: Number.isFinite(cpu) ? Math.round(cpu) : null, ...(pgMeter ? { postgresCpuPercent: pgCpu } : {}),
+      };
       timeline.push(row);
-      progress(`t=${el}s sent ${row.sent} alerts ${row.alerts} backlog ${row.backlog} p95 ${row.p95Ms ?? '–'} ms central cpu ${row.centralCpuPercent ?? '–'}%`);
+      progress(`t=${el}s sent ${row.sent} alerts ${row.alerts} backlog ${row.backlog} p95 ${row.p95Ms ?? '–'} ms central cpu ${row.centralCpuPercent ?? '–'}%${pgMeter ? ` postgres cpu ${pgCpu}%` : ''}`);
     };
     const sendStart = Date.now();
     await fleet.run(a.seconds, a.drainSeconds * 1000, tick);
     const sendEnd = Date.now();
     for (const m of all) m.sample();
     const cpuWindow = all.map((m) => m.result());
+    const pgWindow = pgMeter?.result() ?? null;
     const busy = machineBusySec() - busy0;
     loop.disable();
 
@@ -196,7 +293,13 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     for (const m of all) m.sample();
 
     // ── count ──
-    const stores: StoreFigures[] = centrals.map((c) => readStore(c.dataDir, runId));
+    const stores = await Promise.all(readers.map((r) => readStore(r, runId)));
+    const countersAfter = await counters(5);
+    const statements = (await pg?.topStatements(8)) ?? { top: [], calls: 0, totalMs: 0 };
+    const counted = centrals.map((_, i) => {
+      const b = countersBefore[i], e = countersAfter[i];
+      return b && e ? { events: e.events - b.events, duplicates: e.duplicates - b.duplicates } : null;
+    });
     const where = new Map<string, number>();
     for (const s of stores) for (const id of s.events.keys()) where.set(id, (where.get(id) ?? 0) + 1);
     const notStored = sentIds.filter((id) => !where.has(id)).length;
@@ -213,20 +316,32 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     }));
     const dashUnionLost = sentIds.filter((id) => !dashboards.some((d) => d.byEvent.has(id))).length;
     const eventsStored = where.size;
-    const instances = centrals.map((c, i) => {
+    const instances: LoadResult['instances'] = centrals.map((c, i) => {
       const r = meters[i]!.result();
       const w = cpuWindow[i]!;
+      // with SQLite store i is this instance's own; the shared store is not any one instance's
+      const own = pg ? null : { now: stores[i]!, before: baseline[i]! };
+      const grown = (f: (s: StoreFigures) => number) => (own ? f(own.now) - f(own.before) : null);
       return {
-        instance: i + 1, pid: c.pid, events: stores[i]!.events.size, cpuPercent: w.cpuPercent, rssMB: r.rssMB, maxRssMB: r.maxRssMB,
-        dbBytes: stores[i]!.dbBytes, dbGrowthBytes: stores[i]!.dbBytes - baseline[i]!.dbBytes,
-        snapshotBytes: stores[i]!.snapshotBytes - baseline[i]!.snapshotBytes, deliveries: stores[i]!.deliveries - baseline[i]!.deliveries,
-        mqttDeliveriesPending: stores[i]!.mqttDeliveriesPending, logProblems: logProblems(c.logFile),
+        instance: i + 1, pid: c.pid, events: own ? own.now.events.size : counted[i]?.events ?? null, eventsFrom: own ? 'store' : 'metrics',
+        newEventsCounted: counted[i]?.events ?? null, duplicatesIgnored: counted[i]?.duplicates ?? null,
+        cpuPercent: w.cpuPercent, rssMB: r.rssMB, maxRssMB: r.maxRssMB,
+        dbBytes: own?.now.dbBytes ?? null, dbGrowthBytes: grown((s) => s.dbBytes),
+        snapshotBytes: grown((s) => s.snapshotBytes), deliveries: grown((s) => s.deliveries),
+        mqttDeliveriesPending: own?.now.mqttDeliveriesPending ?? null, logProblems: logProblems(c.logFile),
       };
     });
+    const total = (f: (s: StoreFigures) => number, of = stores) => of.reduce((t, s) => t + f(s), 0);
+    const totalGrowth = (f: (s: StoreFigures) => number) => total(f) - total(f, baseline);
+    const store: LoadResult['store'] = {
+      kind: a.store, shared: pg !== null, poolSize: pg ? a.poolSize : null,
+      dbBytes: total((s) => s.dbBytes), dbGrowthBytes: totalGrowth((s) => s.dbBytes),
+      snapshotBytes: totalGrowth((s) => s.snapshotBytes), snapshotFileBytes: totalGrowth((s) => s.snapshotFileBytes), snapshotFiles: totalGrowth((s) => s.snapshotFiles),
+      deliveries: totalGrowth((s) => s.deliveries), mqttDeliveriesPending: total((s) => s.mqttDeliveriesPending),
+      walGrowthBytes: pg ? totalGrowth((s) => s.walBytes ?? 0) : null,
+    };
     const ours = cpuWindow.reduce((s, c) => s + (c.cpuPercent ?? 0), 0);
     const machineCpu = (100 * busy) / Math.max(0.001, (sendEnd - sendStart) / 1000);
-    const dbGrowth = instances.reduce((s, x) => s + x.dbGrowthBytes, 0);
-    const snapGrowth = instances.reduce((s, x) => s + x.snapshotBytes, 0);
     const recipientDup = dups(recipient);
     const lost = Math.max(recipientLost, notStored, dashUnionLost) + fleet.failed.length;
     const duplicated = recipientDup + inSeveral + dashResults.reduce((s, d) => s + d.duplicated, 0);
@@ -235,11 +350,12 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
       startedAt,
       central: { dir: centralDir, commit },
       machine: { cores: availableParallelism(), node: process.version, loadAvgBefore, loadAvgAfter: loadAvg(), otherProcessesCpuPercent: Math.max(0, Math.round(machineCpu - ours)) },
-      params: { sites: a.sites, camerasPerSite: a.camerasPerSite, eventsPerSitePerMin: a.eventsPerSitePerMin, seconds: a.seconds, instances: a.instances, statsInterval: a.statsInterval, snapshotWidth: a.snapshotWidth, drainSeconds: a.drainSeconds, connectConcurrency: a.connectConcurrency },
+      params: { sites: a.sites, camerasPerSite: a.camerasPerSite, eventsPerSitePerMin: a.eventsPerSitePerMin, seconds: a.seconds, instances: a.instances, store: a.store, poolSize: a.poolSize, statsInterval: a.statsInterval, snapshotWidth: a.snapshotWidth, drainSeconds: a.drainSeconds, connectConcurrency: a.connectConcurrency },
       setup: {
         hashSeconds: r1(city.hashSeconds), brokerAccounts: auth.accounts, users: city.users, mosquittoStartSeconds: r1(mosquittoStartSeconds),
+        postgresStartSeconds: pg ? r1(pg.startSeconds) : null,
         centralStartSeconds: centrals.map((c) => r1(c.startSeconds)), sitesConnectSeconds: r1(fleet.connectSeconds), statusPublishSeconds: r1(fleet.statusSeconds),
-        statusMessages, statusAbsorbSeconds: r1(statusAbsorbSeconds),
+        statusMessages, statusAbsorbSeconds: r1(statusAbsorbSeconds), statusStoredSeconds: r1(statusStoredSeconds),
         totalSeconds: r1((sendStart - wallStart) / 1000),
       },
       snapshots: { source: snaps.source, width: snaps.width, height: snaps.height, bytesPerEvent: snaps.meanBytesPerEvent },
@@ -249,7 +365,8 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
       sent: { events: fleet.sent.length, stats: fleet.statsSent, failed: fleet.failed.length, unacked: fleet.inFlight, messages: fleet.messages, bytes: fleet.bytes, pubackMs: quantiles(fleet.sent.map((e) => e.ackMs ?? 0)) },
       ingested: {
         events: eventsStored, eventsPerSec: ingestPerSec === null ? null : r1(ingestPerSec), notStored, inSeveralInstances: inSeveral,
-        withoutAnnotatedSnapshot: stores.reduce((s, x) => s + x.eventsWithoutAnnotated, 0), withoutCleanSnapshot: stores.reduce((s, x) => s + x.eventsWithoutClean, 0),
+        withoutAnnotatedSnapshot: total((s) => s.eventsWithoutAnnotated), withoutCleanSnapshot: total((s) => s.eventsWithoutClean),
+        duplicatesIgnored: counted.every((c) => c) ? counted.reduce((t, c) => t + c!.duplicates, 0) : null,
       },
       recipient: { alerts: recipient.byEvent.size, lost: recipientLost, duplicated: recipientDup, invalid: recipient.invalid, latencyMs: quantiles(recipient.latencies) },
       dashboards: dashResults,
@@ -258,22 +375,24 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
       lost,
       duplicated,
       instances,
+      store,
+      postgres: pg && pgMeter && pgWindow ? {
+        pid: pg.postmasterPid, processes: pgWindow.processes, cpuPercent: pgWindow.cpuPercent, cpuPercentByKind: pgWindow.byKind,
+        pssMB: pgMeter.result().rssMB, maxPssMB: pgMeter.result().maxRssMB, logProblems: pg.logProblems(), topStatements: statements.top, statements: { calls: statements.calls, execMs: statements.totalMs },
+      } : null,
       mosquitto: { pid: mosqPid, cpuPercent: cpuWindow.find((c) => c.name === 'mosquitto')?.cpuPercent ?? null, rssMB: mq?.rssMB ?? 0, maxRssMB: mq?.maxRssMB ?? 0 },
       generator: { cpuPercent: cpuWindow.find((c) => c.name === 'generator')?.cpuPercent ?? 0, maxRssMB: self.result().maxRssMB, eventLoopDelayP99Ms: r1(loop.percentile(99) / 1e6) },
       storage: {
-        dbBytesPer10kEvents: eventsStored ? Math.round((dbGrowth / eventsStored) * 10_000) : null,
-        snapshotBytesPer10kEvents: eventsStored ? Math.round((snapGrowth / eventsStored) * 10_000) : null,
+        dbBytesPer10kEvents: eventsStored ? Math.round((store.dbGrowthBytes / eventsStored) * 10_000) : null,
+        snapshotBytesPer10kEvents: eventsStored ? Math.round((store.snapshotBytes / eventsStored) * 10_000) : null,
       },
       timeline,
       ...(a.keep ? { runDir: dir } : {}),
     };
     return result;
   } finally {
-    for (const d of dashboards) d.close();
-    await recipient?.close().catch(() => {});
-    await fleet?.close().catch(() => {});
-    for (const c of centrals) await c.stop().catch(() => null);
-    if (mosq) await disposeMosquitto(mosq).catch(() => {});
-    if (!a.keep) rmSync(dir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup();
   }
 }

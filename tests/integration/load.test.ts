@@ -36,6 +36,9 @@ describe('load generator', () => {
     expect(() => parseLoadArgs(['--seconds'])).toThrow(/^--seconds: expected a value/);
     expect(() => parseLoadArgs(['--sites', '5', '--sites', '6'])).toThrow(/given twice/);
     expect(() => parseLoadArgs(['--frobnicate'])).toThrow(/unknown argument "--frobnicate"/);
+    expect(parseLoadArgs([])).toMatchObject({ store: 'sqlite', poolSize: 10 });
+    expect(parseLoadArgs(['--store', 'postgres', '--pool-size', '4'])).toMatchObject({ store: 'postgres', poolSize: 4 });
+    expect(() => parseLoadArgs(['--store', 'mysql'])).toThrow(/^--store: expected "sqlite" or "postgres" \(got "mysql"\)/);
   });
 
   it('refuses a bad command line with exit 2, one line naming the flag and the usage; --help prints the usage', async () => {
@@ -98,12 +101,34 @@ describe('load generator', () => {
     expect(r.recipient).toMatchObject({ alerts: 20, lost: 0, duplicated: 0 });
     expect(r.ingested).toMatchObject({ events: 20, notStored: 0, inSeveralInstances: 0 });
     // Each central has its own SQLite store: the events are split between them, and so are the dashboards.
-    expect(r.instances.map((x) => x.events).reduce((a, b) => a + b, 0)).toBe(20);
+    expect(r.instances.map((x) => x.events ?? NaN).reduce((a, b) => a + b, 0)).toBe(20);
     expect(r.dashboards.map((d) => d.alerts).reduce((a, b) => a + b, 0)).toBe(20);
     for (const d of r.dashboards) {
       expect(d.alerts).toBeGreaterThan(0);
       expect(d.alerts).toBeLessThan(20);
       expect(d.duplicated).toBe(0);
     }
+  });
+
+  it('two centrals on one shared PostgreSQL (--store postgres): every event stored once, alerted once, on every dashboard', { timeout: 150_000 }, async () => {
+    const { code, stdout, stderr } = await cli(['--sites', '20', '--cameras-per-site', '2', '--events-per-site-per-min', '6', '--seconds', '10', '--instances', '2', '--store', 'postgres', '--stats-interval', '5', '--drain-seconds', '30', '--json'], 150_000);
+    expect(code, stderr.slice(-2000)).toBe(0);
+    const r = JSON.parse(stdout) as LoadResult;
+    expect(r.params).toMatchObject({ instances: 2, store: 'postgres' });
+    expect(r.sent).toMatchObject({ events: 20, failed: 0, unacked: 0 });
+    expect(r.lost).toBe(0);
+    expect(r.duplicated).toBe(0);
+    // one events table: each sent event is in it exactly once, with both its snapshots
+    expect(r.ingested).toMatchObject({ events: 20, notStored: 0, inSeveralInstances: 0, withoutAnnotatedSnapshot: 0, withoutCleanSnapshot: 0, duplicatesIgnored: 0 });
+    expect(r.store).toMatchObject({ kind: 'postgres', shared: true, mqttDeliveriesPending: 0 });
+    expect(r.store.snapshotFiles).toBe(20 * 2); // in the one shared files directory
+    // the instances' own counts of the events they stored add up to the events in the database: none stored twice
+    expect(r.instances.map((x) => x.eventsFrom)).toEqual(['metrics', 'metrics']);
+    expect(r.instances.map((x) => x.events ?? NaN).reduce((a, b) => a + b, 0)).toBe(20);
+    expect(r.recipient).toMatchObject({ alerts: 20, lost: 0, duplicated: 0, invalid: 0 });
+    // each instance forwards its live feed to the others (LISTEN/NOTIFY): every dashboard gets every alert once
+    expect(r.dashboards).toHaveLength(2);
+    for (const d of r.dashboards) expect(d).toMatchObject({ alerts: 20, lost: 0, duplicated: 0, error: null });
+    expect(isNum(r.postgres?.cpuPercent) && r.postgres!.processes > 1 && isNum(r.storage.dbBytesPer10kEvents)).toBe(true);
   });
 });
