@@ -11,6 +11,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { childLog } from '../../common/log.js';
+
+const log = childLog({ mod: 'central.store' });
 
 export type Row = Record<string, unknown>;
 export type Params = readonly unknown[];
@@ -226,7 +229,7 @@ export class PostgresSql implements Sql {
       connectionTimeoutMillis: 10_000,
     });
     // A dropped idle connection (database restart) is replaced on next use; it must not crash central.
-    this.pool.on('error', () => {});
+    this.pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection lost; the pool opens another when needed'));
   }
 
   /**
@@ -298,7 +301,7 @@ export class PostgresSql implements Sql {
         if (client !== c) return;
         client = null;
         onState?.(false, err);
-        c.end().catch(() => {});
+        c.end().catch(() => {}); // the connection is already broken: nothing to learn from closing it
         if (!stopped) retry = setTimeout(connect, 1000);
       };
       c.on('error', lost);

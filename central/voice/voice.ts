@@ -108,7 +108,8 @@ export class VoiceService {
       await this.d.publish(topics(this.d.config.topicPrefix).voiceCommand(req.siteId), JSON.stringify(cmd));
     } catch (err) {
       const why = `broker did not accept it (${(err as Error).message})`;
-      await store.updateVoice(cmd.id, cmd.siteId, 'failed', Date.now(), why).catch(() => {});
+      await store.updateVoice(cmd.id, cmd.siteId, 'failed', Date.now(), why)
+        .catch((e: Error) => log.error({ id: cmd.id, err: e.message }, 'voice command not marked failed'));
       throw new Error(`voice command to site "${req.siteId}" not sent: ${why}`);
     }
     await store.audit({ userId: issuedBy, action: 'voice.send', target: cmd.id, detail: `${content.type}${text ? `: ${text}` : ''}${cameraId ? ` @ ${cameraId}` : ''}`, ip, siteId: req.siteId });
