@@ -130,16 +130,6 @@ export class Notifier {
     }
   }
 
-  /** Alert these users (dashboard + MQTT) at this escalation level. */
-  async alertUsers(event: EventView, users: UserRecord[], level: number): Promise<void> {
-    if (users.length) this.dispatch(await this.record(event, users, [], level));
-  }
-
-  /** The office's robots (township office, district, city group chats). */
-  async alertOffice(event: EventView, office: OfficeRecord, level: number): Promise<void> {
-    this.dispatch(await this.record(event, [], [office], level));
-  }
-
   private recipientAlert(row: DeliveryRow, e: EventView): RecipientAlert {
     // Plain text: an app or SMS gateway shows it as it is (the snapshot link is its own field).
     const { title, facts, en } = alertText({ event: e, level: row.level, snapshotUrl: this.snapshotUrl(e) }, this.d.config.timezone);

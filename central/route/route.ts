@@ -53,11 +53,6 @@ export class Router {
     return OFFICE_LEVEL + (await this.offices(siteId)).length - 1;
   }
 
-  /** A new event was stored: alert the first level (or all, for mode "all"). */
-  async onNewEvent(eventId: string): Promise<void> {
-    (await this.planNew(eventId))();
-  }
-
   /**
    * The first alerts of a new event: their delivery rows are written now — inside the caller's
    * transaction when ingest stores the event, so an event is never stored without its first

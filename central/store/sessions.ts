@@ -76,11 +76,6 @@ export class SessionRows {
     [key, at, max, at + lockMs, at, windowMs, at, windowMs, at, at, windowMs, max, at + lockMs, at, windowMs]);
   }
 
-  async setFailure(key: string, f: LoginFailureRow): Promise<void> {
-    await this.sql.run(`INSERT INTO login_failures (key, failures, first_at, locked_until) VALUES (?, ?, ?, ?)
-      ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, first_at = excluded.first_at, locked_until = excluded.locked_until`, [key, f.failures, f.firstAt, f.lockedUntil]);
-  }
-
   async clearFailure(key: string): Promise<void> {
     await this.sql.run('DELETE FROM login_failures WHERE key = ?', [key]);
   }

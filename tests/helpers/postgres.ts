@@ -8,8 +8,6 @@ import { inject } from 'vitest';
 import type { StoreConfig } from '../../central/config/schema.js';
 import { createDatabase, type PgCluster } from '../../scripts/load/postgres.js';
 
-export { pgStart, pgStop, type PgCluster } from '../../scripts/load/postgres.js';
-
 declare module 'vitest' {
   export interface ProvidedContext {
     pgCluster: PgCluster | null;
