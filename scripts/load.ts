@@ -4,8 +4,10 @@
  *
  *   npm run load -- --sites N --cameras-per-site C --events-per-site-per-min R --seconds S [--instances M] [--store sqlite|postgres] [--json]
  *
- * Exit 0 when every sent event was stored and alerted once, 1 when any was lost or duplicated,
- * 2 for a bad command line.
+ * Faults (--kill-instance-at, --db-down-at) and escalations (--escalate-after) in the same run: see --help.
+ *
+ * Exit 0 when every sent event was stored and alerted once (and, with --escalate-after, every due
+ * event escalated exactly once), 1 when any was lost or duplicated, 2 for a bad command line.
  */
 import { ArgsError, parseLoadArgs, USAGE } from './load/args.js';
 import { runLoad, type LoadResult, type Quantiles } from './load/run.js';
@@ -33,6 +35,12 @@ function table(r: LoadResult): string {
     `mosquitto: CPU ${r.mosquitto.cpuPercent ?? '–'} %, RSS ${r.mosquitto.rssMB} MB (max ${r.mosquitto.maxRssMB}); generator: CPU ${r.generator.cpuPercent} %, RSS max ${r.generator.maxRssMB} MB, event-loop delay p99 ${r.generator.eventLoopDelayP99Ms} ms; other processes ${r.machine.otherProcessesCpuPercent ?? '–'} %`,
     `storage per 10,000 events: database ${mib(r.storage.dbBytesPer10kEvents)} MiB${r.store.walGrowthBytes !== null && r.ingested.events ? ` (WAL written ${mib((r.store.walGrowthBytes / r.ingested.events) * 10_000)} MiB)` : ''}, snapshots ${r.storage.snapshotBytesPer10kEvents === null ? '–' : (r.storage.snapshotBytesPer10kEvents / 2 ** 20).toFixed(0)} MiB`,
   ];
+  const k = r.faults.kill;
+  if (k) lines.push(`fault: central ${k.instance} (pid ${k.pid}) SIGKILLed at t=${k.atSec} s, ${k.backAfterSec === null ? `did NOT come back${k.error ? ` (${k.error})` : ''}` : `back ${k.backAfterSec} s later (pid ${k.restartedPid}); its dashboard's session after the restart: ${k.dashboardResumeStatus === 200 ? 'still logged in' : `HTTP ${k.dashboardResumeStatus}`}`}`);
+  const db = r.faults.dbDown;
+  if (db) lines.push(`fault: PostgreSQL stopped at t=${db.atSec} s for ${db.downSec} s${db.error ? `; restart FAILED: ${db.error}` : ` (stop ${db.stopMs} ms, start ${db.startMs} ms); its CPU above is until the stop`}`);
+  const e = r.escalations;
+  if (e) lines.push(`escalations (vice-principal after ${e.afterSec} s): ${e.due} tier-2 events due, ${e.once} escalated once, ${e.missed} missed, ${e.twice} more than once, ${e.deliveryRowsTwice} vice-principal deliveries made twice (${e.notDueYet} not due yet)`);
   if (r.runDir) lines.push(`run directory kept: ${r.runDir}`);
   return lines.join('\n') + '\n';
 }
@@ -56,7 +64,9 @@ async function main(): Promise<number> {
   const progress = (m: string) => process.stderr.write(`load [${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${m}\n`);
   const r = await runLoad(args, progress);
   process.stdout.write(args.json ? `${JSON.stringify(r)}\n` : table(r));
-  return r.lost === 0 && r.duplicated === 0 ? 0 : 1;
+  const e = r.escalations;
+  const escalatedOnce = !e || (e.missed === 0 && e.twice === 0 && e.deliveryRowsTwice === 0);
+  return r.lost === 0 && r.duplicated === 0 && escalatedOnce ? 0 : 1;
 }
 
 main().then((code) => process.exit(code), (err: Error) => {

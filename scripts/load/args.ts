@@ -21,6 +21,13 @@ phone (MQTT, persistent session) and a dashboard (HTTP login + /api/stream) coun
   --snapshot-width W           snapshot width in px, 16:9, JPEG q80 as the agent makes them (160-1920, default 640)
   --drain-seconds D            after sending, how long to wait for everything to arrive (1-600, default 60)
   --connect-concurrency K      site connections opened at a time (1-2000, default 100)
+  --escalate-after E           tier-2 events not acknowledged escalate to the vice-principal after E seconds (routing.tier2.viceAfterMin;
+                               default: central's 30 min, none in a run); the result counts each due event's escalations
+  --kill-instance-at T         SIGKILL the last central T seconds into sending, and start it again --restart-after R seconds
+                               later (as its service manager would); its dashboard then resumes with the same session cookie
+  --restart-after R            seconds the killed central stays down (1-600, default 10)
+  --db-down-at T               with --store postgres: stop PostgreSQL (immediate mode, connections cut) T seconds into sending
+  --db-down-seconds D          and start it again D seconds later (1-600, default 10)
   --central-dir DIR            run central from this checkout (e.g. \`git archive HEAD | tar -x -C DIR\` with node_modules
                                linked in) instead of this working tree, so a measurement pins one commit
   --json                       one JSON object on stdout instead of the table
@@ -47,6 +54,11 @@ export const LoadArgsSchema = z.strictObject({
   snapshotWidth: num(160, 1920, true).default(640),
   drainSeconds: num(1, 600).default(60),
   connectConcurrency: num(1, 2000, true).default(100),
+  escalateAfter: num(1, 3600).optional(),
+  killInstanceAt: num(0, 3600).optional(),
+  restartAfter: num(1, 600).default(10),
+  dbDownAt: num(0, 3600).optional(),
+  dbDownSeconds: num(1, 600).default(10),
   centralDir: z.string().min(1).optional(),
   json: z.boolean().default(false),
   keep: z.boolean().default(false),
@@ -65,6 +77,11 @@ const FLAGS: Record<string, keyof LoadArgs> = {
   '--snapshot-width': 'snapshotWidth',
   '--drain-seconds': 'drainSeconds',
   '--connect-concurrency': 'connectConcurrency',
+  '--escalate-after': 'escalateAfter',
+  '--kill-instance-at': 'killInstanceAt',
+  '--restart-after': 'restartAfter',
+  '--db-down-at': 'dbDownAt',
+  '--db-down-seconds': 'dbDownSeconds',
   '--central-dir': 'centralDir',
 };
 const SWITCHES: Record<string, keyof LoadArgs> = { '--json': 'json', '--keep': 'keep' };
@@ -99,5 +116,11 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs | { help: true 
     const key = String(first.path[0] ?? '');
     throw new ArgsError(`${flagOf[key] ?? key}: ${first.message} (got "${String(raw[key])}")${r.error.issues.length > 1 ? `; ${formatIssues(r.error.issues.slice(1))}` : ''}`);
   }
-  return r.data;
+  const d = r.data;
+  // faults must fall inside the sending window, and a database outage needs the database the tool runs
+  for (const [key, at] of [['killInstanceAt', d.killInstanceAt], ['dbDownAt', d.dbDownAt]] as const) {
+    if (at !== undefined && at >= d.seconds) throw new ArgsError(`${flagOf[key]}: ${at} s is not within the ${d.seconds} s of sending (--seconds)`);
+  }
+  if (d.dbDownAt !== undefined && d.store !== 'postgres') throw new ArgsError('--db-down-at: needs --store postgres (the tool restarts the PostgreSQL cluster it started)');
+  return d;
 }

@@ -61,6 +61,11 @@ export interface Dashboard extends Arrivals {
   updates: number;
   connected: boolean;
   error: string | null;
+  /**
+   * Opens the stream again with the same session cookie (after its central restarted): the HTTP
+   * status of the new stream, 200 when the session was still valid.
+   */
+  resume(): Promise<number>;
   close(): void;
 }
 
@@ -71,12 +76,16 @@ export async function startDashboard(base: string, username: string, password: s
   });
   if (!login.ok) throw new Error(`dashboard login as ${username} at ${base}: HTTP ${login.status} ${await login.text()}`);
   const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
-  const ctl = new AbortController();
-  const res = await fetch(`${base}/api/stream`, { headers: { Cookie: cookie, Accept: 'text/event-stream' }, signal: ctl.signal });
-  if (!res.ok || !res.body) throw new Error(`dashboard stream at ${base}: HTTP ${res.status}`);
-  const d: Dashboard = Object.assign(newArrivals(), { updates: 0, connected: true, error: null as string | null, close: () => ctl.abort() });
-  const decoder = new TextDecoder();
-  let buf = '';
+  let ctl = new AbortController();
+  const d: Dashboard = Object.assign(newArrivals(), {
+    updates: 0, connected: false, error: null as string | null,
+    close: () => ctl.abort(),
+    resume: async () => {
+      ctl.abort();
+      ctl = new AbortController();
+      return open();
+    },
+  });
   const onBlock = (block: string) => {
     let name = 'message';
     const data: string[] = [];
@@ -90,21 +99,33 @@ export async function startDashboard(base: string, username: string, password: s
     if (!r.success) { d.invalid++; return; }
     note(d, r.data.id, r.data.raisedAt);
   };
-  void (async () => {
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(chunk, { stream: true });
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          onBlock(buf.slice(0, i));
-          buf = buf.slice(i + 2);
+  const open = async (): Promise<number> => {
+    const signal = ctl.signal;
+    const res = await fetch(`${base}/api/stream`, { headers: { Cookie: cookie, Accept: 'text/event-stream' }, signal });
+    if (!res.ok || !res.body) return res.status;
+    d.connected = true;
+    d.error = null;
+    void (async () => {
+      const decoder = new TextDecoder();
+      let buf = '';
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += decoder.decode(chunk, { stream: true });
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            onBlock(buf.slice(0, i));
+            buf = buf.slice(i + 2);
+          }
         }
+      } catch (err) {
+        if (!signal.aborted) d.error = (err as Error).message;
+      } finally {
+        if (!signal.aborted) d.connected = false;
       }
-    } catch (err) {
-      if (!ctl.signal.aborted) d.error = (err as Error).message;
-    } finally {
-      d.connected = false;
-    }
-  })();
+    })();
+    return res.status;
+  };
+  const status = await open();
+  if (status !== 200) throw new Error(`dashboard stream at ${base}: HTTP ${status}`);
   return d;
 }

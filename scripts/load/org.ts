@@ -88,8 +88,10 @@ export interface InstanceFiles {
 /**
  * Central's config file for instance `i` (JSON, which is YAML), checked with central's own parser first.
  * `store`: the shared PostgreSQL store, the same for every instance; without it SQLite in `dataDir`.
+ * `escalateAfterSec`: tier-2 events not acknowledged reach the vice-principal after so many seconds
+ * (the inspectors only after 10 hours: one escalation per event in a run), checked every second.
  */
-export function writeCentralConfig(dir: string, city: City, i: number, o: { brokerUrl: string; httpPort: number; shared: boolean; store?: StoreConfig }): InstanceFiles {
+export function writeCentralConfig(dir: string, city: City, i: number, o: { brokerUrl: string; httpPort: number; shared: boolean; store?: StoreConfig; escalateAfterSec?: number }): InstanceFiles {
   const dataDir = path.join(dir, `central-${i + 1}`);
   const cfg: CentralConfigInput = {
     dataDir,
@@ -100,6 +102,9 @@ export function writeCentralConfig(dir: string, city: City, i: number, o: { brok
       clientId: `bk-central-load-${i + 1}`, ...(o.shared ? { sharedGroup: 'bk-load' } : {}),
     },
     org: city.org,
+    ...(o.escalateAfterSec ? {
+      routing: { checkIntervalSec: 1, tier2: { mode: 'escalate', viceAfterMin: o.escalateAfterSec / 60, inspectorAfterMin: 600, rectifyWithinHours: 72, webhook: 'on_inspector' } },
+    } : {}),
   };
   parseCentralConfig(cfg, `central-${i + 1}.yaml`);
   const configFile = path.join(dir, `central-${i + 1}.yaml`);

@@ -3,7 +3,7 @@
  * a temporary directory, `pg_ctl` on a free 127.0.0.1 port, password (SCRAM) authentication, its
  * directory removed by `stop()`. Not for production: fsync is off.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -27,10 +27,13 @@ function binDir(): string {
 }
 
 /** initdb refuses to run as root: the cluster then belongs to the package's `postgres` user. */
-function asOwner(cmd: string, args: string[]): string {
+function ownerCommand(cmd: string, args: string[]): [string, string[]] {
   const bin = path.join(binDir(), cmd);
-  const root = userInfo().uid === 0;
-  return execFileSync(root ? 'runuser' : bin, root ? ['-u', 'postgres', '--', bin, ...args] : args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return userInfo().uid === 0 ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+}
+function asOwner(cmd: string, args: string[]): string {
+  const [file, argv] = ownerCommand(cmd, args);
+  return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 async function freePort(): Promise<number> {
@@ -70,15 +73,38 @@ export async function startPgCluster(): Promise<PgCluster & { stop(): void }> {
   };
 }
 
+const startArgs = (c: Pick<PgCluster, 'dataDir' | 'port'>) => [
+  '-D', c.dataDir, '-o', `-p ${c.port} -c listen_addresses=127.0.0.1 -k ${path.dirname(c.dataDir)} -c fsync=off -c max_connections=200`,
+  '-l', path.join(path.dirname(c.dataDir), 'log'), '-w', '-t', '30', 'start',
+];
+const stopArgs = (c: Pick<PgCluster, 'dataDir'>) => ['-D', c.dataDir, '-m', 'immediate', '-w', 'stop'];
+
 /** Starts the cluster (again, after pgStop) and waits until it accepts connections. */
 export function pgStart(c: Pick<PgCluster, 'dataDir' | 'port'>): void {
-  const opts = `-p ${c.port} -c listen_addresses=127.0.0.1 -k ${path.dirname(c.dataDir)} -c fsync=off -c max_connections=200`;
-  asOwner('pg_ctl', ['-D', c.dataDir, '-o', opts, '-l', path.join(path.dirname(c.dataDir), 'log'), '-w', '-t', '30', 'start']);
+  asOwner('pg_ctl', startArgs(c));
 }
 
 /** Stops the cluster at once (connections are cut, as in a crash of the database server's host). */
 export function pgStop(c: Pick<PgCluster, 'dataDir'>): void {
-  asOwner('pg_ctl', ['-D', c.dataDir, '-m', 'immediate', '-w', 'stop']);
+  asOwner('pg_ctl', stopArgs(c));
+}
+
+/**
+ * pgStop, `downMs` later pgStart, without blocking the event loop (the load tool keeps sending
+ * meanwhile). Resolves once the cluster accepts connections again, with how long each step took.
+ */
+export async function pgOutage(c: Pick<PgCluster, 'dataDir' | 'port'>, downMs: number): Promise<{ stopMs: number; startMs: number }> {
+  const pgCtl = (args: string[]) => new Promise<void>((resolve, reject) => {
+    const [file, argv] = ownerCommand('pg_ctl', args);
+    execFile(file, argv, (err, _out, stderr) => (err ? reject(new Error(`pg_ctl ${args.at(-1)}: ${stderr || err.message}`)) : resolve()));
+  });
+  let t = performance.now();
+  await pgCtl(stopArgs(c));
+  const stopMs = performance.now() - t;
+  await new Promise((r) => setTimeout(r, downMs));
+  t = performance.now();
+  await pgCtl(startArgs(c));
+  return { stopMs, startMs: performance.now() - t };
 }
 
 /** A new database in the cluster; returns its URL (without the password). */

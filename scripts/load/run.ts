@@ -15,8 +15,9 @@ import { makeSnapshots } from './jpeg.js';
 import { startDashboard, startRecipient, type Arrivals, type Dashboard, type Recipient } from './observers.js';
 import { CENTRAL_ENV, makeCity, writeCentralConfig, writeMosquittoAuth } from './org.js';
 import { findPid, loadAvg, machineBusySec, ProcMeter, TreeMeter } from './proc.js';
-import { pgProcessKind, readStore, sqliteReader, startSharedPostgres, statusRowsStored, type SharedPostgres, type Statement, type StoreFigures, type StoreReader } from './store.js';
+import { pgProcessKind, readEscalations, readStore, type EscalationFigures, sqliteReader, startSharedPostgres, statusRowsStored, type SharedPostgres, type Statement, type StoreFigures, type StoreReader } from './store.js';
 import { connectSites, type SiteFleet } from './sites.js';
+import { Faults, type FaultResults } from './faults.js';
 
 export interface Quantiles { n: number; p50: number | null; p95: number | null; p99: number | null; max: number | null }
 
@@ -81,6 +82,8 @@ export interface LoadResult {
     cpuPercent: number | null; rssMB: number; maxRssMB: number;
     dbBytes: number | null; dbGrowthBytes: number | null; snapshotBytes: number | null; deliveries: number | null; mqttDeliveriesPending: number | null;
     logProblems: Record<string, number>;
+    /** After --kill-instance-at: the process started in its place (CPU over its part of the window). */
+    afterRestart: { pid: number; cpuPercent: number | null; maxRssMB: number } | null;
   }[];
   /** The stores together (SQLite: summed over the instances' files; PostgreSQL: the one database and files directory). */
   store: {
@@ -104,6 +107,10 @@ export interface LoadResult {
   generator: { cpuPercent: number; maxRssMB: number; eventLoopDelayP99Ms: number };
   storage: { dbBytesPer10kEvents: number | null; snapshotBytesPer10kEvents: number | null };
   timeline: { t: number; sent: number; alerts: number; backlog: number; p95Ms: number | null; centralCpuPercent: number | null; postgresCpuPercent?: number | null }[];
+  /** What --kill-instance-at / --db-down-at did and when (seconds into sending); null fields: not asked for. */
+  faults: FaultResults;
+  /** With --escalate-after: every due tier-2 event escalated exactly once? null without it. */
+  escalations: (EscalationFigures & { afterSec: number }) | null;
   runDir?: string;
 }
 
@@ -171,7 +178,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
 
     const env = { [CENTRAL_ENV.user]: city.central.username, [CENTRAL_ENV.pass]: city.central.password, ...pg?.env };
     for (let i = 0; i < a.instances; i++) {
-      const files = writeCentralConfig(dir, city, i, { brokerUrl: mosq.url, httpPort: await freePort(), shared: a.instances > 1, store: pg?.config });
+      const files = writeCentralConfig(dir, city, i, { brokerUrl: mosq.url, httpPort: await freePort(), shared: a.instances > 1, store: pg?.config, escalateAfterSec: a.escalateAfter });
       const c = await startCentralProc(i, files, env, centralDir);
       centrals.push(c);
       progress(`central ${i + 1} of ${a.instances} ready in ${c.startSeconds.toFixed(1)} s (pid ${c.pid}, ${c.url})`);
@@ -243,8 +250,19 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     let lastT = Date.now();
     let lastSeries = 0;
     const sampler = setInterval(() => { for (const m of all) m.sample(); }, 1000);
+    const restartedMeters = new Map<number, ProcMeter>();
+    const faults = new Faults(a, {
+      centrals, dashboards, pg, env, centralDir, progress,
+      onRestarted: (c) => {
+        const m = new ProcMeter(`central-${c.index + 1}-restarted`, c.pid);
+        m.begin();
+        restartedMeters.set(c.index, m);
+        all.push(m);
+      },
+    });
     let lastRow = 0;
     const tick = (el: number) => {
+      faults.tick(el);
       if (el - lastRow < 5) return;
       lastRow = el;
       const f = fleet!;
@@ -289,6 +307,17 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     }
     const drainSeconds = drained ? Math.max(0, (Date.now() - sendEnd) / 1000) : null;
     await sleep(1500); // late copies (duplicates) still count
+    const faultResults = await faults.settled();
+    let escalations: LoadResult['escalations'] = null;
+    if (a.escalateAfter !== undefined) {
+      // the last events' escalations come due after the drain: wait for them (3 s past due, as counted)
+      const lastIn = Math.max(0, ...(await Promise.all(readers.map(async (r) => Number(await r.sql.value('SELECT max(received_at) FROM events WHERE id LIKE ?', [`${runId}%`]) ?? 0)))));
+      const wait = lastIn + a.escalateAfter * 1000 + 4000 - Date.now();
+      if (wait > 0) { progress(`waiting ${Math.ceil(wait / 1000)} s for the last escalations to come due`); await sleep(wait); }
+      const per = await Promise.all(readers.map((r) => readEscalations(r, runId, a.escalateAfter! * 1000)));
+      const sum = (k: keyof EscalationFigures) => per.reduce((t, f) => t + f[k], 0);
+      escalations = { afterSec: a.escalateAfter, due: sum('due'), once: sum('once'), missed: sum('missed'), twice: sum('twice'), deliveryRowsTwice: sum('deliveryRowsTwice'), notDueYet: sum('notDueYet') };
+    }
     clearInterval(sampler);
     for (const m of all) m.sample();
 
@@ -298,7 +327,13 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     const statements = (await pg?.topStatements(8)) ?? { top: [], calls: 0, totalMs: 0 };
     const counted = centrals.map((_, i) => {
       const b = countersBefore[i], e = countersAfter[i];
-      return b && e ? { events: e.events - b.events, duplicates: e.duplicates - b.duplicates } : null;
+      if (!b || !e) return null;
+      // a restarted instance counts from 0 again: what it had counted before the kill, plus the new process's
+      const k = faultResults.kill;
+      if (k && k.instance === i + 1 && k.restartedPid !== null) {
+        return k.countersAtKill ? { events: k.countersAtKill.events - b.events + e.events, duplicates: k.countersAtKill.duplicates - b.duplicates + e.duplicates } : null;
+      }
+      return { events: e.events - b.events, duplicates: e.duplicates - b.duplicates };
     });
     const where = new Map<string, number>();
     for (const s of stores) for (const id of s.events.keys()) where.set(id, (where.get(id) ?? 0) + 1);
@@ -329,6 +364,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
         dbBytes: own?.now.dbBytes ?? null, dbGrowthBytes: grown((s) => s.dbBytes),
         snapshotBytes: grown((s) => s.snapshotBytes), deliveries: grown((s) => s.deliveries),
         mqttDeliveriesPending: own?.now.mqttDeliveriesPending ?? null, logProblems: logProblems(c.logFile),
+        afterRestart: restartedMeters.has(i) ? (({ pid, cpuPercent, maxRssMB }) => ({ pid, cpuPercent, maxRssMB }))(restartedMeters.get(i)!.result()) : null,
       };
     });
     const total = (f: (s: StoreFigures) => number, of = stores) => of.reduce((t, s) => t + f(s), 0);
@@ -350,7 +386,11 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
       startedAt,
       central: { dir: centralDir, commit },
       machine: { cores: availableParallelism(), node: process.version, loadAvgBefore, loadAvgAfter: loadAvg(), otherProcessesCpuPercent: Math.max(0, Math.round(machineCpu - ours)) },
-      params: { sites: a.sites, camerasPerSite: a.camerasPerSite, eventsPerSitePerMin: a.eventsPerSitePerMin, seconds: a.seconds, instances: a.instances, store: a.store, poolSize: a.poolSize, statsInterval: a.statsInterval, snapshotWidth: a.snapshotWidth, drainSeconds: a.drainSeconds, connectConcurrency: a.connectConcurrency },
+      params: {
+        sites: a.sites, camerasPerSite: a.camerasPerSite, eventsPerSitePerMin: a.eventsPerSitePerMin, seconds: a.seconds, instances: a.instances, store: a.store, poolSize: a.poolSize,
+        statsInterval: a.statsInterval, snapshotWidth: a.snapshotWidth, drainSeconds: a.drainSeconds, connectConcurrency: a.connectConcurrency,
+        escalateAfter: a.escalateAfter, killInstanceAt: a.killInstanceAt, restartAfter: a.restartAfter, dbDownAt: a.dbDownAt, dbDownSeconds: a.dbDownSeconds,
+      },
       setup: {
         hashSeconds: r1(city.hashSeconds), brokerAccounts: auth.accounts, users: city.users, mosquittoStartSeconds: r1(mosquittoStartSeconds),
         postgresStartSeconds: pg ? r1(pg.startSeconds) : null,
@@ -387,6 +427,8 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
         snapshotBytesPer10kEvents: eventsStored ? Math.round((store.snapshotBytes / eventsStored) * 10_000) : null,
       },
       timeline,
+      faults: faultResults,
+      escalations,
       ...(a.keep ? { runDir: dir } : {}),
     };
     return result;

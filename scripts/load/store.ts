@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import type { StoreConfig } from '../../central/config/schema.js';
 import { PostgresSql, SqliteSql, type Sql } from '../../central/store/sql.js';
 import { CENTRAL_ENV } from './org.js';
-import { createDatabase, pgStart, pgStop, startPgCluster } from './postgres.js';
+import { createDatabase, pgOutage, pgStart, pgStop, startPgCluster } from './postgres.js';
 
 export interface StoreFigures {
   /** Event ids stored with their received_at. */
@@ -91,6 +91,40 @@ export async function statusRowsStored(r: StoreReader): Promise<number> {
   return (await n('sites', 'id')) + (await n('cameras', 'site_id'));
 }
 
+/** What became of the run's tier-2 escalations (--escalate-after): each due event escalated exactly once? */
+export interface EscalationFigures {
+  /** Tier-2 events whose escalation time (received + the delay, + 3 s for the 1 s check) had passed when counted. */
+  due: number;
+  once: number;
+  /** Due and never escalated. */
+  missed: number;
+  /** Escalated more than once (any event of the run, due or not). */
+  twice: number;
+  /** (event, recipient, channel) with more than one level-1 delivery row: the vice-principal alerted twice. */
+  deliveryRowsTwice: number;
+  /** Not yet due when counted (left out of the above). */
+  notDueYet: number;
+}
+
+export async function readEscalations(r: StoreReader, eventPrefix: string, afterMs: number, at = Date.now()): Promise<EscalationFigures> {
+  const rows = await r.sql.all<{ received_at: number; n: number }>(
+    `SELECT e.received_at, (SELECT count(*) FROM event_history h WHERE h.event_id = e.id AND h.action = 'escalated') AS n
+       FROM events e WHERE e.id LIKE ? AND e.severity = 2`, [`${eventPrefix}%`]);
+  const f: EscalationFigures = { due: 0, once: 0, missed: 0, twice: 0, deliveryRowsTwice: 0, notDueYet: 0 };
+  for (const row of rows) {
+    const n = Number(row.n);
+    if (n > 1) f.twice++;
+    if (Number(row.received_at) + afterMs + 3000 > at) { f.notDueYet++; continue; }
+    f.due++;
+    if (n === 1) f.once++;
+    else if (n === 0) f.missed++;
+  }
+  f.deliveryRowsTwice = Number(await r.sql.value(
+    `SELECT count(*) FROM (SELECT event_id FROM deliveries WHERE event_id LIKE ? AND level = 1
+       GROUP BY event_id, recipient_id, channel HAVING count(*) > 1) AS twice`, [`${eventPrefix}%`]));
+  return f;
+}
+
 export interface Statement { query: string; calls: number; totalMs: number; meanMs: number; rows: number }
 
 export interface SharedPostgres {
@@ -107,6 +141,8 @@ export interface SharedPostgres {
   resetStatements(): Promise<void>;
   /** The statements that took the most server time since the reset, and all of them together. */
   topStatements(n: number): Promise<{ top: Statement[]; calls: number; totalMs: number }>;
+  /** Stops the cluster at once (connections cut) and starts it `downMs` later (--db-down-at). */
+  outage(downMs: number): Promise<{ stopMs: number; startMs: number }>;
   /** Closes the tool's connection and removes the cluster (`keepLogIn`: copy its log there first). */
   stop(keepLogIn?: string): Promise<void>;
 }
@@ -140,6 +176,7 @@ export async function startSharedPostgres(runDir: string, poolSize: number): Pro
       postmasterPid: Number(readFileSync(path.join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]),
       startSeconds: (performance.now() - t0) / 1000,
       logProblems: () => pgLogProblems(logFile),
+      outage: (downMs) => pgOutage(cluster, downMs),
       resetStatements: async () => { await sql.value('SELECT pg_stat_statements_reset()'); },
       topStatements: async (n) => {
         const all = (await sql.get<{ calls: number; total: number }>('SELECT coalesce(sum(calls), 0) AS calls, coalesce(sum(total_exec_time), 0) AS total FROM pg_stat_statements'))!;

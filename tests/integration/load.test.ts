@@ -39,6 +39,9 @@ describe('load generator', () => {
     expect(parseLoadArgs([])).toMatchObject({ store: 'sqlite', poolSize: 10 });
     expect(parseLoadArgs(['--store', 'postgres', '--pool-size', '4'])).toMatchObject({ store: 'postgres', poolSize: 4 });
     expect(() => parseLoadArgs(['--store', 'mysql'])).toThrow(/^--store: expected "sqlite" or "postgres" \(got "mysql"\)/);
+    expect(parseLoadArgs(['--seconds', '60', '--kill-instance-at', '20', '--escalate-after', '15'])).toMatchObject({ killInstanceAt: 20, restartAfter: 10, escalateAfter: 15 });
+    expect(() => parseLoadArgs(['--seconds', '60', '--kill-instance-at', '60'])).toThrow(/^--kill-instance-at: 60 s is not within the 60 s of sending/);
+    expect(() => parseLoadArgs(['--seconds', '60', '--db-down-at', '10'])).toThrow(/^--db-down-at: needs --store postgres/);
   });
 
   it('refuses a bad command line with exit 2, one line naming the flag and the usage; --help prints the usage', async () => {
@@ -131,4 +134,25 @@ describe('load generator', () => {
     for (const d of r.dashboards) expect(d).toMatchObject({ alerts: 20, lost: 0, duplicated: 0, error: null });
     expect(isNum(r.postgres?.cpuPercent) && r.postgres!.processes > 1 && isNum(r.storage.dbBytesPer10kEvents)).toBe(true);
   });
+
+  it('faults in one run on PostgreSQL: an instance SIGKILLed and restarted, the database down 3 s; nothing lost, every escalation once, still logged in', { timeout: 180_000 }, async () => {
+    const { code, stdout, stderr } = await cli(['--sites', '20', '--cameras-per-site', '2', '--events-per-site-per-min', '12', '--seconds', '20', '--instances', '2', '--store', 'postgres',
+      '--stats-interval', '5', '--drain-seconds', '40', '--escalate-after', '3', '--kill-instance-at', '4', '--restart-after', '3', '--db-down-at', '12', '--db-down-seconds', '3', '--json'], 180_000);
+    expect([0, 1], stderr.slice(-2000)).toContain(code);
+    const r = JSON.parse(stdout) as LoadResult;
+    expect(r.faults.kill).toMatchObject({ instance: 2, atSec: 4, error: null, dashboardResumeStatus: 200 });
+    expect(r.faults.kill!.restartedPid).not.toBe(r.faults.kill!.pid);
+    expect(r.faults.dbDown).toMatchObject({ atSec: 12, downSec: 3, error: null });
+    // every event stored once and at the phone; an alert sent just before the kill may come twice (at least once)
+    expect(r.sent).toMatchObject({ events: 80, failed: 0, unacked: 0 });
+    expect(r.ingested).toMatchObject({ events: 80, notStored: 0, withoutAnnotatedSnapshot: 0, withoutCleanSnapshot: 0 });
+    expect(r.lost).toBe(0);
+    expect(r.recipient).toMatchObject({ alerts: 80, lost: 0 });
+    expect(r.recipient.duplicated).toBeLessThanOrEqual(2);
+    expect(r.instances.map((x) => x.events ?? NaN).reduce((a, b) => a + b, 0)).toBe(80);
+    // 8 of 10 kinds are tier 2: every one of them escalated to the vice-principal exactly once
+    expect(r.escalations).toMatchObject({ afterSec: 3, due: 64, once: 64, missed: 0, twice: 0, deliveryRowsTwice: 0, notDueYet: 0 });
+    expect(code).toBe(r.recipient.duplicated === 0 ? 0 : 1);
+  });
 });
+
