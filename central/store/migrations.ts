@@ -3,9 +3,16 @@
  * PostgreSQL's (millisecond timestamps need BIGINT there, AUTOINCREMENT is an identity column).
  */
 import type { Sql } from './sql.js';
+import { backfillUserSites } from './user-sites.js';
+
+/**
+ * DDL, or DDL and then a data step for what portable SQL cannot do (the dialects read JSON
+ * differently); the step runs on the executor, inside the migration's transaction.
+ */
+type Migration = string | { ddl: string; data(sql: Sql): Promise<void> };
 
 /** Each migration runs once, in order, inside one transaction with the others pending; `schema_version` records the last one. */
-const MIGRATIONS: string[] = [
+const MIGRATIONS: Migration[] = [
   /* 1 */ `
   CREATE TABLE districts (id TEXT PRIMARY KEY, name TEXT NOT NULL, webhooks TEXT NOT NULL DEFAULT '[]');
   CREATE TABLE schools (id TEXT PRIMARY KEY, name TEXT NOT NULL, district_id TEXT NOT NULL REFERENCES districts(id));
@@ -107,6 +114,17 @@ const MIGRATIONS: string[] = [
   ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
   ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;
   `,
+  /* 7: a site's recipients by index, not by reading every user's site_ids (central/store/user-sites.ts) */ {
+    ddl: `
+  CREATE TABLE user_sites (
+    user_id TEXT NOT NULL REFERENCES users(id), site_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, site_id)
+  );
+  CREATE INDEX user_sites_site ON user_sites(site_id, user_id);
+  CREATE INDEX users_school ON users(school_id);
+  `,
+    data: backfillUserSites,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -130,7 +148,9 @@ export async function migrate(sql: Sql): Promise<number> {
     if (!row) await sql.run('INSERT INTO schema_version (version) VALUES (0)');
     if (version > MIGRATIONS.length) throw new Error(`central's database schema version ${version} is newer than this program (${MIGRATIONS.length})`);
     while (version < MIGRATIONS.length) {
-      await sql.exec(forDialect(MIGRATIONS[version]!, sql.dialect.name));
+      const m = MIGRATIONS[version]!;
+      await sql.exec(forDialect(typeof m === 'string' ? m : m.ddl, sql.dialect.name));
+      if (typeof m !== 'string') await m.data(sql);
       await sql.run('UPDATE schema_version SET version = ?', [++version]);
     }
     return version;

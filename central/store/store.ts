@@ -18,6 +18,7 @@ import type { Sql } from './sql.js';
 import { ClipStore, clipView } from './clips.js';
 import { SessionRows } from './sessions.js';
 import { PublicRecords } from './public-record.js';
+import { syncUserSites, writeUserSites } from './user-sites.js';
 import {
   CoreError,
   type AuditEntry, type AuditInput, type CameraRecord, type CameraView, type CentralStore, type DeliveryChannel,
@@ -205,7 +206,11 @@ export class Store implements CentralStore {
         await u(x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null,
           x.passwordHash, x.mqttPasswordHash ?? null, x.lang, x.townshipId ?? null, x.cityId ?? null);
       }
+      await syncUserSites(this.sql, org.users.map((x) => ({ id: x.id, siteIds: x.siteIds ?? [] })));
     });
+    // PostgreSQL plans by its statistics, which a freshly loaded table lacks until autovacuum gets to
+    // it: meanwhile it guessed "few managers" and scanned every user per event (twice the old cost).
+    if (this.sql.dialect.name === 'postgres') await this.sql.exec('ANALYZE users, user_sites');
   }
 
   // ---------------------------------------------------------------- users
@@ -252,13 +257,20 @@ export class Store implements CentralStore {
   async recipients(siteId: string, roles: readonly Role[]): Promise<UserRecord[]> {
     const ctx = await this.siteContext(siteId);
     if (!ctx) return [];
-    // In SQL: reading every user per event cost 22 ms at 4,000 users (docs/scale.md).
-    const d = this.sql.dialect, inRoles = d.inList('role', roles);
-    // A text match first: parsing every manager's JSON list per event was PostgreSQL's largest cost
-    // under load (docs/scale.md); the JSON test then rules out look-alikes (`_` matches any character).
-    const rows = await this.sql.all<Row>(`SELECT * FROM users WHERE disabled = 0 AND ${inRoles.sql} AND (
-        (role = 'canteen_manager' AND CASE WHEN users.site_ids LIKE ? THEN ${d.jsonArrayHas('users.site_ids')} ELSE FALSE END) OR
-        (role = 'vice_principal' AND school_id = ?)) ORDER BY id`, [...inRoles.params, `%"${siteId}"%`, siteId, ctx.school.id]);
+    // Index lookups, one per role asked for: testing every manager's JSON site list per event grew
+    // with the users and was PostgreSQL's largest cost under load (docs/scale.md). user_sites mirrors
+    // users.site_ids (central/store/user-sites.ts).
+    const parts: string[] = [], params: unknown[] = [];
+    if (roles.includes('canteen_manager')) {
+      parts.push(`SELECT u.* FROM user_sites us JOIN users u ON u.id = us.user_id WHERE us.site_id = ? AND u.role = 'canteen_manager' AND u.disabled = 0`);
+      params.push(siteId);
+    }
+    if (roles.includes('vice_principal')) {
+      parts.push(`SELECT * FROM users WHERE school_id = ? AND role = 'vice_principal' AND disabled = 0`);
+      params.push(ctx.school.id);
+    }
+    if (!parts.length) return [];
+    const rows = await this.sql.all<Row>(`${parts.join(' UNION ALL ')} ORDER BY id`, params);
     return rows.map((r) => this.publicUser(this.userFrom(r)));
   }
 
@@ -849,6 +861,7 @@ export class Store implements CentralStore {
             mqtt_password_hash = excluded.mqtt_password_hash, lang = excluded.lang, disabled = excluded.disabled,
             township_id = excluded.township_id, city_id = excluded.city_id`, [x.id, x.username, x.name, x.role, JSON.stringify(x.siteIds ?? []), x.schoolId ?? null, x.districtId ?? null, x.passwordHash, x.mqttPasswordHash ?? null, x.lang, disabled ? 1 : 0,
               x.townshipId ?? null, x.cityId ?? null]);
+          await writeUserSites(self.sql, x.id, x.siteIds ?? []);
           return x.id;
         }
       }
@@ -896,6 +909,7 @@ export class Store implements CentralStore {
             await self.sql.run('DELETE FROM cameras WHERE site_id = ? AND id = ?', [s, c]);
           } else {
             if (kind === 'sites') (await self.sql.run('DELETE FROM cameras WHERE site_id = ?', [id]));
+            if (kind === 'users') await writeUserSites(self.sql, id, []); // its rows reference it
             await self.sql.run(`DELETE FROM ${kind} WHERE id = ?`, [id]);
           }
           await self.audit({ userId: actor.id, action: `org.${kind}.delete`, target: id });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { SCHEMA_VERSION } from '../../central/store/migrations.js';
 import { openStore } from '../../central/store/open.js';
 import type { Store } from '../../central/store/store.js';
-import type { StoreConfig } from '../../central/config/schema.js';
+import type { Role, StoreConfig } from '../../central/config/schema.js';
 import { parseCentralConfig } from '../../central/config/load.js';
 import { CoreError } from '../../central/store/types.js';
 import { eventMsg, hashes, jpeg, orgConfig } from '../integration/central-fixture.js';
@@ -174,5 +174,71 @@ describe('central store (real database)', () => {
     expect((rejected[0]!.reason as CoreError).code).toBe('conflict');
     const d = (await store.event(await store.scopeOf(await u('u-admin')), 'e-race'))!;
     expect(d.history.filter((h) => h.action === 'acknowledged')).toHaveLength(1);
+  });
+});
+
+describe('central store: a site\'s recipients follow the users\' site lists (user_sites)', () => {
+  const both = ['canteen_manager', 'vice_principal'] as const;
+  const ids = async (s: Store, siteId: string, roles: readonly Role[] = both) => (await s.recipients(siteId, roles)).map((x) => x.id);
+  const dirs: string[] = [];
+  afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+  const fresh = async () => {
+    const d = mkdtempSync(path.join(tmpdir(), 'bk-store-us-'));
+    dirs.push(d);
+    const config = await testStore();
+    return { d, config, store: await orgStore(d, config) };
+  };
+
+  it('the org API and syncOrg change who is told about a site, in the same write', async () => {
+    const { d, store } = await fresh();
+    try {
+      expect(await ids(store, 'site-a')).toEqual(['u-mgr', 'u-vp']);
+      expect(await ids(store, 'site-a', ['canteen_manager'])).toEqual(['u-mgr']);
+      expect(await ids(store, 'site-a', ['vice_principal'])).toEqual(['u-vp']);
+      expect(await ids(store, 'site-a', [])).toEqual([]);
+      expect(await ids(store, 'site-b')).toEqual(['u-vp']);
+      const admin = (await store.user('u-admin'))!;
+      const mgr = { id: 'u-mgr', username: 'mgr', name: 'u-mgr', role: 'canteen_manager' as const };
+      // moved from site-a to site-b: stops hearing about a, starts hearing about b
+      await store.org.update(admin, 'users', 'u-mgr', { ...mgr, siteIds: ['site-b'] });
+      expect(await ids(store, 'site-a')).toEqual(['u-vp']);
+      expect(await ids(store, 'site-b')).toEqual(['u-mgr', 'u-vp']);
+      await store.org.create(admin, 'users', { id: 'u-mgr2', username: 'mgr2', name: 'u-mgr2', role: 'canteen_manager', siteIds: ['site-c', 'site-a'], passwordHash: (await store.userByUsername('mgr'))!.passwordHash });
+      expect(await ids(store, 'site-c')).toEqual(['u-mgr2']);
+      expect(await ids(store, 'site-a')).toEqual(['u-mgr2', 'u-vp']);
+      await store.org.update(admin, 'users', 'u-mgr2', { id: 'u-mgr2', username: 'mgr2', name: 'u-mgr2', role: 'canteen_manager', siteIds: ['site-c'], disabled: true });
+      expect(await ids(store, 'site-c')).toEqual([]); // disabled users are told nothing
+      await store.org.remove(admin, 'users', 'u-mgr2');
+      expect(await store.sql.value('SELECT COUNT(*) FROM user_sites WHERE user_id = ?', ['u-mgr2'])).toBe(0);
+      // a failed update changes neither the user nor the table
+      await expect(store.org.update(admin, 'users', 'u-mgr', { ...mgr, siteIds: ['site-c', 'no-such-site'] })).rejects.toThrow(/existing siteIds/);
+      expect(await ids(store, 'site-b')).toEqual(['u-mgr', 'u-vp']);
+      // the config wins at the next start: syncOrg writes the user's sites again
+      const base = await orgConfig(await hashes());
+      const org = { ...base, users: base.users.map((x) => (x.id === 'u-mgr' ? { ...x, siteIds: ['site-a', 'site-c'] } : x)) };
+      await store.syncOrg(parseCentralConfig({ dataDir: d, broker: { mode: 'embedded' }, org }).org);
+      expect(await ids(store, 'site-a')).toEqual(['u-mgr', 'u-vp']);
+      expect(await ids(store, 'site-b')).toEqual(['u-vp']);
+      expect(await ids(store, 'site-c')).toEqual(['u-mgr']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a database migrated from version 6 gets user_sites from its users\' site_ids, before any syncOrg', async () => {
+    const { d, config, store } = await fresh();
+    // back to version 6, with a site list written the way version 6 wrote it
+    await store.sql.exec('DROP TABLE user_sites; DROP INDEX users_school; UPDATE schema_version SET version = 6');
+    await store.sql.run('UPDATE users SET site_ids = ? WHERE id = ?', [JSON.stringify(['site-b', 'site-c']), 'u-mgr']);
+    await store.close();
+    const again = await openStore({ dataDir: d, store: config });
+    try {
+      expect(await again.sql.value('SELECT version FROM schema_version')).toBe(SCHEMA_VERSION);
+      expect(await ids(again, 'site-a')).toEqual(['u-vp']);
+      expect(await ids(again, 'site-b')).toEqual(['u-mgr', 'u-vp']);
+      expect(await ids(again, 'site-c')).toEqual(['u-mgr']);
+    } finally {
+      await again.close();
+    }
   });
 });
