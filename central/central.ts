@@ -2,7 +2,7 @@
 import { childLog } from '../common/log.js';
 import { Bus } from './bus.js';
 import path from 'node:path';
-import { connectCentralMqtt, type CentralMqtt } from './broker/client.js';
+import { connectCentralMqtt, defaultCentralClientId, type CentralMqtt } from './broker/client.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.js';
 import type { CentralConfig } from './config/schema.js';
 import type { Central, CentralMetrics } from './core.js';
@@ -59,30 +59,18 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
       username = u; password = p; caFile = config.broker.caFile; sharedGroup = config.broker.sharedGroup;
     }
 
-    let ingest: Ingest | null = null;
-    const pending: [string, Buffer][] = [];
-    const mqtt = await connectCentralMqtt({
-      url, username, password, caFile, sharedGroup, prefix: config.topicPrefix, clientId: config.broker.clientId,
-      onMessage: (topic, payload) => (ingest ? ingest.handle(topic, payload) : pending.push([topic, payload])),
-      ready: () => ingest?.ready() ?? null,
-    });
-    cleanup.unshift(async () => {
-      await mqtt.close();
-      if (!ingest) return;
-      // no more messages come: store the ones received before the store closes (a store that is
-      // down gets 10 s; messages still waiting then are logged as not stored)
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([ingest.idle(), new Promise((r) => { timer = setTimeout(r, 10_000); })]);
-      clearTimeout(timer);
-      ingest.stop();
-      await ingest.idle();
-    });
-    const publish = (topic: string, payload: string) => mqtt.publish(topic, payload, { qos: 1 });
+    // Ingest exists before the broker connection: a persistent session's queued messages come right
+    // after CONNACK, and each QoS 1 message is handled before the next packet (the SUBACK among
+    // them) is read, so nothing may wait for the connection to handle one. Publishing waits for it.
+    const clientId = config.broker.clientId ?? defaultCentralClientId();
+    let connected!: (m: CentralMqtt) => void;
+    const mqttReady = new Promise<CentralMqtt>((r) => { connected = r; });
+    const publish = async (topic: string, payload: string) => (await mqttReady).publish(topic, payload, { qos: 1 });
 
-    const notifier = new Notifier({ store, bus, config, publish, post: opts.post, instance: mqtt.clientId });
+    const notifier = new Notifier({ store, bus, config, publish, post: opts.post, instance: clientId });
     const router = new Router({ store, notifier, config });
     const voice = new VoiceService({ store, bus, config, publish });
-    ingest = new Ingest({
+    const ingest = new Ingest({
       store, bus, prefix: config.topicPrefix,
       maxJsonBytes: config.ingest.maxJsonBytes, maxSnapshotBytes: config.ingest.maxSnapshotBytes,
       insertOpts: (m) => router.insertOpts(m),
@@ -100,7 +88,22 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
         };
       },
     });
-    for (const [t, p] of pending.splice(0)) ingest.handle(t, p);
+    const mqtt = await connectCentralMqtt({
+      url, username, password, caFile, sharedGroup, prefix: config.topicPrefix, clientId,
+      onMessage: (topic, payload) => ingest.handle(topic, payload),
+      ready: () => ingest.ready(),
+    });
+    connected(mqtt);
+    cleanup.unshift(async () => {
+      await mqtt.close();
+      // no more messages come: store the ones received before the store closes (a store that is
+      // down gets 10 s; messages still waiting then are logged as not stored)
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ingest.idle(), new Promise((r) => { timer = setTimeout(r, 10_000); })]);
+      clearTimeout(timer);
+      ingest.stop();
+      await ingest.idle();
+    });
     const retention = new Ticker('clip retention', async () => {
       const r = await store.clips.enforceRetention(config.clips);
       if (r.clips) log.info({ ...r, ...config.clips }, 'clip retention: expired the oldest clips');
@@ -113,7 +116,6 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
     cleanup.unshift(async () => { await router.stop(); await notifier.stop(); });
 
     let stopped = false;
-    const ing = ingest;
     const central: CentralInternals = {
       config,
       store,
@@ -128,7 +130,7 @@ export async function startCentral(config: CentralConfig, opts: { post?: typeof 
         publicKeyPem: voice.publicKeyPem,
       },
       metrics: async (): Promise<CentralMetrics> => {
-        const { messages, rejected, duplicates, events, snapshots, clips } = ing.counters;
+        const { messages, rejected, duplicates, events, snapshots, clips } = ingest.counters;
         const t0 = performance.now();
         const deliveries = await store.deliveryCounts();
         const storeQuerySeconds = (performance.now() - t0) / 1000;

@@ -41,8 +41,12 @@ export interface CentralMqttOptions {
   clientId?: string;
   /** Reconnect back-off bounds (ms); tests shorten them. */
   reconnect?: { minMs?: number; maxMs?: number };
-  onMessage(topic: string, payload: Buffer): void;
-  /** Resolves when central may take the next message (null: now); until then the broker holds them. */
+  /**
+   * Takes one message. The promise it returns settles once the message is handled (stored, or
+   * rejected): a QoS 1 message is acknowledged only then.
+   */
+  onMessage(topic: string, payload: Buffer): Promise<void>;
+  /** Resolves when central may take the next QoS 0 message (null: now); until then the broker holds them. */
   ready?(): Promise<void> | null;
 }
 
@@ -79,10 +83,13 @@ export async function connectCentralMqtt(o: CentralMqttOptions): Promise<Central
     connectTimeout: 10_000,
     ca: o.caFile ? readFileSync(o.caFile) : undefined,
   });
-  client.on('message', (topic, payload) => o.onMessage(topic, payload));
-  // mqtt.js reads the next packet (and acknowledges this one) when handleMessage calls back
-  client.handleMessage = (_packet, done) => {
-    const wait = o.ready?.();
+  // mqtt.js acknowledges a packet and reads the next one when handleMessage calls back. A QoS 1
+  // message is acknowledged once it is stored, so that a central killed before that loses nothing
+  // (the broker sends it again, to this worker's session or another in the group); MQTT acknowledges
+  // in order, so these are taken one at a time. QoS 0 (stats) only waits while ingest is behind.
+  client.handleMessage = (packet, done) => {
+    const handled = o.onMessage(packet.topic, packet.payload as Buffer);
+    const wait = packet.qos > 0 ? handled : o.ready?.();
     if (wait) void wait.then(() => done(), () => done());
     else done();
   };

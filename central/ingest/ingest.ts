@@ -3,7 +3,8 @@
  * with a logged reason (topic + zod path) and counted; nothing a site sends can stop ingest.
  * The store is asynchronous, so the messages of one site go through a promise chain of their own and
  * are handled in arrival order (a snapshot after its event, a status after the one before); sites
- * run in parallel.
+ * run in parallel. The broker client acknowledges a QoS 1 message once `handle` has settled and only
+ * then reads the next packet, so handling must never wait for the broker (a publish's PUBACK).
  */
 import { childLog } from '../../common/log.js';
 import {
@@ -75,11 +76,14 @@ export class Ingest {
     log.warn({ topic, reason, ...extra }, 'message rejected');
   }
 
-  /** Never throws; the message is handled after the earlier ones of its site (see `idle`). */
-  handle(topic: string, payload: Buffer): void {
+  /**
+   * Never throws or rejects; the message is handled after the earlier ones of its site (see `idle`),
+   * and the promise resolves once it is (stored, or rejected with a logged reason).
+   */
+  handle(topic: string, payload: Buffer): Promise<void> {
     this.counters.messages++;
     const t = parseSiteTopic(topic, this.d.prefix);
-    if (!t) return this.reject(topic, 'unknown topic');
+    if (!t) { this.reject(topic, 'unknown topic'); return Promise.resolve(); }
     this.pending++;
     const tail: Promise<void> = (this.chains.get(t.siteId) ?? Promise.resolve())
       .then(() => this.untilStored(() => this.dispatch(topic, t, payload)))
@@ -90,6 +94,7 @@ export class Ingest {
         if (--this.pending <= LOW_WATER && this.drained) { this.drained.resolve(); this.drained = null; }
       });
     this.chains.set(t.siteId, tail);
+    return tail;
   }
 
   /**

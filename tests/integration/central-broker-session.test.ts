@@ -121,7 +121,7 @@ describe('central client on an external Mosquitto', () => {
   const connectCentral = (got: string[], clientId: string, sharedGroup: string) => connectCentralMqtt({
     url: mosq.url, username: 'central', password: 'x', prefix: 'bk/v1', sharedGroup, clientId,
     reconnect: { minMs: 200, maxMs: 1000 },
-    onMessage: (_topic, payload) => got.push(payload.toString()),
+    onMessage: async (_topic, payload) => { got.push(payload.toString()); },
   }).then((c) => { centrals.push(c); return c; });
 
   it('the default client id is stable per host and worker', () => {
@@ -171,7 +171,7 @@ describe('central client on an external Mosquitto', () => {
     const c = await connectCentralMqtt({
       url: mosq.url, username: 'central', password: 'x', prefix: 'bk/v1', clientId: 'bk-central-test-3',
       reconnect: { minMs: 2500, maxMs: 2500 }, // central comes back after the site has published
-      onMessage: (_topic, payload) => got.push(payload.toString()),
+      onMessage: async (_topic, payload) => { got.push(payload.toString()); },
     });
     centrals.push(c);
     expect(c.filters[0]).toBe('bk/v1/site/+/event');
@@ -195,4 +195,26 @@ describe('central client on an external Mosquitto', () => {
     await until(() => got.length >= 3, 3000, 'the queued messages').catch(() => {});
     expect(got.sort()).toEqual(['while-down-1', 'while-down-2', 'while-down-3']);
   });
+
+  it('a QoS 1 message is acknowledged only once handled: a central that dies before that gets it again when it comes back', async () => {
+    const first: string[] = [];
+    // the first central never finishes handling (its store hangs), then its connection drops as in a SIGKILL
+    const dying = await connectCentralMqtt({
+      url: mosq.url, username: 'central', password: 'x', prefix: 'bk/v1', sharedGroup: 'g5', clientId: 'bk-central-test-5',
+      reconnect: { minMs: 60_000, maxMs: 60_000 },
+      onMessage: (_topic, payload) => { first.push(payload.toString()); return new Promise<void>(() => {}); },
+    });
+    const site = await client(mosq.url, { clientId: 'site-s5' });
+    others.push(site);
+    await site.publishAsync(T.event('s5'), 'in-flight', { qos: 1 });
+    await until(() => first.length === 1, 3000, 'the first delivery');
+    (dying.client as unknown as { stream: { destroy(): void } }).stream.destroy();
+    dying.client.end(true);
+    const got: string[] = [];
+    await connectCentral(got, 'bk-central-test-5', 'g5');
+    await until(() => got.length >= 1, 5000, 'the redelivery').catch(() => {});
+    expect(got).toEqual(['in-flight']);
+    expect(first).toEqual(['in-flight']); // the first central took it in but never acknowledged it
+  });
 });
+
