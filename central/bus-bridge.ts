@@ -47,6 +47,7 @@ export function bridgeBus(bus: Bus, sql: PostgresSql, store: Store): () => Promi
   };
   // One chain keeps the other instances' updates in the order they arrived.
   let chain = Promise.resolve();
+  let interrupted = false;
   const stop = sql.listen(CHANNEL, (payload) => {
     let w: Wire;
     try { w = JSON.parse(payload) as Wire; } catch { return; }
@@ -57,7 +58,16 @@ export function bridgeBus(bus: Bus, sql: PostgresSql, store: Store): () => Promi
       relaying = true;
       try { bus.emit(w.n, d as never); } finally { relaying = false; }
     }).catch((err: Error) => log.warn({ name: w.n, err: err.message }, 'live update from another instance dropped'));
-  }, (up, err) => (up ? log.info('listening for other instances\' live updates') : log.warn({ err: err?.message }, 'live updates from other instances interrupted; reconnecting')));
+  }, (up, err) => {
+    if (!up) {
+      interrupted = true;
+      log.warn({ err: err?.message }, 'live updates from other instances interrupted; reconnecting');
+      return;
+    }
+    log.info('listening for other instances\' live updates');
+    // NOTIFYs sent while we were not listening are gone: tell the dashboards to reload
+    if (interrupted) { interrupted = false; bus.emit('resync'); }
+  });
 
   return async () => {
     for (const [n, f] of listeners) bus.off(n, f as never);

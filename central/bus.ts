@@ -21,6 +21,11 @@ export interface BusEvents {
   camera: [CameraView & { siteId: string }];
   /** Voice command sent or its status changed. */
   voice: [VoiceRecord];
+  /**
+   * Live updates may have been missed (the feed from other instances was interrupted and is back):
+   * dashboards reload their lists from the store instead of trusting what they were pushed.
+   */
+  resync: [];
 }
 
 export class Bus extends EventEmitter<BusEvents> {

@@ -1,7 +1,8 @@
 /**
  * `GET /api/stream`: Server-Sent Events forwarding the core's bus, filtered by the user's scope.
  * `alert` goes to the recipients the router picked (others in scope get it as `event`, so their
- * lists still refresh); `event`, `site`, `camera`, `voice` go to everyone whose scope holds the site.
+ * lists still refresh); `event`, `site`, `camera`, `voice` go to everyone whose scope holds the site;
+ * `resync` to everyone when updates may have been missed (the client reloads its lists).
  * A comment line every heartbeat keeps proxies from closing the stream and tells us when the
  * client is gone; the stream ends when the session does.
  */
@@ -70,7 +71,10 @@ export async function openSse(ctx: Ctx, central: Central, sessions: SessionStore
   const voiceView = async (v: VoiceRecord | VoiceView): Promise<VoiceView> =>
     'issuedByName' in v ? v : { ...v, issuedByName: (await central.store.user(v.issuedBy))?.name ?? null };
   const onVoice = (v: VoiceRecord) => deliver(v.siteId, async () => send('voice', await voiceView(v)));
+  // in the chain, so that it comes after what was already on its way
+  const onResync = () => { chain = chain.then(() => send('resync', {})); };
   const bus = central.bus;
+  bus.on('resync', onResync);
   bus.on('alert', onAlert);
   bus.on('event', onEvent);
   bus.on('site', onSite);
@@ -90,6 +94,7 @@ export async function openSse(ctx: Ctx, central: Central, sessions: SessionStore
     ended = true;
     open.n--;
     clearInterval(heartbeat);
+    bus.off('resync', onResync);
     bus.off('alert', onAlert);
     bus.off('event', onEvent);
     bus.off('site', onSite);

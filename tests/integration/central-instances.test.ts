@@ -124,6 +124,13 @@ describe.skipIf(!pgCluster())('two central instances on one PostgreSQL and one M
     await until(() => ids.every((id) => text.includes(id)), 15_000, 'every event on instance b\'s live feed');
     const byA = inst[0]!.core.central.internals.ingest.counters.events - before[0]!;
     expect(byA).toBeGreaterThan(0); // some came over from instance a
+    // the instances' LISTEN connections cut (a database failover would do it): what was NOTIFYed
+    // meanwhile is gone, so once listening again instance b tells its dashboards to reload
+    expect(text).not.toContain('event: resync');
+    const cut = await inst[1]!.core.central.internals.store.sql.all<{ ok: boolean }>(
+      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()");
+    expect(cut.length).toBeGreaterThan(0);
+    await until(() => text.includes('event: resync'), 15_000, 'a resync on instance b\'s live feed');
     await reader.cancel();
     // acknowledged through instance b, seen by instance a
     expect((await onB.json('POST', `/api/events/${ids[0]}/ack`, { note: '已处理' })).status).toBe(200);

@@ -140,8 +140,15 @@ function openStream() {
   const es = new EventSource('/api/stream');
   state.es = es;
   const dot = $('#live-dot');
-  es.onopen = () => { dot.classList.add('on'); dot.title = t('live'); };
+  let missed = false;
+  es.onopen = () => {
+    dot.classList.add('on');
+    dot.title = t('live');
+    // what was pushed while the stream was down is gone: read the lists again
+    if (missed) { missed = false; reloadLists(); }
+  };
   es.onerror = () => {
+    missed = true;
     dot.classList.remove('on');
     dot.title = t('disconnected');
     // A closed stream may mean the session expired: ask once, api() shows the login page on 401.
@@ -153,6 +160,12 @@ function openStream() {
   on('voice', (v) => upsertVoice(v));
   on('site', (s) => updateSite(s));
   on('camera', (c) => updateCamera(c));
+  on('resync', () => reloadLists());
+}
+
+/** Re-reads the views that are lists; views with a form the user may be typing in are left alone. */
+function reloadLists() {
+  if (['alerts', 'overdue', 'sites'].includes(currentRoute().view)) route();
 }
 
 function closeStream() {
