@@ -67,10 +67,10 @@ export class SiteRows {
     return (await this.sites({ userId: 'central', role: 'admin', all: true, siteIds: new Set(), districtIds: new Set() }, siteId))[0] ?? null;
   }
 
-  /** Ingest: returns the updated view, or null for an unknown site. */
+  /** Ingest: the updated view; null for an unknown site or a status not newer than the stored one (the same retained message again). */
   async applySiteStatus(m: SiteStatus): Promise<SiteView | null> {
     const r = (await this.sql.run(`UPDATE sites SET online = ?, status_at = ?, last_seen_at = ${this.sql.dialect.greatest('COALESCE(last_seen_at, 0)', '?')}, agent_version = COALESCE(?, agent_version)
-      WHERE id = ? AND (status_at IS NULL OR status_at <= ?)`, [m.online ? 1 : 0, m.ts, now(), m.agentVersion ?? null, m.siteId, m.ts]));
+      WHERE id = ? AND (status_at IS NULL OR status_at < ?)`, [m.online ? 1 : 0, m.ts, now(), m.agentVersion ?? null, m.siteId, m.ts]));
     if (!r.changes) return null;
     return await this.siteView(m.siteId);
   }
@@ -79,11 +79,16 @@ export class SiteRows {
     const r = (await this.sql.run('UPDATE sites SET stats = ?, last_seen_at = ? WHERE id = ?', [JSON.stringify(stats), now(), siteId]));
     return r.changes ? await this.siteView(siteId) : null;
   }
-  /** Upserts the camera (an agent may know cameras central's config does not list). Out-of-order updates are ignored. */
+  /**
+   * Upserts the camera (an agent may know cameras central's config does not list). Out-of-order
+   * updates are ignored, and so is one with the time already stored: the same retained message again
+   * (every instance gets every status; a restarted one gets them all at once).
+   */
   async applyCameraStatus(m: CameraStatus): Promise<(CameraView & { siteId: string }) | null> {
-    await this.sql.run(`INSERT INTO cameras (site_id, id, name, state, last_frame_at, fps, error, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    const up = await this.sql.run(`INSERT INTO cameras (site_id, id, name, state, last_frame_at, fps, error, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(site_id, id) DO UPDATE SET state = excluded.state, last_frame_at = excluded.last_frame_at, fps = excluded.fps,
-        error = excluded.error, status_at = excluded.status_at WHERE cameras.status_at IS NULL OR cameras.status_at <= excluded.status_at`, [m.siteId, m.cameraId, m.name || m.cameraId, m.state, m.lastFrameAt, m.fps, m.error, m.ts]);
+        error = excluded.error, status_at = excluded.status_at WHERE cameras.status_at IS NULL OR cameras.status_at < excluded.status_at`, [m.siteId, m.cameraId, m.name || m.cameraId, m.state, m.lastFrameAt, m.fps, m.error, m.ts]);
+    if (!up.changes) return null;
     await this.sql.run('UPDATE sites SET last_seen_at = ? WHERE id = ?', [now(), m.siteId]);
     const r = (await this.sql.get('SELECT * FROM cameras WHERE site_id = ? AND id = ?', [m.siteId, m.cameraId])) as Row | undefined;
     return r ? { siteId: m.siteId, ...cameraView(r) } : null;

@@ -175,6 +175,18 @@ describe('central store (real database)', () => {
     const d = (await store.event(await store.scopeOf(await u('u-admin')), 'e-race'))!;
     expect(d.history.filter((h) => h.action === 'acknowledged')).toHaveLength(1);
   });
+  it('a site or camera status is applied once: the same retained message again (another instance, a restart) changes nothing', async () => {
+    const ts = Date.now();
+    const cam = { v: 1, siteId: 'site-a', cameraId: 'cam-status', name: '操作间', state: 'online', lastFrameAt: ts, fps: 2, error: null, ts } as const;
+    expect(await store.applyCameraStatus(cam)).toMatchObject({ siteId: 'site-a', id: 'cam-status' });
+    expect(await store.applyCameraStatus(cam)).toBeNull();
+    expect(await store.applyCameraStatus({ ...cam, ts: ts - 1000, state: 'offline', error: 'old' })).toBeNull(); // out of order
+    expect(await store.applyCameraStatus({ ...cam, ts: ts + 1, fps: 1 })).toMatchObject({ fps: 1 });
+    const site = { v: 1, siteId: 'site-a', online: true, ts } as const;
+    expect(await store.applySiteStatus(site)).toMatchObject({ id: 'site-a', online: true });
+    expect(await store.applySiteStatus(site)).toBeNull();
+    expect(await store.applySiteStatus({ ...site, online: false, ts: ts + 1 })).toMatchObject({ online: false });
+  });
 });
 
 describe('central store: a site\'s recipients follow the users\' site lists (user_sites)', () => {
