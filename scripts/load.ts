@@ -38,7 +38,7 @@ function table(r: LoadResult): string {
   const k = r.faults.kill;
   if (k) lines.push(`fault: central ${k.instance} (pid ${k.pid}) SIGKILLed at t=${k.atSec} s, ${k.backAfterSec === null ? `did NOT come back${k.error ? ` (${k.error})` : ''}` : `back ${k.backAfterSec} s later (pid ${k.restartedPid}); its dashboard's session after the restart: ${k.dashboardResumeStatus === 200 ? 'still logged in' : `HTTP ${k.dashboardResumeStatus}`}`}`);
   const db = r.faults.dbDown;
-  if (db) lines.push(`fault: PostgreSQL stopped at t=${db.atSec} s for ${db.downSec} s${db.error ? `; restart FAILED: ${db.error}` : ` (stop ${db.stopMs} ms, start ${db.startMs} ms); its CPU above is until the stop`}`);
+  if (db) lines.push(`fault: PostgreSQL stopped at t=${db.atSec} s for ${db.downSec} s${db.error ? `; restart FAILED: ${db.error}` : ` (stop ${db.stopMs} ms, start ${db.startMs} ms)`}`);
   const e = r.escalations;
   if (e) lines.push(`escalations (vice-principal after ${e.afterSec} s): ${e.due} tier-2 events due, ${e.once} escalated once, ${e.missed} missed, ${e.twice} more than once, ${e.deliveryRowsTwice} vice-principal deliveries made twice (${e.notDueYet} not due yet)`);
   if (r.runDir) lines.push(`run directory kept: ${r.runDir}`);

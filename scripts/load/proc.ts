@@ -106,7 +106,9 @@ const childrenOf = (ppid: number) => readdirSync('/proc').filter((d) => /^\d+$/.
  * CPU of a server and its child processes together (PostgreSQL: the postmaster and one backend per
  * connection, which come and go). A child's time moves into the parent's cutime/cstime when it
  * exits, so parent (self + children) + Σ live children is continuous and its growth is exact,
- * however many backends started or ended in the window. Same methods as ProcMeter.
+ * however many backends started or ended in the window. Same methods as ProcMeter. `pid` may be a
+ * function: a server restarted in the window (a new postmaster) is followed, its CPU added to the
+ * old one's (what the old one used between its last sample and its end is not counted).
  */
 export class TreeMeter {
   private cpu0: number | null = null;
@@ -119,13 +121,23 @@ export class TreeMeter {
   lastRssMB = 0;
   processes = 0;
   /** `kind(cmdline)` groups the children for `result().byKind` (e.g. client backends vs background workers). */
-  constructor(readonly name: string, readonly pid: number, private readonly kind: (cmdline: string) => string) {}
+  /** CPU of servers that ended (restarted) before the current one, and the current one's last total. */
+  private ended = 0;
+  private current: { pid: number; total: number } | null = null;
+  constructor(readonly name: string, private readonly pidOf: number | (() => number | null), private readonly kind: (cmdline: string) => string) {}
+  get pid(): number {
+    return this.current?.pid ?? (typeof this.pidOf === 'number' ? this.pidOf : this.pidOf() ?? 0);
+  }
 
   private read(): { total: number; pss: number; live: { pid: number; cpu: number }[] } | null {
-    const p = cpuWithChildren(this.pid);
-    if (!p) return null;
-    const live = childrenOf(this.pid).flatMap((pid) => { const c = procInfo(pid); return c ? [{ pid, cpu: c.cpuSec }] : []; });
-    return { total: p.self + p.children + live.reduce((s, c) => s + c.cpu, 0), pss: pssMB(this.pid) + live.reduce((s, c) => s + pssMB(c.pid), 0), live };
+    const pid = typeof this.pidOf === 'number' ? this.pidOf : this.pidOf();
+    const p = pid === null ? null : cpuWithChildren(pid);
+    if (!p || pid === null) return null;
+    const live = childrenOf(pid).flatMap((k) => { const c = procInfo(k); return c ? [{ pid: k, cpu: c.cpuSec }] : []; });
+    const own = p.self + p.children + live.reduce((s, c) => s + c.cpu, 0);
+    if (this.current && this.current.pid !== pid) this.ended += this.current.total;
+    this.current = { pid, total: own };
+    return { total: this.ended + own, pss: pssMB(pid) + live.reduce((s, c) => s + pssMB(c.pid), 0), live };
   }
   begin(): void {
     this.kids.clear();

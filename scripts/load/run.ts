@@ -235,7 +235,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
     // ── the measured window ──
     const meters = centrals.map((c) => new ProcMeter(`central-${c.index + 1}`, c.pid));
     const mosqMeter = mosqPid ? new ProcMeter('mosquitto', mosqPid) : null;
-    const pgMeter = pg ? new TreeMeter('postgres', pg.postmasterPid, pgProcessKind) : null;
+    const pgMeter = pg ? new TreeMeter('postgres', () => pg!.postmasterPid, pgProcessKind) : null;
     const self = new ProcMeter('generator', process.pid);
     const all = [...meters, ...(mosqMeter ? [mosqMeter] : []), ...(pgMeter ? [pgMeter] : []), self];
     for (const m of all) m.begin();
@@ -417,7 +417,7 @@ export async function runLoad(a: LoadArgs, progress: (msg: string) => void): Pro
       instances,
       store,
       postgres: pg && pgMeter && pgWindow ? {
-        pid: pg.postmasterPid, processes: pgWindow.processes, cpuPercent: pgWindow.cpuPercent, cpuPercentByKind: pgWindow.byKind,
+        pid: pgMeter.pid, processes: pgWindow.processes, cpuPercent: pgWindow.cpuPercent, cpuPercentByKind: pgWindow.byKind,
         pssMB: pgMeter.result().rssMB, maxPssMB: pgMeter.result().maxRssMB, logProblems: pg.logProblems(), topStatements: statements.top, statements: { calls: statements.calls, execMs: statements.totalMs },
       } : null,
       mosquitto: { pid: mosqPid, cpuPercent: cpuWindow.find((c) => c.name === 'mosquitto')?.cpuPercent ?? null, rssMB: mq?.rssMB ?? 0, maxRssMB: mq?.maxRssMB ?? 0 },

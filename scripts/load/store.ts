@@ -133,7 +133,8 @@ export interface SharedPostgres {
   /** For the central processes: the database password, named by config.passwordEnv. */
   env: Record<string, string>;
   reader: StoreReader;
-  postmasterPid: number;
+  /** The postmaster's pid now (a new one after `outage`); null while it is down. */
+  readonly postmasterPid: number | null;
   startSeconds: number;
   /** WARNING and worse in the cluster's log, by severity and message. */
   logProblems(): Record<string, number>;
@@ -173,7 +174,9 @@ export async function startSharedPostgres(runDir: string, poolSize: number): Pro
       env: { [CENTRAL_ENV.dbPass]: cluster.password },
       reader,
       // postmaster.pid: the postmaster's pid on its first line (the file belongs to the cluster's owner; we are that user or root)
-      postmasterPid: Number(readFileSync(path.join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]),
+      get postmasterPid() {
+        try { return Number(readFileSync(path.join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]); } catch { return null; }
+      },
       startSeconds: (performance.now() - t0) / 1000,
       logProblems: () => pgLogProblems(logFile),
       outage: (downMs) => pgOutage(cluster, downMs),
