@@ -34,9 +34,10 @@ export interface PipelineFrame {
 export interface Detector {
   /**
    * Detections of the models that can produce one of `opts.labels` (every model when absent);
-   * `peopleForHeads: false` spares the person model the head cascade would otherwise run.
+   * `peopleForHeads: false` spares the person model the head cascade would otherwise run, `closeUp:
+   * false` its close-up look.
    */
-  detect(img: RgbImage, opts?: { labels?: ReadonlySet<string>; peopleForHeads?: boolean }): Promise<Detection[]>;
+  detect(img: RgbImage, opts?: { labels?: ReadonlySet<string>; peopleForHeads?: boolean; closeUp?: boolean }): Promise<Detection[]>;
 }
 
 /**
@@ -45,6 +46,12 @@ export interface Detector {
  * every third frame). The tracker keeps those heads across the gaps (its maxAge is 2 s).
  */
 export const PEOPLE_FOR_HEADS_EVERY_MS = 1500;
+/**
+ * The close-up look (a second face-model run on a frame with a large faceless person, models/
+ * head_attrs.md) at most this often per camera: a worker that close stays a while, the tracker
+ * keeps the face found, and on close-range cameras it would otherwise come with every person frame.
+ */
+export const CLOSE_UP_EVERY_MS = 6000;
 
 /**
  * The animal models (the general model for cats and dogs, the rodent model) run where the rodent rule
@@ -101,6 +108,8 @@ interface CameraLane {
   idle: boolean;
   /** Capture time of the last frame on which the person model ran for the head cascade. */
   peopleAt: number;
+  /** When this camera last allowed the cascade's close-up look (CLOSE_UP_EVERY_MS). */
+  closeUpAt: number;
   /** Labels of this camera's animal rules (rodent, cat, dog), when the last frame had the animal models, and what they saw. */
   animalLabels: ReadonlySet<string>;
   /** Labels of this camera's smoking rules (cigarette): sparse like the animals at night. */
@@ -157,6 +166,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
         idle: false,
         peopleAt: -Infinity,
+        closeUpAt: -Infinity,
         animalLabels: new Set(rules.filter((r) => r.kind === 'rodent').flatMap((r) => r.labels)),
         smokingLabels: new Set(rules.filter((r) => r.kind === 'smoking').flatMap((r) => r.labels)),
         animalsAt: -Infinity,
@@ -275,7 +285,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     else if (animalsOn) labels = new Set([...labels].filter((l) => !sparse(l)));
     const peopleForHeads = animalsOn ? animalsNow : ts - lane.peopleAt >= PEOPLE_FOR_HEADS_EVERY_MS || ts < lane.peopleAt;
     if (peopleForHeads) lane.peopleAt = ts;
-    const detections = await this.opts.detector.detect(frame, { labels, peopleForHeads });
+    const closeUp = peopleForHeads && (ts - lane.closeUpAt >= CLOSE_UP_EVERY_MS || ts < lane.closeUpAt);
+    if (closeUp) lane.closeUpAt = ts;
+    const detections = await this.opts.detector.detect(frame, { labels, peopleForHeads, closeUp });
     this.inferenceMs += performance.now() - t0;
     this.inferences++;
     for (const d of detections) if (d.attributes) this.headCrops++;

@@ -9,7 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { childLog } from '../../common/log.js';
-import { clipBox, cropResize, headRegions, type HeadRegion } from './heads.js';
+import { clipBox, closeUpFaces, closeUpPeople, cropResize, headRegions, zoomOut, type HeadRegion } from './heads.js';
 import { modelFilePath, type ClassifierManifest, type LoadedClassifierManifest } from './manifest.js';
 import { createSession, ModelLoadError, readVerified } from './model.js';
 import type { Detection, HeadAttribute, RgbImage } from './types.js';
@@ -57,11 +57,34 @@ export class HeadCascade {
     return !labels || [...this.labels].some((l) => labels.has(l));
   }
 
-  /** The labels the detectors must deliver for a call asking for `labels` (`people`: person heads too). */
-  detectorLabels(labels: ReadonlySet<string> | undefined, people = true): ReadonlySet<string> | undefined {
-    if (!labels || !this.wanted(labels)) return labels;
-    const needs = people ? [...this.needs] : this.manifest.crop.face.labels;
+  /**
+   * The labels the detectors must deliver for a call asking for `labels` (`people`: person heads
+   * too; `closeUp`: the people a close-up look needs when faces are asked for).
+   */
+  detectorLabels(labels: ReadonlySet<string> | undefined, people = true, closeUpLook = true): ReadonlySet<string> | undefined {
+    if (!labels) return labels;
+    const crop = this.manifest.crop;
+    const closeUp = people && closeUpLook && crop.closeUp && crop.person && crop.face.labels.some((l) => labels.has(l)) ? crop.person.labels : [];
+    if (!this.wanted(labels)) return closeUp.length ? new Set([...labels, ...closeUp]) : labels;
+    const needs = people ? [...this.needs] : crop.face.labels;
     return new Set([...labels, ...needs]);
+  }
+
+  /** The labels of the face detections heads are found from (the detectors a close-up look runs). */
+  get faceLabels(): ReadonlySet<string> {
+    return new Set(this.manifest.crop.face.labels);
+  }
+
+  /**
+   * A close-up's second look (crop recipe `closeUp`): the zoomed-out frame to run the face
+   * detectors on, and what of their output to add; null when no large person lacks a face.
+   */
+  closeUp(dets: readonly Detection[], img: RgbImage): { image: RgbImage; keep(found: readonly Detection[]): Detection[] } | null {
+    const recipe = this.manifest.crop;
+    const people = closeUpPeople(dets, recipe, img.height);
+    if (!people.length) return null;
+    const z = zoomOut(img, recipe.closeUp!.zoomOut, recipe.pad);
+    return { image: z.image, keep: (found) => closeUpFaces(found, z.unmap, people, recipe) };
   }
 
   /** Head regions of a frame from the detectors' output (the manifest's crop recipe). */

@@ -42,6 +42,18 @@ export const CropRecipeSchema = z.strictObject({
       skipTopEdge: z.boolean().default(true),
     })
     .optional(),
+  /**
+   * Close-ups: a face larger than the face model's largest anchors is missed (a worker leaning into
+   * the camera, a photo). A person box at least `personHeight` of the frame's height with no face
+   * in its upper half sends the frame to the face model again, shrunk `zoomOut` times into the
+   * middle of a grey frame of the same size; faces found there inside such a person count.
+   */
+  closeUp: z
+    .strictObject({
+      personHeight: z.number().gt(0).max(1),
+      zoomOut: z.number().int().min(2).max(8),
+    })
+    .optional(),
   /** Regions with a side below this (source pixels) are not judged: too few pixels to tell. */
   minSide: z.number().min(1).default(16),
   /** At most this many heads per frame (the largest first): bounds the cost of a crowded frame. */
@@ -95,12 +107,7 @@ export function headRegions(dets: readonly Detection[], recipe: CropRecipe): Hea
       const [x1, y1, x2, y2] = d.box;
       if (p.skipTopEdge && y1 <= 1) continue;
       // Same worker as a face when a face centre lies in the upper half of the person box.
-      const hasFace = faces.some((f) => {
-        const cx = (f.box[0] + f.box[2]) / 2;
-        const cy = (f.box[1] + f.box[3]) / 2;
-        return cx >= x1 && cx <= x2 && cy >= y1 && cy <= y1 + 0.5 * (y2 - y1);
-      });
-      if (hasFace) continue;
+      if (faces.some((f) => inUpperHalf(f, d))) continue;
       const side = Math.min(p.side * (x2 - x1), y2 - y1);
       const top = y1 - p.above * side;
       out.push({ box: [(x1 + x2) / 2 - side / 2, top, (x1 + x2) / 2 + side / 2, top + side], source: 'person', from: d });
@@ -112,26 +119,73 @@ export function headRegions(dets: readonly Detection[], recipe: CropRecipe): Hea
     .slice(0, recipe.maxHeads);
 }
 
+const centre = (b: BoxXYXY) => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2] as const;
+const inUpperHalf = (f: Detection, p: Detection) => {
+  const [cx, cy] = centre(f.box);
+  return cx >= p.box[0] && cx <= p.box[2] && cy >= p.box[1] && cy <= p.box[1] + 0.5 * (p.box[3] - p.box[1]);
+};
+
+/** People of a close-up (recipe.closeUp) whose face the face model did not find; empty when there are none. */
+export function closeUpPeople(dets: readonly Detection[], recipe: CropRecipe, frameHeight: number): Detection[] {
+  const c = recipe.closeUp;
+  const p = recipe.person;
+  if (!c || !p) return [];
+  const faces = dets.filter((d) => (recipe.face.labels as readonly string[]).includes(d.label) && d.score >= recipe.face.minScore);
+  return dets.filter((d) => (p.labels as readonly string[]).includes(d.label) && d.score >= p.minScore
+    && d.box[3] - d.box[1] >= c.personHeight * frameHeight && !faces.some((f) => inUpperHalf(f, d)));
+}
+
+/**
+ * The frame in the middle of a `pad` grey frame `f` times its size, as an image at most `maxWidth`
+ * wide (the face model's input width: more would be shrunk away again; a small photo keeps its
+ * pixels), and the map from boxes found in it back to the frame.
+ */
+export function zoomOut(img: RgbImage, f: number, pad = 114, maxWidth = 640): { image: RgbImage; unmap(box: BoxXYXY): BoxXYXY } {
+  const W = img.width, H = img.height;
+  const s = Math.min(1, maxWidth / (f * W));
+  const cw = Math.max(1, Math.round(f * W * s)), ch = Math.max(1, Math.round(f * H * s));
+  const iw = Math.max(1, Math.round(W * s)), ih = Math.max(1, Math.round(H * s));
+  const ox = Math.floor((cw - iw) / 2), oy = Math.floor((ch - ih) / 2);
+  // grey everywhere, the frame resampled only where it goes
+  const data = new Uint8Array(cw * ch * 3).fill(pad);
+  const inner = cropResize(img, [0, 0, W, H], iw, pad, new Uint8Array(iw * ih * 3), ih);
+  for (let y = 0; y < ih; y++) data.set(inner.subarray(y * iw * 3, (y + 1) * iw * 3), ((oy + y) * cw + ox) * 3);
+  const kx = W / iw, ky = H / ih;
+  return {
+    image: { width: cw, height: ch, data },
+    unmap: (b) => [(b[0] - ox) * kx, (b[1] - oy) * ky, (b[2] - ox) * kx, (b[3] - oy) * ky],
+  };
+}
+
+/** Faces found on the zoomed-out frame, mapped back, kept when they belong to one of `people`. */
+export function closeUpFaces(found: readonly Detection[], unmap: (box: BoxXYXY) => BoxXYXY, people: readonly Detection[], recipe: CropRecipe): Detection[] {
+  const labels = recipe.face.labels as readonly string[];
+  return found
+    .filter((d) => labels.includes(d.label))
+    .map((d) => ({ ...d, box: unmap(d.box) }))
+    .filter((d) => people.some((p) => inUpperHalf(d, p)));
+}
+
 /** The region clipped to the frame (what is reported and tracked). */
 export function clipBox(box: BoxXYXY, width: number, height: number): BoxXYXY {
   return [Math.max(0, box[0]), Math.max(0, box[1]), Math.min(width, box[2]), Math.min(height, box[3])];
 }
 
 /**
- * Cut `box` out of `img` and scale it to size x size RGB24 (bilinear, cv2 INTER_LINEAR sampling;
+ * Cut `box` out of `img` and scale it to size x size RGB24 (size x height when given) (bilinear, cv2 INTER_LINEAR sampling;
  * when shrinking by more than 2x, the average of a 2x2 sample grid per pixel, so small details such
  * as a cigarette do not vanish between samples). Pixels outside the frame are `pad` grey.
  */
-export function cropResize(img: RgbImage, box: BoxXYXY, size: number, pad = 114, out: Uint8Array = new Uint8Array(size * size * 3)): Uint8Array {
+export function cropResize(img: RgbImage, box: BoxXYXY, size: number, pad = 114, out: Uint8Array = new Uint8Array(size * size * 3), height = size): Uint8Array {
   const [x1, y1, x2, y2] = box;
   const sx = Math.max(1e-6, x2 - x1) / size;
-  const sy = Math.max(1e-6, y2 - y1) / size;
+  const sy = Math.max(1e-6, y2 - y1) / height;
   const taps = sx > 2 || sy > 2 ? 2 : 1;
   const W = img.width;
   const H = img.height;
   const src = img.data;
   let o = 0;
-  for (let oy = 0; oy < size; oy++) {
+  for (let oy = 0; oy < height; oy++) {
     for (let ox = 0; ox < size; ox++) {
       let r = 0;
       let gch = 0;

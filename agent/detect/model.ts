@@ -74,6 +74,12 @@ export interface PackDetectOptions extends InferOptions {
    * it (the pipeline runs it on some frames only: it costs more than the face model). Default true.
    */
   peopleForHeads?: boolean;
+  /**
+   * false: no close-up look on this frame (crop recipe `closeUp`: a second face-model run). The
+   * pipeline allows one per camera every few seconds: a worker close to the camera stays there.
+   * Default true.
+   */
+  closeUp?: boolean;
 }
 
 /** Whether a model with labels `own` is needed for `wanted` (undefined = everything is wanted). */

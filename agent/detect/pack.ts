@@ -80,13 +80,17 @@ export class ModelPack {
    * workers.ts runs them in parallel).
    */
   async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
-    const { labels, peopleForHeads, ...infer } = opts;
+    const { labels, peopleForHeads, closeUp, ...infer } = opts;
     const cascade = this.classifier?.cascade;
-    const wanted = cascade ? cascade.detectorLabels(labels, peopleForHeads ?? true) : labels;
+    const wanted = cascade ? cascade.detectorLabels(labels, peopleForHeads ?? true, closeUp ?? true) : labels;
     const all: Detection[] = [];
     for (const m of this.models) {
       if (!isWanted(m.labels, wanted)) continue;
       for (const d of await m.infer(img, infer)) all.push(d);
+    }
+    const look = closeUp === false ? null : cascade?.closeUp(all, img);
+    if (look) {
+      for (const m of this.models) if (isWanted(m.labels, cascade!.faceLabels)) all.push(...look.keep(await m.infer(look.image, infer)));
     }
     if (this.classifier && cascade!.wanted(labels)) all.push(...(await this.classifier.classify(img, all)));
     return all;

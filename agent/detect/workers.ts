@@ -204,10 +204,13 @@ export class WorkerPack {
    * order; then the classifier on the head crops cut from them (cut here, judged in its worker).
    */
   async detect(img: RgbImage, opts: PackDetectOptions = {}): Promise<Detection[]> {
-    const { labels, peopleForHeads, ...infer } = opts;
+    const { labels, peopleForHeads, closeUp, ...infer } = opts;
     const cascade = this.classifier?.cascade;
-    const wanted = cascade ? cascade.detectorLabels(labels, peopleForHeads ?? true) : labels;
-    const dets = (await Promise.all(this.detectors.filter((w) => isWanted(w.labels, wanted)).map((w) => w.detect(img, infer)))).flat();
+    const wanted = cascade ? cascade.detectorLabels(labels, peopleForHeads ?? true, closeUp ?? true) : labels;
+    const run = (image: RgbImage, on: ReadonlySet<string> | undefined) => Promise.all(this.detectors.filter((w) => isWanted(w.labels, on)).map((w) => w.detect(image, infer)));
+    const dets = (await run(img, wanted)).flat();
+    const look = closeUp === false ? null : cascade?.closeUp(dets, img);
+    if (look) dets.push(...look.keep((await run(look.image, cascade!.faceLabels)).flat()));
     if (!cascade || !cascade.wanted(labels)) return dets;
     const regions = cascade.regions(dets);
     if (regions.length === 0) return dets;

@@ -31,12 +31,13 @@ describe('WorkerPack', () => {
 
   it('runs only the models that can produce a wanted label (both packs)', async () => {
     expect(workers.models).toEqual(['rfb640_masked_face', 'yolox_nano', 'rodent_yolox', 'head_attrs']);
-    expect(workers.modelsFor(new Set(['face']))).toEqual(['rfb640_masked_face']);
+    // faces (no_mask) bring the people a close-up look needs (models/head_attrs.md), unless it is off
+    expect(workers.modelsFor(new Set(['face']))).toEqual(['rfb640_masked_face', 'yolox_nano']);
     // the head cascade needs its detectors: faces and people, then the classifier
     expect(workers.modelsFor(new Set(['cigarette']))).toEqual(['rfb640_masked_face', 'yolox_nano', 'head_attrs']);
     expect(workers.modelsFor(new Set(['rodent', 'cat']))).toEqual(['yolox_nano', 'rodent_yolox']);
     for (const p of [workers, pack]) {
-      const faces = await p.detect(img, { labels: new Set(['face']) });
+      const faces = await p.detect(img, { labels: new Set(['face']), closeUp: false });
       expect(faces.length).toBeGreaterThan(0);
       expect(new Set(faces.map((d) => d.model))).toEqual(new Set(['rfb640_masked_face']));
       expect(await p.detect(img, { labels: new Set() })).toEqual([]);

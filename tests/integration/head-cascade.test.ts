@@ -63,6 +63,24 @@ describe('head cascade (default pack)', () => {
     expect((await still(NO_SMOKE)).kinds).not.toContain('smoking');
   });
 
+  it('a selfie close-up whose face is too large for the face model raises no_mask through the close-up look, in both packs', async () => {
+    // looked at: one young man filling the photo, no mask; the face model alone finds no face
+    const file = path.join(DATA, 'masks/images/maksssksksss299.png');
+    const img = await loadImage(file);
+    expect((await pack.model('rfb640_masked_face').infer(img)).filter((d) => d.label === 'face')).toEqual([]);
+    const { dets, kinds } = await still(file);
+    const face = dets.find((d) => d.label === 'face')!;
+    expect(face.box[0]).toBeLessThan(120); // on his face (x 55-180, y 130-320 of 301 x 400)
+    expect(face.box[3]).toBeGreaterThan(250);
+    expect(kinds).toContain('no_mask');
+    const workers = await WorkerPack.load({ pack: DEFAULT_PACK, threads: 1 });
+    try {
+      expect((await workers.detect(img)).filter((d) => d.label === 'face').map((d) => d.box)).toEqual([face.box]);
+    } finally {
+      await workers.close();
+    }
+  });
+
   it('the worker pack reports the same heads as the in-thread pack', async () => {
     const workers = await WorkerPack.load({ pack: DEFAULT_PACK, threads: 1 });
     try {

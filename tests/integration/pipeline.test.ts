@@ -81,11 +81,12 @@ describe('pipeline', () => {
     evidence.close();
   });
 
-  it('asks the detector for person heads on one frame per camera per 1.5 s (the person model is the costly one)', async () => {
+  it('asks the detector for person heads on one frame per camera per 1.5 s (the person model is the costly one), for a close-up look once per 6 s', async () => {
     const outbox = Outbox.open({ dir, fileName: 'people.sqlite' });
     const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
     const asked: boolean[] = [];
-    const recording: Detector = { detect: (img, opts) => (asked.push(opts?.peopleForHeads ?? true), pack.detect(img, opts)) };
+    const closeUps: boolean[] = [];
+    const recording: Detector = { detect: (img, opts) => (asked.push(opts?.peopleForHeads ?? true), closeUps.push(opts?.closeUp ?? true), pack.detect(img, opts)) };
     const pipeline = new Pipeline({ config: config(), detector: recording, evidence, outbox, motion: false });
     pipeline.start();
     const t0 = Date.now();
@@ -95,6 +96,8 @@ describe('pipeline', () => {
     }
     await pipeline.stop();
     expect(asked).toEqual([true, false, false, true, false, false, true, false]);
+    // the close-up look (a second face-model run) at most once per CLOSE_UP_EVERY_MS (6 s) per camera
+    expect(closeUps).toEqual([true, false, false, false, false, false, false, false]);
     outbox.close();
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clipBox, cropResize, CropRecipeSchema, headRegions } from '../../agent/detect/heads.js';
+import { clipBox, closeUpFaces, closeUpPeople, cropResize, CropRecipeSchema, headRegions, zoomOut } from '../../agent/detect/heads.js';
 import type { Detection, HeadAttribute, RgbImage } from '../../agent/detect/types.js';
 import { AttributeVoter, judgeOnce } from '../../agent/track/attributes.js';
 
@@ -157,3 +157,42 @@ describe('headRegions: what the training contact sheets showed', () => {
     expect(headRegions([det('person', [100, 0, 300, 400])], CropRecipeSchema.parse({ ...recipe, person: { ...recipe.person!, skipTopEdge: false } }))).toHaveLength(1);
   });
 });
+
+describe('close-up look (recipe.closeUp)', () => {
+  const close = CropRecipeSchema.parse({
+    face: { labels: ['face', 'masked_face'], grow: { left: 0.3, right: 0.3, top: 0.9, bottom: 0.4 } },
+    person: { labels: ['person'], minScore: 0.4, side: 0.4 },
+    closeUp: { personHeight: 0.45, zoomOut: 3 },
+  });
+  it('a tall person without a face in the upper half of its box is a close-up; one with a face, a small one or no closeUp in the recipe is not', () => {
+    const tall = det('person', [10, 100, 290, 390]);
+    expect(closeUpPeople([tall], close, 400)).toEqual([tall]);
+    expect(closeUpPeople([tall, det('face', [100, 120, 180, 200])], close, 400)).toEqual([]);
+    expect(closeUpPeople([det('face', [100, 330, 180, 380]), tall], close, 400)).toEqual([tall]); // a face in its lower half is someone else's
+    expect(closeUpPeople([det('person', [10, 300, 100, 390])], close, 400)).toEqual([]); // 90 px of 400: not close
+    expect(closeUpPeople([tall], recipe, 400)).toEqual([]); // no closeUp section
+  });
+
+  it('zooms out into a grey frame at most 640 wide and maps boxes back to the frame', () => {
+    const W = 300, H = 200;
+    const data = new Uint8Array(W * H * 3);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data.set([x < 150 ? 255 : 0, 0, y < 100 ? 255 : 0], (y * W + x) * 3);
+    const z = zoomOut({ width: W, height: H, data }, 3);
+    expect([z.image.width, z.image.height]).toEqual([640, 427]); // 900 x 600 would be shrunk by the model anyway
+    const px = (x: number, y: number) => [...z.image.data.subarray((y * 640 + x) * 3, (y * 640 + x) * 3 + 3)];
+    expect(px(5, 5)).toEqual([114, 114, 114]); // the grey around
+    expect(px(250, 170)).toEqual([255, 0, 255]); // the frame's top-left quarter, in the middle third
+    expect(px(390, 256)).toEqual([0, 0, 0]);
+    // the frame's own corners come back where they were
+    const back = z.unmap([213, 142, 427, 285]);
+    back.forEach((v, i) => expect(v).toBeCloseTo([0, 0, 300, 200][i]!, -0.5));
+  });
+
+  it('keeps faces found on the zoomed-out frame only where they belong to a close-up person', () => {
+    const person = det('person', [0, 100, 300, 400]);
+    const unmap = (b: Box): Box => [b[0] * 2, b[1] * 2, b[2] * 2, b[3] * 2];
+    const kept = closeUpFaces([det('face', [50, 60, 100, 110]), det('face', [100, 170, 140, 200]), det('person', [0, 0, 10, 10])], unmap, [person], close);
+    expect(kept.map((d) => d.box)).toEqual([[100, 120, 200, 220]]); // the second face's centre (240, 370) is in the lower half
+  });
+});
+
