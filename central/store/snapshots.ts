@@ -22,10 +22,6 @@ export class SnapshotFiles {
     writeOnce(this.snapshotPath(sha), bytes);
     return (await this.sql.run('INSERT INTO snapshots (sha256, bytes, site_id, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING', [sha, bytes.length, siteId, now()])).changes > 0;
   }
-  /** Events (ids) that reference this snapshot. */
-  async eventsReferencing(sha: string): Promise<string[]> {
-    return (await this.sql.values('SELECT id FROM events WHERE snap_annotated = ? OR snap_clean = ?', [sha, sha])) as string[];
-  }
   async snapshotFile(sha: string, scope?: Scope): Promise<string | null> {
     if (!/^[a-f0-9]{64}$/.test(sha)) return null;
     if (!(await this.sql.get('SELECT 1 FROM snapshots WHERE sha256 = ?', [sha]))) return null;

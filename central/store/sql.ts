@@ -23,8 +23,6 @@ export interface Dialect {
   readonly name: 'sqlite' | 'postgres';
   /** `col` is one of `values` (one parameter whatever their number). */
   inList(col: string, values: Iterable<unknown>): { sql: string; params: unknown[] };
-  /** The JSON array (text) in `col` holds the string parameter (one `?`). */
-  jsonArrayHas(col: string): string;
   /** The larger of two expressions. */
   greatest(a: string, b: string): string;
 }
@@ -66,7 +64,6 @@ const firstColumn = (r: Row | undefined) => (r ? Object.values(r)[0] : undefined
 const sqliteDialect: Dialect = {
   name: 'sqlite',
   inList: (col, values) => ({ sql: `${col} IN (SELECT value FROM json_each(?))`, params: [JSON.stringify([...values])] }),
-  jsonArrayHas: (col) => `EXISTS (SELECT 1 FROM json_each(${col}) WHERE value = ?)`,
   greatest: (a, b) => `MAX(${a}, ${b})`,
 };
 
@@ -176,7 +173,6 @@ export class SqliteSql implements Sql {
 const postgresDialect: Dialect = {
   name: 'postgres',
   inList: (col, values) => ({ sql: `${col} = ANY(?)`, params: [[...values]] }),
-  jsonArrayHas: (col) => `(${col})::jsonb @> jsonb_build_array(?::text)`,
   greatest: (a, b) => `GREATEST(${a}, ${b})`,
 };
 

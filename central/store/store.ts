@@ -27,7 +27,6 @@ import type { CentralStore, EventView, OrgApi } from './types.js';
 export type { EventRow } from './events.js';
 export type { DeliveryRow } from './deliveries.js';
 export type { SiteContext } from './types.js';
-export { MAX_PHOTO_PIXELS } from './rectifications.js';
 export { isJpeg } from './snapshots.js';
 export { sha256Hex } from './rows.js';
 
@@ -128,7 +127,6 @@ export class Store implements CentralStore {
   rectificationPhoto(...a: Parameters<Rectifications['rectificationPhoto']>) { return this.rectifications.rectificationPhoto(...a); }
   snapshotPath(...a: Parameters<SnapshotFiles['snapshotPath']>) { return this.snapshots.snapshotPath(...a); }
   saveSnapshot(...a: Parameters<SnapshotFiles['saveSnapshot']>) { return this.snapshots.saveSnapshot(...a); }
-  eventsReferencing(...a: Parameters<SnapshotFiles['eventsReferencing']>) { return this.snapshots.eventsReferencing(...a); }
   snapshotFile(...a: Parameters<SnapshotFiles['snapshotFile']>) { return this.snapshots.snapshotFile(...a); }
 
   // deliveries
