@@ -47,9 +47,9 @@ export interface Detector {
  */
 export const PEOPLE_FOR_HEADS_EVERY_MS = 1500;
 /**
- * The close-up look (a second face-model run on a frame with a large faceless person, models/
- * head_attrs.md) at most this often per camera: a worker that close stays a while, the tracker
- * keeps the face found, and on close-range cameras it would otherwise come with every person frame.
+ * The close-up look (a second face-model run on a frame with a large faceless person, or with no
+ * face at all; models/head_attrs.md) at most this often per camera: a worker that close stays a
+ * while, the tracker keeps the face found, and it would otherwise come with every person frame.
  */
 export const CLOSE_UP_EVERY_MS = 6000;
 

@@ -9,7 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { childLog } from '../../common/log.js';
-import { clipBox, closeUpFaces, closeUpPeople, cropResize, headRegions, zoomOut, type HeadRegion } from './heads.js';
+import { clipBox, closeUpFaces, closeUpPeople, cropResize, facelessCloseUp, headRegions, zoomOut, type HeadRegion } from './heads.js';
 import { modelFilePath, type ClassifierManifest, type LoadedClassifierManifest } from './manifest.js';
 import { createSession, ModelLoadError, readVerified } from './model.js';
 import type { Detection, HeadAttribute, RgbImage } from './types.js';
@@ -77,14 +77,21 @@ export class HeadCascade {
 
   /**
    * A close-up's second look (crop recipe `closeUp`): the zoomed-out frame to run the face
-   * detectors on, and what of their output to add; null when no large person lacks a face.
+   * detectors on, and what of their output to add; null when no large person lacks a face and the
+   * frame is not faceless (`wanted`: the labels the detectors were asked for; a frame is faceless
+   * only if the face model ran on it).
    */
-  closeUp(dets: readonly Detection[], img: RgbImage): { image: RgbImage; keep(found: readonly Detection[]): Detection[] } | null {
+  closeUp(dets: readonly Detection[], img: RgbImage, wanted?: ReadonlySet<string>): { image: RgbImage; keep(found: readonly Detection[]): Detection[] } | null {
     const recipe = this.manifest.crop;
+    const c = recipe.closeUp;
+    if (!c) return null;
     const people = closeUpPeople(dets, recipe, img.height);
-    if (!people.length) return null;
-    const z = zoomOut(img, recipe.closeUp!.zoomOut, recipe.pad);
-    return { image: z.image, keep: (found) => closeUpFaces(found, z.unmap, people, recipe) };
+    const facesRan = !wanted || recipe.face.labels.some((l) => wanted.has(l));
+    const faceless = facesRan && facelessCloseUp(dets, recipe);
+    if (!people.length && !faceless) return null;
+    const z = zoomOut(img, c.zoomOut, recipe.pad);
+    const minHeight = faceless ? c.faceHeight! * img.height : Infinity;
+    return { image: z.image, keep: (found) => closeUpFaces(found, z.unmap, people, recipe, minHeight) };
   }
 
   /** Head regions of a frame from the detectors' output (the manifest's crop recipe). */

@@ -47,11 +47,15 @@ export const CropRecipeSchema = z.strictObject({
    * the camera, a photo). A person box at least `personHeight` of the frame's height with no face
    * in its upper half sends the frame to the face model again, shrunk `zoomOut` times into the
    * middle of a grey frame of the same size; faces found there inside such a person count.
+   * `faceHeight`: a frame in which the face model found no face at all is looked at too (a face so
+   * close that the person model sees no person either); a face found there counts without a person
+   * when it is at least this part of the frame's height.
    */
   closeUp: z
     .strictObject({
       personHeight: z.number().gt(0).max(1),
       zoomOut: z.number().int().min(2).max(8),
+      faceHeight: z.number().gt(0).max(1).optional(),
     })
     .optional(),
   /** Regions with a side below this (source pixels) are not judged: too few pixels to tell. */
@@ -157,13 +161,22 @@ export function zoomOut(img: RgbImage, f: number, pad = 114, maxWidth = 640): { 
   };
 }
 
-/** Faces found on the zoomed-out frame, mapped back, kept when they belong to one of `people`. */
-export function closeUpFaces(found: readonly Detection[], unmap: (box: BoxXYXY) => BoxXYXY, people: readonly Detection[], recipe: CropRecipe): Detection[] {
+/** Whether a close-up look is due on a frame in which the face model found no face at all (recipe.closeUp.faceHeight). */
+export function facelessCloseUp(dets: readonly Detection[], recipe: CropRecipe): boolean {
+  const labels = recipe.face.labels as readonly string[];
+  return recipe.closeUp?.faceHeight !== undefined && !dets.some((d) => labels.includes(d.label));
+}
+
+/**
+ * Faces found on the zoomed-out frame, mapped back, kept when they belong to one of `people` or
+ * are at least `minHeight` source pixels tall (a faceless frame's look; Infinity: never).
+ */
+export function closeUpFaces(found: readonly Detection[], unmap: (box: BoxXYXY) => BoxXYXY, people: readonly Detection[], recipe: CropRecipe, minHeight = Infinity): Detection[] {
   const labels = recipe.face.labels as readonly string[];
   return found
     .filter((d) => labels.includes(d.label))
     .map((d) => ({ ...d, box: unmap(d.box) }))
-    .filter((d) => people.some((p) => inUpperHalf(d, p)));
+    .filter((d) => people.some((p) => inUpperHalf(d, p)) || d.box[3] - d.box[1] >= minHeight);
 }
 
 /** The region clipped to the frame (what is reported and tracked). */

@@ -88,7 +88,7 @@ export class ModelPack {
       if (!isWanted(m.labels, wanted)) continue;
       for (const d of await m.infer(img, infer)) all.push(d);
     }
-    const look = closeUp === false ? null : cascade?.closeUp(all, img);
+    const look = closeUp === false ? null : cascade?.closeUp(all, img, wanted);
     if (look) {
       for (const m of this.models) if (isWanted(m.labels, cascade!.faceLabels)) all.push(...look.keep(await m.infer(look.image, infer)));
     }

@@ -209,7 +209,7 @@ export class WorkerPack {
     const wanted = cascade ? cascade.detectorLabels(labels, peopleForHeads ?? true, closeUp ?? true) : labels;
     const run = (image: RgbImage, on: ReadonlySet<string> | undefined) => Promise.all(this.detectors.filter((w) => isWanted(w.labels, on)).map((w) => w.detect(image, infer)));
     const dets = (await run(img, wanted)).flat();
-    const look = closeUp === false ? null : cascade?.closeUp(dets, img);
+    const look = closeUp === false ? null : cascade?.closeUp(dets, img, wanted);
     if (look) dets.push(...look.keep((await run(look.image, cascade!.faceLabels)).flat()));
     if (!cascade || !cascade.wanted(labels)) return dets;
     const regions = cascade.regions(dets);

@@ -81,6 +81,19 @@ describe('head cascade (default pack)', () => {
     }
   });
 
+  it('a face so close that the person model sees no person raises no_mask through the faceless look (closeUp.faceHeight)', async () => {
+    // looked at: a young woman with glasses in a dim room, no mask; neither the face nor the person model sees her
+    const file = path.join(DATA, 'masks/images/u11-photo.jpg');
+    const img = await loadImage(file);
+    expect((await pack.model('rfb640_masked_face').infer(img)).filter((d) => d.label === 'face')).toEqual([]);
+    const { dets, kinds } = await still(file);
+    expect(dets.filter((d) => d.label === 'person')).toEqual([]);
+    const face = dets.find((d) => d.label === 'face')!;
+    expect(face.box[2]).toBeLessThan(130); // on her face (x 30-110, y 50-140 of 240 x 240)
+    expect(face.box[3] - face.box[1]).toBeGreaterThan(0.25 * 240);
+    expect(kinds).toContain('no_mask');
+  });
+
   it('the worker pack reports the same heads as the in-thread pack', async () => {
     const workers = await WorkerPack.load({ pack: DEFAULT_PACK, threads: 1 });
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clipBox, closeUpFaces, closeUpPeople, cropResize, CropRecipeSchema, headRegions, zoomOut } from '../../agent/detect/heads.js';
+import { clipBox, closeUpFaces, closeUpPeople, cropResize, CropRecipeSchema, facelessCloseUp, headRegions, zoomOut } from '../../agent/detect/heads.js';
 import type { Detection, HeadAttribute, RgbImage } from '../../agent/detect/types.js';
 import { AttributeVoter, judgeOnce } from '../../agent/track/attributes.js';
 
@@ -194,5 +194,15 @@ describe('close-up look (recipe.closeUp)', () => {
     const kept = closeUpFaces([det('face', [50, 60, 100, 110]), det('face', [100, 170, 140, 200]), det('person', [0, 0, 10, 10])], unmap, [person], close);
     expect(kept.map((d) => d.box)).toEqual([[100, 120, 200, 220]]); // the second face's centre (240, 370) is in the lower half
   });
-});
 
+  it('a frame without any face gets a look when the recipe has faceHeight, and keeps only faces that large without a person', () => {
+    const faceless = CropRecipeSchema.parse({ ...close, closeUp: { ...close.closeUp!, faceHeight: 0.25 } });
+    expect(facelessCloseUp([det('person', [0, 300, 50, 390])], faceless)).toBe(true);
+    expect(facelessCloseUp([det('masked_face', [0, 0, 20, 20])], faceless)).toBe(false);
+    expect(facelessCloseUp([], close)).toBe(false); // no faceHeight: people only
+    const unmap = (b: Box): Box => b;
+    const found = [det('face', [10, 10, 110, 110]), det('face', [200, 200, 230, 230])];
+    expect(closeUpFaces(found, unmap, [], faceless, 0.25 * 400).map((d) => d.box)).toEqual([[10, 10, 110, 110]]); // 100 px of 400; 30 px is too small
+    expect(closeUpFaces(found, unmap, [], faceless)).toEqual([]); // a person's look: no person, no face
+  });
+});
