@@ -47,6 +47,12 @@ export interface Detector {
  */
 export const PEOPLE_FOR_HEADS_EVERY_MS = 1500;
 /**
+ * The person pass's interval while its last pass found faces and no head the face model had not
+ * found too (every worker in view shows a face): then it only looks for someone new seen from
+ * behind, and such a worker is found within this time instead of PEOPLE_FOR_HEADS_EVERY_MS.
+ */
+export const PEOPLE_FOR_HEADS_IDLE_MS = 4500;
+/**
  * The close-up look (a second face-model run on a frame with a large faceless person, or with no
  * face at all; models/head_attrs.md) at most this often per camera: a worker that close stays a
  * while, the tracker keeps the face found, and it would otherwise come with every person frame.
@@ -108,6 +114,8 @@ interface CameraLane {
   idle: boolean;
   /** Capture time of the last frame on which the person model ran for the head cascade. */
   peopleAt: number;
+  /** The last person pass found heads only the person model gives (seen from behind): keep its full rate. */
+  personHeads: boolean;
   /** When this camera last allowed the cascade's close-up look (CLOSE_UP_EVERY_MS). */
   closeUpAt: number;
   /** Labels of this camera's animal rules (rodent, cat, dog), when the last frame had the animal models, and what they saw. */
@@ -166,6 +174,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         gate: opts.motion === false ? null : new MotionGate(opts.motion ?? {}),
         idle: false,
         peopleAt: -Infinity,
+        personHeads: true,
         closeUpAt: -Infinity,
         animalLabels: new Set(rules.filter((r) => r.kind === 'rodent').flatMap((r) => r.labels)),
         smokingLabels: new Set(rules.filter((r) => r.kind === 'smoking').flatMap((r) => r.labels)),
@@ -267,7 +276,13 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     if (gate) this.followStillness(lane, gate, ts);
     // A cut (the whole picture changed at once): whoever stands where a track was is someone new,
     // and must not inherit that track's cooldown (one person replacing another on a test camera).
-    if (gate?.cut) lane.tracker.reset();
+    // A new scene is looked at whole on its first frame: the person pass and the close-up look are due
+    // at once (a still picture is detected on that frame and then only every few seconds).
+    if (gate?.cut) {
+      lane.tracker.reset();
+      lane.peopleAt = lane.closeUpAt = -Infinity;
+      lane.personHeads = true;
+    }
     if (gate && !detect) {
       lane.counters.framesSkippedStill++;
       // A still scene keeps its tracks and episodes alive: the last detections stand for this frame.
@@ -283,7 +298,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     const sparse = (l: string) => lane.animalLabels.has(l) || (smokingOnly && lane.smokingLabels.has(l));
     if (animalsNow) lane.animalsAt = ts;
     else if (animalsOn) labels = new Set([...labels].filter((l) => !sparse(l)));
-    const peopleForHeads = animalsOn ? animalsNow : ts - lane.peopleAt >= PEOPLE_FOR_HEADS_EVERY_MS || ts < lane.peopleAt;
+    const peopleEvery = lane.personHeads ? PEOPLE_FOR_HEADS_EVERY_MS : PEOPLE_FOR_HEADS_IDLE_MS;
+    const peopleForHeads = animalsOn ? animalsNow : ts - lane.peopleAt >= peopleEvery || ts < lane.peopleAt;
     if (peopleForHeads) lane.peopleAt = ts;
     const closeUp = peopleForHeads && (ts - lane.closeUpAt >= CLOSE_UP_EVERY_MS || ts < lane.closeUpAt);
     if (closeUp) lane.closeUpAt = ts;
@@ -291,6 +307,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.inferenceMs += performance.now() - t0;
     this.inferences++;
     for (const d of detections) if (d.attributes) this.headCrops++;
+    // Idle rate only while faces account for every head in view (a faceless frame keeps the full rate).
+    if (peopleForHeads) lane.personHeads = !detections.some((d) => d.source === 'face') || detections.some((d) => d.source === 'person');
     lane.counters.framesProcessed++;
     if (animalsNow) lane.animalsSeen = smokingOnly ? detections : detections.filter((d) => lane.animalLabels.has(d.label));
     // What a still picture repeats: the animals (and at night the heads) as last seen, also when this frame did not look.

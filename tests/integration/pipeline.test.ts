@@ -9,7 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SiteConfigSchema, type SiteConfig } from '../../agent/config/schema.js';
-import { ModelPack } from '../../agent/detect/index.js';
+import { ModelPack, type Detection } from '../../agent/detect/index.js';
 import { EvidenceStore } from '../../agent/evidence/index.js';
 import { Outbox } from '../../agent/outbox/index.js';
 import { Pipeline, type Detector, type PipelineFrame } from '../../agent/pipeline.js';
@@ -101,6 +101,34 @@ describe('pipeline', () => {
     outbox.close();
   });
 
+  it('while faces account for every head, asks for person heads once per 4.5 s; back to 1.5 s once a head is seen from behind or no face is seen', async () => {
+    const outbox = Outbox.open({ dir, fileName: 'people-idle.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const t0 = Date.now();
+    const asked: number[] = [];
+    // frames 0-11: a worker facing the camera; from frame 12 on: one seen from behind as well; from 20: nobody
+    const heads = (i: number) => (i < 12 ? ['face'] : i < 20 ? ['face', 'person'] : []);
+    const fake: Detector = {
+      detect: async (img, opts) => {
+        const i = Math.round(((img as PipelineFrame).capturedAt - t0) / 500);
+        if (opts?.peopleForHeads) asked.push(i);
+        const seen = opts?.peopleForHeads ? heads(i) : heads(i).filter((s) => s === 'face');
+        const covered = [{ name: 'covered', p: 0.9, threshold: 0.4, positive: 'chef_hat', negative: 'head' }];
+        return seen.map((source, k): Detection => ({ label: 'chef_hat', score: 0.9, model: 'head_attrs', box: [10 + 100 * k, 10, 60 + 100 * k, 60], source: source as 'face' | 'person', attributes: covered }));
+      },
+    };
+    const pipeline = new Pipeline({ config: config(), detector: fake, evidence, outbox, motion: false });
+    pipeline.start();
+    for (let i = 0; i < 28; i++) {
+      pipeline.offer({ ...frame, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    await pipeline.stop();
+    // 0 (first), 9 (4.5 s: faces only), 18 (4.5 s, and a head from behind seen there), 21 (1.5 s), 24, 27 (nobody: full rate)
+    expect(asked).toEqual([0, 9, 18, 21, 24, 27]);
+    outbox.close();
+  });
+
   it('where the rodent rule is active (a food zone), asks for the animal labels on one frame per camera per second, people on the same frames', async () => {
     const outbox = Outbox.open({ dir, fileName: 'animals.sqlite' });
     const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
@@ -175,6 +203,31 @@ describe('pipeline', () => {
     expect(events[0]!.trackId).not.toBe(events[1]!.trackId);
     outbox.close();
     evidence.close();
+  });
+
+  it('after a cut, the first frame gets the person pass and the close-up look, whatever their intervals', async () => {
+    const photos = await Promise.all(
+      ['maksssksksss128.png', 'maksssksksss561.png', '11-photo.jpg'].map(async (f) => {
+        const { data } = await sharp(path.join(path.dirname(BARE_FACE), f)).removeAlpha().resize(640, 480, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+        return { cameraId: 'cam1', width: 640, height: 480, data };
+      }),
+    );
+    const outbox = Outbox.open({ dir, fileName: 'cut-looks.sqlite' });
+    const evidence = new EvidenceStore({ dir, maxAgeDays: 1, maxTotalMB: 50 });
+    const asked: { i: number; people: boolean; closeUp: boolean }[] = [];
+    let i = 0;
+    const recording: Detector = { detect: (img, opts) => (asked.push({ i, people: opts?.peopleForHeads ?? true, closeUp: opts?.closeUp ?? true }), pack.detect(img, opts)) };
+    const pipeline = new Pipeline({ config: config(), detector: recording, evidence, outbox, motion: {} });
+    pipeline.start();
+    const t0 = Date.now();
+    // a new photo every 2.5 s: within both the person pass's 1.5-4.5 s and the close-up look's 6 s
+    for (i = 0; i < 15; i++) {
+      pipeline.offer({ ...photos[Math.floor(i / 5)]!, capturedAt: t0 + i * 500 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await pipeline.stop();
+    for (const cut of [0, 5, 10]) expect(asked.find((a) => a.i === cut), `frame ${cut}`).toEqual({ i: cut, people: true, closeUp: true });
+    outbox.close();
   });
 
   it('keeps at most one pending frame per camera and counts the rest as dropped', async () => {
