@@ -84,4 +84,30 @@ describe('MotionGate cuts', () => {
     g.shouldDetect(other, 1500);
     expect(g.cut).toBe(false);
   });
+
+  it('the black borders of a letterboxed picture do not count: a new photo between the same pillars is a cut', () => {
+    // a photo a quarter of the frame wide between black pillars, then another photo there
+    const pillared = (f: ReturnType<typeof frame>) => {
+      const data = Uint8Array.from(f.data);
+      for (let p = 0; p < W * H; p++) if (p % W < (3 * W) / 8 || p % W >= (5 * W) / 8) data.fill(0, p * 3, p * 3 + 3);
+      return { ...f, data };
+    };
+    const base = frame(1, 2);
+    const a = pillared(base);
+    const b = pillared({ ...base, data: base.data.map((v) => Math.min(255, v + 60)) });
+    const g = new MotionGate();
+    g.shouldDetect(a, 0);
+    g.shouldDetect(b, 500);
+    expect([g.moved, g.cut]).toEqual([true, true]); // a quarter of all cells (under cutShare), all of the photo's
+    g.shouldDetect(withBlob(b, (3 * W) / 8 + 10, 60, 60, 100), 1000); // someone small moving inside it
+    expect([g.moved, g.cut]).toEqual([true, false]);
+    // a dark scene (most cells black): the share is of every cell again, so a light in one corner is no cut
+    const dark = { width: W, height: H, data: new Uint8Array(W * H * 3) };
+    const lit = { ...dark, data: Uint8Array.from(dark.data) };
+    for (let y = 0; y < 90; y++) lit.data.fill(200, y * W * 3, (y * W + 120) * 3);
+    const g2 = new MotionGate();
+    g2.shouldDetect(dark, 0);
+    g2.shouldDetect(lit, 500);
+    expect([g2.moved, g2.cut]).toEqual([true, false]);
+  });
 });
