@@ -28,12 +28,6 @@ export interface MotionGateOptions {
   /** A cut: at least `cutShare` of the cells that are not black in both frames differ by `cutCellThreshold` or more. Defaults 0.3, 24: a new photo of masks/ letterboxed into 960x540 changes 50-81 % of its picture cells (p5-median; 24-40 % of all cells, 14 of 100 changes under 0.3 when the black borders counted); not yet measured on fixed CCTV footage, where a person close to the lens may count as a cut (one extra alert at worst). */
   cutShare?: number;
   cutCellThreshold?: number;
-  /**
-   * After a cut, frames are detected for this long (ms) whether they changed or not. Default 1000:
-   * the first frame of a new scene is the encoder's worst (a P-frame after a scene change, refined
-   * over the next ones), and a still picture is otherwise not looked at again for `recheckMs`.
-   */
-  settleMs?: number;
 }
 
 export interface GateFrame {
@@ -61,8 +55,6 @@ export class MotionGate {
   cut = false;
   private readonly cutShare: number;
   private readonly cutCellThreshold: number;
-  private readonly settleMs: number;
-  private cutAt = -Infinity;
   private readonly cur = new Float32Array(GRID_W * GRID_H);
   /** Detections of the last detected frame, reused for skipped ones. */
   lastDetections: readonly unknown[] = [];
@@ -73,7 +65,6 @@ export class MotionGate {
     this.recheckMs = opts.recheckMs ?? 10_000;
     this.cutShare = opts.cutShare ?? 0.3;
     this.cutCellThreshold = opts.cutCellThreshold ?? 24;
-    this.settleMs = opts.settleMs ?? 1000;
   }
 
   /** True when this frame should go through detection (and becomes the new reference). */
@@ -102,9 +93,7 @@ export class MotionGate {
     this.moved = moved;
     this.cut = cut;
     if (this.moved) this.changedAt = ts;
-    if (cut) this.cutAt = ts;
-    const settling = ts >= this.cutAt && ts - this.cutAt <= this.settleMs;
-    if (!this.moved && !settling && ts - this.refAt < this.recheckMs) return false;
+    if (!this.moved && ts - this.refAt < this.recheckMs) return false;
     this.ref = Float32Array.from(this.cur);
     this.refAt = ts;
     return true;
