@@ -25,7 +25,7 @@ export interface MotionGateOptions {
   cellThreshold?: number;
   /** Detect at least this often even on a still scene (ms). Default 10000. */
   recheckMs?: number;
-  /** A cut: at least `cutShare` of the cells that are not black in both frames differ by `cutCellThreshold` or more. Defaults 0.3, 24: a new photo of masks/ letterboxed into 960x540 changes 50-81 % of its picture cells (p5-median; 24-40 % of all cells, 14 of 100 changes under 0.3 when the black borders counted); not yet measured on fixed CCTV footage, where a person close to the lens may count as a cut (one extra alert at worst). */
+  /** A cut: at least `cutShare` of the cells that are not black in both frames differ by `cutCellThreshold` or more, however the reference is shifted by up to 2 cells. Defaults 0.3, 24: a new photo of masks/ letterboxed into 960x540 changes 50-81 % of its picture cells (p5-median; 24-40 % of all cells, 14 of 100 changes under 0.3 when the black borders counted); not yet measured on fixed CCTV footage, where a person close to the lens may count as a cut (one extra alert at worst). */
   cutShare?: number;
   cutCellThreshold?: number;
 }
@@ -40,6 +40,12 @@ const GRID_W = 32;
 const GRID_H = 18;
 /** Mean luma under which a cell is black (letterbox borders decode to 0-2). */
 const BLACK = 8;
+/**
+ * Cells the reference is shifted by, each way, before a change counts as a cut. On the bench's
+ * slowly panning footage, frames 1 s apart are a cut at 32 of 59 pairs unshifted and at 9 (its
+ * photo changes) with shifts of up to 2 cells; a new masks/ photo stays a cut (100 of 100).
+ */
+const CUT_SHIFT = 2;
 
 export class MotionGate {
   private readonly threshold: number;
@@ -76,19 +82,17 @@ export class MotionGate {
     if (ref) {
       let sum = 0;
       let max = 0;
-      let big = 0;
-      let picture = 0;
       for (let i = 0; i < ref.length; i++) {
         const d = Math.abs(ref[i]! - this.cur[i]!);
         sum += d;
         if (d > max) max = d;
-        if (d >= this.cutCellThreshold) big++;
-        if (ref[i]! >= BLACK || this.cur[i]! >= BLACK) picture++;
       }
       moved = sum / ref.length >= this.threshold || max >= this.cellThreshold;
-      // Black in both frames is no picture (the borders of a letterboxed one): the share is of the
-      // rest, unless that is under a quarter of the frame (a dark scene: then of every cell).
-      cut = big >= this.cutShare * (picture >= ref.length / 4 ? picture : ref.length);
+      // A picture that moved as a whole (a pan, a shaken camera) is no cut: the least share over
+      // shifts of the reference by up to CUT_SHIFT cells decides.
+      cut = moved;
+      for (let dy = -CUT_SHIFT; cut && dy <= CUT_SHIFT; dy++)
+        for (let dx = -CUT_SHIFT; cut && dx <= CUT_SHIFT; dx++) cut = this.changedShare(ref, dx, dy) >= this.cutShare;
     }
     this.moved = moved;
     this.cut = cut;
@@ -97,6 +101,26 @@ export class MotionGate {
     this.ref = Float32Array.from(this.cur);
     this.refAt = ts;
     return true;
+  }
+
+  /**
+   * Share of the cells that differ by cutCellThreshold or more from the reference shifted by
+   * (dx, dy) cells. Black in both is no picture (the borders of a letterboxed one): the share is
+   * of the rest, unless that is under a quarter of the cells compared (a dark scene: then of all).
+   */
+  private changedShare(ref: Float32Array, dx: number, dy: number): number {
+    let big = 0;
+    let picture = 0;
+    let n = 0;
+    for (let y = Math.max(0, -dy); y < Math.min(GRID_H, GRID_H - dy); y++)
+      for (let x = Math.max(0, -dx); x < Math.min(GRID_W, GRID_W - dx); x++) {
+        const r = ref[(y + dy) * GRID_W + x + dx]!;
+        const c = this.cur[y * GRID_W + x]!;
+        n++;
+        if (r >= BLACK || c >= BLACK) picture++;
+        if (Math.abs(r - c) >= this.cutCellThreshold) big++;
+      }
+    return big / (picture >= n / 4 ? picture : n);
   }
 
   /** How long (ms, up to `ts`) the picture has not changed; 0 right after a change. */

@@ -110,4 +110,24 @@ describe('MotionGate cuts', () => {
     g2.shouldDetect(lit, 500);
     expect([g2.moved, g2.cut]).toEqual([true, false]);
   });
+
+  it('a picture that moved as a whole (a pan) is no cut; the same change without the shift is one', () => {
+    // random 20-px blocks (one gate cell each at 640x360), then the view panned by one block
+    let seed = 7;
+    const blocks = Array.from({ length: 40 * 20 }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) % 200) + 30);
+    const view = (dx: number) => {
+      const data = new Uint8Array(W * H * 3);
+      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data.fill(blocks[Math.floor(y / 20) * 40 + Math.floor((x + dx) / 20)]!, (y * W + x) * 3, (y * W + x) * 3 + 3);
+      return { width: W, height: H, data };
+    };
+    const g = new MotionGate();
+    g.shouldDetect(view(0), 0);
+    g.shouldDetect(view(20), 500);
+    expect([g.moved, g.cut]).toEqual([true, false]);
+    const g2 = new MotionGate();
+    g2.shouldDetect(view(0), 0);
+    g2.shouldDetect({ ...view(0), data: view(0).data.map((v) => 260 - v) }, 500); // the same blocks, other values
+    expect([g2.moved, g2.cut]).toEqual([true, true]);
+  });
 });
+
