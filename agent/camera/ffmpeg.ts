@@ -31,16 +31,17 @@ export interface SegmentOutput {
  * The clip buffer (agent/evidence/clips.ts): the camera's stream copied, not re-encoded, into MPEG-TS
  * segments `<prefix>-000000.ts`, … of about `segmentSec` (cut at the first keyframe after it). MPEG-TS
  * because a segment cut short by a kill or a reconnect still plays and concatenates. One prefix per
- * ffmpeg run, so a reconnect never overwrites the segments of the run before. `dump_extra` repeats
- * the stream's parameter sets (SPS/PPS) before every keyframe: a camera that sends them only in its
- * SDP (and the bench's GStreamer cameras) otherwise leaves every segment but the first undecodable,
- * and no clip could be cut.
+ * ffmpeg run, so a reconnect never overwrites the segments of the run before. For an RTSP camera
+ * (`rtsp`), `dump_extra` repeats the stream's parameter sets (SPS/PPS) before every keyframe: a
+ * camera that sends them only in its SDP (and the bench's GStreamer cameras) otherwise leaves every
+ * segment but the first undecodable, and no clip could be cut. Not for a file: an MP4's parameter
+ * sets are not Annex B, and ffmpeg's own conversion for MPEG-TS already repeats them.
  */
-export function clipSegmentOutput(dir: string, prefix: string, segmentSec: number): SegmentOutput {
+export function clipSegmentOutput(dir: string, prefix: string, segmentSec: number, rtsp = true): SegmentOutput {
   return {
     target: path.join(dir, `${prefix}-%06d.ts`),
     options: [
-      '-map', '0:v:0', '-an', '-sn', '-dn', '-c:v', 'copy', '-bsf:v', 'dump_extra=freq=keyframe',
+      '-map', '0:v:0', '-an', '-sn', '-dn', '-c:v', 'copy', ...(rtsp ? ['-bsf:v', 'dump_extra=freq=keyframe'] : []),
       '-f', 'segment', '-segment_time', String(segmentSec), '-segment_format', 'mpegts', '-reset_timestamps', '1',
     ],
   };

@@ -242,7 +242,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       this.disableClips(`cannot create ${c.dir}: ${(err as Error).message}`);
       return undefined;
     }
-    return clipSegmentOutput(c.dir, String(Date.now()), c.segmentSec);
+    return clipSegmentOutput(c.dir, String(Date.now()), c.segmentSec, !this.cfg.url.startsWith('file://'));
   }
 
   /** A broken clip buffer (full or read-only disk) must not take the camera down: decode without it. */

@@ -50,4 +50,18 @@ describe('clip buffer segments', () => {
     const frames = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', path.join(work, 'clip.mp4')]).toString().trim();
     expect(Number(frames)).toBeGreaterThan(10);
   }, 60_000);
+
+  it('a file camera (MP4: parameter sets not in Annex B) segments and cuts as well', async () => {
+    const dir = path.join(work, 'file-buffer');
+    execFileSync('mkdir', ['-p', dir]);
+    const mp4 = path.join(work, 'in.mp4');
+    execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x180:rate=10:duration=6', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '10', '-pix_fmt', 'yuv420p', mp4]);
+    const out = clipSegmentOutput(dir, String(Date.now()), 1, false);
+    execFileSync('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', mp4, ...out.options, out.target]);
+    const segments = await listSegments(dir, 1);
+    expect(segments.length).toBeGreaterThanOrEqual(4);
+    const clip = await cutClip(segments.slice(2, 4), 2000, 16 << 20, path.join(work, 'file-clip.mp4'));
+    expect(clip.durationMs).toBeGreaterThan(1000);
+  });
 });
+
