@@ -114,7 +114,7 @@ interface CameraLane {
   idle: boolean;
   /** Capture time of the last frame on which the person model ran for the head cascade. */
   peopleAt: number;
-  /** The last person pass found heads only the person model gives (seen from behind): keep its full rate. */
+  /** The last person pass found a head only the person model gives (seen from behind), or no face: keep its full rate. */
   personHeads: boolean;
   /** When this camera last allowed the cascade's close-up look (CLOSE_UP_EVERY_MS). */
   closeUpAt: number;
