@@ -5,7 +5,7 @@
  * no clip of a later event can be cut (every clip of `npm run bench` failed so before 2026-12-07).
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ afterAll(async () => {
 describe('clip buffer segments', () => {
   it('every segment of an RTSP camera decodes on its own, so a clip can start at any of them', async () => {
     const dir = path.join(work, 'buffer');
-    execFileSync('mkdir', ['-p', dir]);
+    mkdirSync(dir, { recursive: true });
     const out = clipSegmentOutput(dir, String(Date.now()), 1);
     const ff = spawn('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-rtsp_transport', 'tcp', '-i', feed.url('cam'), ...out.options, out.target], { stdio: 'ignore' });
     await sleep(6000);
@@ -53,7 +53,7 @@ describe('clip buffer segments', () => {
 
   it('a file camera (MP4: parameter sets not in Annex B) segments and cuts as well', async () => {
     const dir = path.join(work, 'file-buffer');
-    execFileSync('mkdir', ['-p', dir]);
+    mkdirSync(dir, { recursive: true });
     const mp4 = path.join(work, 'in.mp4');
     execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x180:rate=10:duration=6', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '10', '-pix_fmt', 'yuv420p', mp4]);
     const out = clipSegmentOutput(dir, String(Date.now()), 1, false);
