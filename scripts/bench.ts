@@ -26,8 +26,8 @@ import { DEFAULT_PACK } from '../agent/detect/pack.js';
 import { WorkerPack } from '../agent/detect/workers.js';
 import { heapSized } from '../common/heap.js';
 import { BARE_CROPS } from '../agent/detect/classifier.js';
-import { startFeed, type Feed } from './bench/feed.js';
-import { prepareClips } from './bench/media.js';
+import { startFeed, type Feed, type FeedSpec } from './bench/feed.js';
+import { prepareClips, prepareSubstream } from './bench/media.js';
 import {
   bareDecode,
   bareInference,
@@ -44,6 +44,7 @@ import {
   type AgentRun,
   type BenchOptions,
   type Broker,
+  type CameraSpec,
 } from './bench/run.js';
 
 interface Cli extends BenchOptions {
@@ -57,7 +58,7 @@ interface Cli extends BenchOptions {
 }
 
 function usage(): string {
-  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S] [--food-zones] [--night] [--board-zones] [--no-clips]';
+  return 'usage: npm run bench -- --cameras N --fps F --seconds S [--json] [--threads T] [--frame-width W] [--keyframes-only] [--gop G] [--no-motion] [--spinning] [--workers | --no-workers] [--warmup S] [--bare-seconds S] [--decode-seconds S] [--gate-seconds S | --no-gate] [--idle-after S] [--food-zones] [--night] [--board-zones] [--no-clips] [--substream]';
 }
 
 export function parseArgs(argv: readonly string[]): Cli {
@@ -94,6 +95,7 @@ export function parseArgs(argv: readonly string[]): Cli {
       case '--night': o.night = true; break;
       case '--board-zones': o.boardZones = true; break;
       case '--no-clips': o.clips = false; break;
+      case '--substream': o.substream = true; break;
       case '--json': o.json = true; break;
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0);
       default: throw new Error(`unknown argument "${a}"`);
@@ -124,6 +126,7 @@ export function parseArgs(argv: readonly string[]): Cli {
     boardZones: o.boardZones ?? false,
     // The agent's default: busy cameras keep a clip buffer (their ffmpeg also copies the stream).
     clips: o.clips ?? true,
+    substream: o.substream ?? false,
   };
 }
 
@@ -260,7 +263,13 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const startedAt = Date.now();
-  const clips = await prepareClips({ width: 1280, height: 720, fps: 15, gop: o.gop, holdSec: 6, images: 16 }, progress);
+  const clipOpts = { width: 1280, height: 720, fps: 15, gop: o.gop, holdSec: 6, images: 16 };
+  const clips = await prepareClips(clipOpts, progress);
+  // A camera's sub-stream: the same footage at 640x360 (--substream), mounted beside its main stream.
+  const sub = o.substream ? await prepareSubstream(clips, { ...clipOpts, width: 640, height: 360 }, progress) : null;
+  const subMounts = (specs: FeedSpec[]): FeedSpec[] =>
+    sub ? specs.flatMap((s) => [s, { mount: `${s.mount}-sub`, clip: s.clip === clips.busy ? sub.busy : sub.still, offsetSec: s.offsetSec }]) : specs;
+  const camera = (f: Feed, mount: string): CameraSpec => ({ id: mount, url: f.url(mount), ...(sub ? { substreamUrl: f.url(`${mount}-sub`) } : {}) });
   let feed: Feed | null = null;
   let broker: Broker | null = null;
   let pack: ModelPack | null = null;
@@ -270,12 +279,12 @@ async function main(): Promise<void> {
     // Each camera starts one photo further into the busy clip (whole GOPs), so cameras differ.
     const step = clips.busySeconds / o.cameras;
     const mounts = Array.from({ length: o.cameras }, (_, i) => ({ mount: `cam${String(i + 1).padStart(2, '0')}`, clip: clips.busy, offsetSec: Math.floor(i * step) }));
-    feed = await startFeed(mounts);
-    const cams = mounts.map((m) => ({ id: m.mount, url: feed!.url(m.mount) }));
+    feed = await startFeed(subMounts(mounts));
+    const cams = mounts.map((m) => camera(feed!, m.mount));
     progress(`${o.cameras} simulated cameras on ${feed.url('')}`);
 
     progress(`bare decode: ${o.cameras} x ffmpeg (agent's ingest command, output discarded) for ${o.decodeSec} s`);
-    const decode = await bareDecode(o, cams.map((c) => c.url));
+    const decode = await bareDecode(o, cams.map((c) => c.substreamUrl ?? c.url));
 
     const frame = await sampleFrame(o.frameWidth);
     let bare: Awaited<ReturnType<typeof bareInference>>;
@@ -305,14 +314,14 @@ async function main(): Promise<void> {
 
     let gate: ReturnType<typeof gateSummary> | null = null;
     if (o.gate && o.motion) {
-      feed = await startFeed([
+      feed = await startFeed(subMounts([
         { mount: 'busy', clip: clips.busy, offsetSec: 0 },
         { mount: 'still', clip: clips.still, offsetSec: 0 },
-      ]);
+      ]));
       // Warm-up long enough for the still camera to go idle (keyframes only) before the measurement.
       const og = { ...o, idleAfterSec: o.gateIdleAfterSec, warmupSec: Math.max(o.warmupSec, o.gateIdleAfterSec + 4) };
       progress(`motion gate: one busy and one still camera for ${o.gateSec} s (idle decoding after ${o.gateIdleAfterSec} s still)`);
-      const g = await runAgent(og, detector, [{ id: 'busy', url: feed.url('busy') }, { id: 'still', url: feed.url('still') }], broker, feed, o.gateSec, 'gate');
+      const g = await runAgent(og, detector, [camera(feed, 'busy'), camera(feed, 'still')], broker, feed, o.gateSec, 'gate');
       gate = gateSummary(g, bare.cpuSecPerInference);
     }
 
@@ -320,7 +329,7 @@ async function main(): Promise<void> {
       cameras: o.cameras,
       fps: o.fps,
       seconds: o.seconds,
-      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, night: o.night, boardZones: o.boardZones, clips: o.clips, heapSized: heapSized(), pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
+      config: { threads: o.threads, frameWidth: o.frameWidth, keyframesOnly: o.keyframesOnly, motion: o.motion, gop: o.gop, workers: o.workers, concurrentModels: concurrent, spinning: o.spinning, foodZones: o.foodZones, night: o.night, boardZones: o.boardZones, clips: o.clips, substream: o.substream, heapSized: heapSized(), pack: DEFAULT_PACK.map((m) => m.manifest), models: modelNames },
       ...summarise(o, run, bare, decode),
       bareCpuPercent: r1(bare.cpuPercent),
       motionGate: gate,

@@ -5,7 +5,7 @@
 import { redactUrl } from '../../common/redact.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CameraIngestConfig } from './types.js';
+import { detectUrl, type CameraIngestConfig } from './types.js';
 
 export interface IngestCommand {
   /** What follows `-i` (`pipe:0` for the decoder of idle sampling, see buildSampledDecoder). */
@@ -19,6 +19,15 @@ export interface IngestCommand {
   codec: 'ppm';
   /** A second output of the same process: the clip buffer's segments (clipSegmentOutput). */
   segments?: SegmentOutput;
+  /** The segments' own input (the main stream) when detection decodes the camera's sub-stream. */
+  clipInput?: { input: string; options: string[] };
+}
+
+/** Where and how the clip buffer of one ffmpeg run writes (the prefix: one per run). */
+export interface ClipBufferSpec {
+  dir: string;
+  prefix: string;
+  segmentSec: number;
 }
 
 /** An ffmpeg output given as its target and the options before it. */
@@ -37,11 +46,11 @@ export interface SegmentOutput {
  * segment but the first undecodable, and no clip could be cut. Not for a file: an MP4's parameter
  * sets are not Annex B, and ffmpeg's own conversion for MPEG-TS already repeats them.
  */
-export function clipSegmentOutput(dir: string, prefix: string, segmentSec: number, rtsp = true): SegmentOutput {
+export function clipSegmentOutput(dir: string, prefix: string, segmentSec: number, rtsp = true, input = 0): SegmentOutput {
   return {
     target: path.join(dir, `${prefix}-%06d.ts`),
     options: [
-      '-map', '0:v:0', '-an', '-sn', '-dn', '-c:v', 'copy', ...(rtsp ? ['-bsf:v', 'dump_extra=freq=keyframe'] : []),
+      '-map', `${input}:v:0`, '-an', '-sn', '-dn', '-c:v', 'copy', ...(rtsp ? ['-bsf:v', 'dump_extra=freq=keyframe'] : []),
       '-f', 'segment', '-segment_time', String(segmentSec), '-segment_format', 'mpegts', '-reset_timestamps', '1',
     ],
   };
@@ -66,13 +75,13 @@ export function selectFilter(fps: number): string {
 export const RTSP_IO_TIMEOUT_MS = 5000;
 
 /** Options of the input: the camera connection (RTSP over TCP, or a file played in real time). */
-function sourceOptions(cfg: CameraIngestConfig): { input: string; options: string[] } {
-  if (cfg.url.startsWith('file://')) {
+function sourceOptions(url: string): { input: string; options: string[] } {
+  if (url.startsWith('file://')) {
     // Demo/test input: play at native rate, forever.
-    return { input: fileURLToPath(cfg.url), options: ['-re', '-stream_loop', '-1'] };
+    return { input: fileURLToPath(url), options: ['-re', '-stream_loop', '-1'] };
   }
   return {
-    input: cfg.url,
+    input: url,
     options: [
       '-rtsp_transport', 'tcp',
       '-allowed_media_types', 'video',
@@ -133,14 +142,24 @@ function decodeSteps(cfg: CameraIngestConfig): { decode: string[]; scale: string
   };
 }
 
-/** The ingest of one camera: connect, decode (every frame, or keyframes only), keep the detection rate, scale. */
-export function buildIngestCommand(cfg: CameraIngestConfig, segments?: SegmentOutput): IngestCommand {
-  const src = sourceOptions(cfg);
+/**
+ * The ingest of one camera: connect, decode (every frame, or keyframes only), keep the detection rate,
+ * scale; with `clips`, also copy the main stream into the clip buffer. A camera with a sub-stream is
+ * decoded from it, and its main stream is then a second input of the same process, for the clips only
+ * (no clip buffer: the main stream is not opened at all).
+ */
+export function buildIngestCommand(cfg: CameraIngestConfig, clips?: ClipBufferSpec): IngestCommand {
+  const src = sourceOptions(detectUrl(cfg));
   const { decode, scale, out } = decodeSteps(cfg);
   const inputOptions = [...QUIET, ...src.options, ...decode];
   // -skip_frame is a decoder option: the segments still get every packet.
   if (cfg.keyframesOnly) inputOptions.push('-skip_frame', 'nokey');
-  return { input: src.input, inputOptions, filter: [selectFilter(cfg.fps), ...scale].join(','), ...out, ...(segments ? { segments } : {}) };
+  const cmd: IngestCommand = { input: src.input, inputOptions, filter: [selectFilter(cfg.fps), ...scale].join(','), ...out };
+  if (!clips) return cmd;
+  const sub = cfg.substreamUrl !== undefined;
+  cmd.segments = clipSegmentOutput(clips.dir, clips.prefix, clips.segmentSec, !cfg.url.startsWith('file://'), sub ? 1 : 0);
+  if (sub) cmd.clipInput = sourceOptions(cfg.url);
+  return cmd;
 }
 
 /**
@@ -153,7 +172,7 @@ export function buildIngestCommand(cfg: CameraIngestConfig, segments?: SegmentOu
  * cheaper); this serves files and cameras that receiver cannot (RTSPS, codecs other than H.264/5).
  */
 export function buildIdleIngest(cfg: CameraIngestConfig, everySec: number): { receiver: string[]; decoder: IngestCommand } {
-  const src = sourceOptions(cfg);
+  const src = sourceOptions(detectUrl(cfg));
   const receiver = [
     ...QUIET, ...src.options, '-i', src.input,
     '-map', '0:v:0', '-c', 'copy', '-bsf:v', keyframeSampler(everySec),

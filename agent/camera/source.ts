@@ -21,11 +21,11 @@ import ffmpeg, { type FfmpegCommand } from 'fluent-ffmpeg';
 import { childLog, type Logger } from '../../common/log.js';
 import { IDLE_FRAME_EVERY_SEC } from '../config/schema.js';
 import { Backoff } from './backoff.js';
-import { buildIdleIngest, buildIngestCommand, buildSampledDecoder, clipSegmentOutput, describeFfmpegExit, knownFfmpegReason, RTSP_IO_TIMEOUT_MS, type IngestCommand } from './ffmpeg.js';
+import { buildIdleIngest, buildIngestCommand, buildSampledDecoder, describeFfmpegExit, knownFfmpegReason, RTSP_IO_TIMEOUT_MS, type IngestCommand } from './ffmpeg.js';
 import { redactUrl } from '../../common/redact.js';
 import { PpmFrameSplitter } from './ppm-splitter.js';
 import { RtspReceiver, RtspUnsupported } from './rtsp-receiver.js';
-import type { CameraIngestConfig, CameraSourceEvents, CameraSourceOptions, CameraSourceStatus, CameraState, Frame } from './types.js';
+import { detectUrl, type CameraIngestConfig, type CameraSourceEvents, type CameraSourceOptions, type CameraSourceStatus, type CameraState, type Frame } from './types.js';
 
 /**
  * Niceness of the decoders. When a decoder and a detection worker want the same core at the same
@@ -107,7 +107,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (!(config.fps > 0)) throw new Error(`camera ${config.id}: fps must be > 0, got ${config.fps}`);
     if (!Number.isInteger(config.frameWidth) || config.frameWidth < 2)
       throw new Error(`camera ${config.id}: frameWidth must be an integer >= 2, got ${config.frameWidth}`);
-    if (!/^(rtsps?|file):\/\/./.test(config.url)) throw new Error(`camera ${config.id}: url must be rtsp://, rtsps:// or file://, got "${redactUrl(config.url)}"`);
+    for (const field of ['url', 'substreamUrl'] as const) {
+      const u = config[field];
+      if (u !== undefined && !/^(rtsps?|file):\/\/./.test(u)) throw new Error(`camera ${config.id}: ${field} must be rtsp://, rtsps:// or file://, got "${redactUrl(u)}"`);
+    }
     this.stallMs = options.stallTimeoutMs ?? Math.max(10_000, 4_000 / config.fps);
     this.stallExplicit = options.stallTimeoutMs !== undefined;
     this.connectMs = options.connectTimeoutMs ?? Math.max(15_000, this.stallMs);
@@ -132,7 +135,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
 
   /** Who receives the stream during idle sampling: the agent itself (RTSP), or ffmpeg (files, fallback). */
   get idleReceiver(): 'agent' | 'ffmpeg' {
-    return this.cfg.url.startsWith('rtsp://') && !this.rtspUnsupported ? 'agent' : 'ffmpeg';
+    return detectUrl(this.cfg).startsWith('rtsp://') && !this.rtspUnsupported ? 'agent' : 'ffmpeg';
   }
 
   /** CPU ms the agent itself spent receiving this camera's stream (idle sampling of an RTSP camera). */
@@ -146,7 +149,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     this.running = true;
     this.backoff.reset();
     this.st.reconnects = 0;
-    this.log.info({ url: redactUrl(this.cfg.url), fps: this.cfg.fps, frameWidth: this.cfg.frameWidth, keyframesOnly: this.cfg.keyframesOnly }, 'camera starting');
+    const sub = this.cfg.substreamUrl;
+    this.log.info({ url: redactUrl(this.cfg.url), ...(sub ? { substreamUrl: redactUrl(sub) } : {}), fps: this.cfg.fps, frameWidth: this.cfg.frameWidth, keyframesOnly: this.cfg.keyframesOnly }, 'camera starting');
     this.watchdog = setInterval(() => this.checkWatchdog(), 250);
     this.watchdog.unref();
     this.connect();
@@ -242,7 +246,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       this.disableClips(`cannot create ${c.dir}: ${(err as Error).message}`);
       return undefined;
     }
-    return clipSegmentOutput(c.dir, String(Date.now()), c.segmentSec, !this.cfg.url.startsWith('file://'));
+    return { dir: c.dir, prefix: String(Date.now()), segmentSec: c.segmentSec };
   }
 
   /** A broken clip buffer (full or read-only disk) must not take the camera down: decode without it. */
@@ -259,7 +263,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private receiveRtsp(a: Attempt, everySec: number, retried = false): void {
     let rx: RtspReceiver;
     try {
-      rx = new RtspReceiver({ url: this.cfg.url, everySec, timeoutMs: RTSP_IO_TIMEOUT_MS });
+      rx = new RtspReceiver({ url: detectUrl(this.cfg), everySec, timeoutMs: RTSP_IO_TIMEOUT_MS });
     } catch (err) {
       this.rtspUnsupported = (err as Error).message;
       a.killReason = MODE_SWITCH;
@@ -314,9 +318,9 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
 
     if (this.ffmpegPath) cmd.setFfmpegPath(this.ffmpegPath);
     a.segments = c.segments?.target ?? null;
+    cmd.input(input ?? c.input).inputOptions(...c.inputOptions);
+    if (c.clipInput) cmd.input(c.clipInput.input).inputOptions(...c.clipInput.options);
     cmd
-      .input(input ?? c.input)
-      .inputOptions(...c.inputOptions)
       .videoFilters(c.filter)
       .outputOptions(...c.outputOptions)
       .format(c.format)
@@ -468,8 +472,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       this.disableClips(a.stderr.slice(-3).join(' | ').slice(0, 300));
     }
     let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal,
-      { network: !this.cfg.url.startsWith('file://'), gotFrame: a.onlineAt !== null, ranMs: Date.now() - a.startedAt });
-    if (reason === 'stream ended' && !this.cfg.url.startsWith('file://')) reason = 'stream ended: the camera closed the connection';
+      { network: !detectUrl(this.cfg).startsWith('file://'), gotFrame: a.onlineAt !== null, ranMs: Date.now() - a.startedAt });
+    if (reason === 'stream ended' && !detectUrl(this.cfg).startsWith('file://')) reason = 'stream ended: the camera closed the connection';
     const now = Date.now();
     if (a.onlineAt !== null && now - a.onlineAt >= this.healthyMs) this.backoff.reset();
     const delay = this.backoff.next();

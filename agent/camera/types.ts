@@ -40,7 +40,12 @@ export interface CameraSourceEvents {
 }
 
 /** The fields of a camera's configuration the ingest uses. */
-export type CameraIngestConfig = Pick<CameraConfig, 'id' | 'url' | 'fps' | 'keyframesOnly' | 'frameWidth'> & Partial<Pick<CameraConfig, 'idleFrameEverySec'>>;
+export type CameraIngestConfig = Pick<CameraConfig, 'id' | 'url' | 'fps' | 'keyframesOnly' | 'frameWidth'> & Partial<Pick<CameraConfig, 'idleFrameEverySec' | 'substreamUrl'>>;
+
+/** The stream detection decodes: the sub-stream where the camera has one, else its main stream. */
+export function detectUrl(cfg: Pick<CameraIngestConfig, 'url' | 'substreamUrl'>): string {
+  return cfg.substreamUrl ?? cfg.url;
+}
 
 export interface CameraSourceOptions {
   /**

@@ -13,6 +13,7 @@ import { labelText } from '../../protocol/labels.js';
 import { VIOLATION_TEXT } from '../../protocol/violations.js';
 import { redactUrl } from '../../common/redact.js';
 import { loadSiteConfig } from '../config/load.js';
+import { detectUrl } from '../camera/types.js';
 import type { CameraConfig, SiteConfig } from '../config/schema.js';
 import { BoardCheck, type BoardRegion } from '../detect/boards.js';
 import { loadImage } from '../detect/image.js';
@@ -39,17 +40,18 @@ const KIND_COLOUR = { raw: '#e03030', cooked: '#e0b000', food: '#30b030', genera
 const DRAW_COLOUR = { red: '#ff4040', yellow: '#ffd000', green: '#40d040', blue: '#4080ff', white: '#ffffff' } as const;
 const GRAB_TIMEOUT_MS = 15_000;
 
-/** One frame of the camera, scaled to its frameWidth, as PNG bytes. */
+/** One frame of the stream detection decodes (the sub-stream where there is one), scaled to its frameWidth, as PNG bytes. */
 async function grabFrame(cam: CameraConfig): Promise<Buffer> {
-  const input = cam.url.startsWith('file://') ? cam.url.slice('file://'.length) : cam.url;
-  const args = [...(cam.url.startsWith('rtsp') ? ['-rtsp_transport', 'tcp'] : []), '-i', input, '-frames:v', '1', '-vf', `scale=${cam.frameWidth}:-2`, '-f', 'image2pipe', '-vcodec', 'png', '-'];
+  const url = detectUrl(cam);
+  const input = url.startsWith('file://') ? url.slice('file://'.length) : url;
+  const args = [...(url.startsWith('rtsp') ? ['-rtsp_transport', 'tcp'] : []), '-i', input, '-frames:v', '1', '-vf', `scale=${cam.frameWidth}:-2`, '-f', 'image2pipe', '-vcodec', 'png', '-'];
   try {
     const { stdout } = await promisify(execFile)('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...args], { encoding: 'buffer', timeout: GRAB_TIMEOUT_MS, maxBuffer: 64 << 20 });
     if (stdout.length === 0) throw new Error('no frame');
     return stdout;
   } catch (err) {
     const msg = ((err as { stderr?: Buffer }).stderr?.toString() || (err as Error).message).trim().split('\n').pop();
-    throw new Error(`camera ${cam.id}: cannot grab a frame from ${redactUrl(cam.url)} (${redactUrl(msg ?? '')})`);
+    throw new Error(`camera ${cam.id}: cannot grab a frame from ${redactUrl(url)} (${redactUrl(msg ?? '')})`);
   }
 }
 

@@ -57,6 +57,13 @@ export const CameraSchema = z.strictObject({
   id: Id,
   name: z.string().min(1).max(128),
   url: z.string().regex(/^(rtsp|rtsps|file):\/\/.+/, 'expected an rtsp://, rtsps:// or file:// URL'),
+  /**
+   * The camera's second, smaller stream (sub-stream, e.g. Hikvision `/Streaming/Channels/102`,
+   * Dahua `subtype=1`), at least `frameWidth` wide: detection decodes it instead of `url`, whose
+   * main stream then only feeds the clip buffer, copied. Decoding 640x360 costs about a third of
+   * 1280x720 (docs/performance.md), and detection scales every frame to `frameWidth` anyway.
+   */
+  substreamUrl: z.string().regex(/^(rtsp|rtsps|file):\/\/.+/, 'expected an rtsp://, rtsps:// or file:// URL').optional(),
   /** Detection frames per second taken from the stream. */
   fps: z.number().positive().max(30).default(2),
   /** Decode keyframes only (cheapest); the effective rate is then at most one frame per GOP. */

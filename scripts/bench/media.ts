@@ -51,10 +51,10 @@ function run(cmd: string, args: string[]): Promise<void> {
   });
 }
 
-function encoderArgs(o: ClipOptions): string[] {
+function encoderArgs(o: ClipOptions, bitRate = '2500k'): string[] {
   return [
     // Like a real camera: a fixed bit rate (real cameras stream 2-4 Mbps at 720p), so decoding costs what it costs there.
-    '-b:v', '2500k', '-maxrate', '2500k', '-bufsize', '2500k',
+    '-b:v', bitRate, '-maxrate', bitRate, '-bufsize', bitRate,
     '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency',
     '-g', String(o.gop), '-keyint_min', String(o.gop), '-sc_threshold', '0', '-bf', '0',
     '-x264-params', 'slices=1:sliced-threads=0:repeat-headers=1',
@@ -119,4 +119,23 @@ export async function prepareClips(o: ClipOptions, progress: (msg: string) => vo
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * A camera's sub-stream (the second, smaller stream IP cameras offer for analytics): the busy and
+ * still clips scaled to `o.width` x `o.height` at a sub-stream's bit rate (768 kbit/s; cameras ship
+ * 512-1024 at 640x360), same rate and GOP, so frame for frame the same footage as the main stream.
+ */
+export async function prepareSubstream(main: Clips, o: ClipOptions, progress: (msg: string) => void): Promise<Clips> {
+  const dir = path.dirname(main.busy);
+  const tag = `sub-${o.width}x${o.height}`;
+  const busy = path.join(dir, `busy-${tag}.ts`);
+  const still = path.join(dir, `still-${tag}.ts`);
+  if (existsSync(busy) && existsSync(still)) return { busy, still, busySeconds: main.busySeconds };
+  progress(`encoding the sub-stream footage (${o.width}x${o.height}, once; cached in ${path.relative(REPO_ROOT, dir)})`);
+  for (const [src, dst] of [[main.still, still], [main.busy, busy]] as const) {
+    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-i', src, '-vf', `scale=${o.width}:${o.height}`, ...encoderArgs(o, '768k'), dst + '.part']);
+    await rename(dst + '.part', dst);
+  }
+  return { busy, still, busySeconds: main.busySeconds };
 }

@@ -46,6 +46,8 @@ export interface BenchOptions {
   boardZones: boolean;
   /** Clip buffers on the cameras (agent default). */
   clips: boolean;
+  /** Every camera also streams a 640x360 sub-stream, which detection decodes (camera `substreamUrl`). */
+  substream: boolean;
 }
 
 /** Service hours that exclude the next hours in the site's time zone (for --night). */
@@ -237,6 +239,7 @@ export async function bareInference(pack: ModelPack, frame: RgbImage, seconds: n
 export interface CameraSpec {
   id: string;
   url: string;
+  substreamUrl?: string;
 }
 
 export function siteConfig(o: BenchOptions, cams: readonly CameraSpec[], brokerUrl: string, dir: string): SiteConfig {
@@ -249,6 +252,7 @@ export function siteConfig(o: BenchOptions, cams: readonly CameraSpec[], brokerU
       id: c.id,
       name: c.id,
       url: c.url,
+      ...(c.substreamUrl ? { substreamUrl: c.substreamUrl } : {}),
       fps: o.fps,
       keyframesOnly: o.keyframesOnly,
       frameWidth: o.frameWidth,

@@ -151,6 +151,32 @@ describe('CameraSource on a simulated RTSP camera', () => {
     for (const pid of idlePids) expect(alive(pid)).toBe(false);
   });
 
+  it('a camera with a sub-stream: detection decodes it, the clip buffer copies the main stream, idle sampling takes the sub-stream', async () => {
+    // Told apart by shape: the main stream is 16:9 (640x360), the sub-stream 4:3 (640x480).
+    const subSim = await startSimCamera({ source: MASK_IMAGES, count: 1, width: 640, height: 480, fps: 15, gop: 15 });
+    const dir = mkdtempSync(join(tmpdir(), 'bk-sub-clips-'));
+    try {
+      const { cam, frames, statuses } = camera({ id: 'c-sub', url: sim.urls[0]!, substreamUrl: subSim.urls[0]!, fps: 2, frameWidth: 320, idleFrameEverySec: 1 },
+        { clipSegments: { dir, segmentSec: 1 } });
+      cam.start();
+      await until(() => frames.length >= 6, 15_000, 'frames of the sub-stream');
+      for (const f of frames) expect([f.width, f.height]).toEqual([320, 240]);
+      expect(cam.ffmpegPids).toHaveLength(1); // one process: two inputs, two outputs
+      await until(() => readdirSync(dir).filter((n) => n.endsWith('.ts')).length >= 3, 10_000, 'clip segments');
+      const seg = join(dir, readdirSync(dir).filter((n) => n.endsWith('.ts')).sort()[1]!);
+      const size = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', seg]).toString().trim().split(/\s+/)[0];
+      expect(size).toBe('640,360');
+      cam.setIdleDecode(true);
+      const n0 = frames.length;
+      await until(() => frames.length >= n0 + 2, 10_000, 'idle-sampled frames');
+      for (const f of frames.slice(n0)) expect([f.width, f.height]).toEqual([320, 240]);
+      expect(statuses.map((s) => s.state)).toEqual(['connecting', 'online']);
+    } finally {
+      await subSim.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('setIdleDecode before the camera is online applies to the connection in progress', async () => {
     const { cam, frames } = camera({ id: 'c-idle-early', url: sim.urls[0]!, fps: 5, frameWidth: 256, idleFrameEverySec: 1 });
     cam.start();

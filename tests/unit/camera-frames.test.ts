@@ -144,6 +144,24 @@ describe('ingest command', () => {
     expect(c.inputOptions).not.toContain('-rtsp_transport');
   });
 
+  it('sub-stream: decoded for detection; the main stream is opened only as the clip buffer\'s input (its segments map input 1)', () => {
+    const cfg = { id: 'c', url: 'rtsp://10.0.0.2/main', substreamUrl: 'rtsp://10.0.0.2/sub', fps: 2, keyframesOnly: false, frameWidth: 640 };
+    const clips = { dir: '/tmp/clips', prefix: '1', segmentSec: 2 };
+    const c = buildIngestCommand(cfg, clips);
+    expect(c.input).toBe('rtsp://10.0.0.2/sub');
+    expect(c.clipInput?.input).toBe('rtsp://10.0.0.2/main');
+    expect(c.clipInput?.options.join(' ')).toMatch(/-rtsp_transport tcp/);
+    expect(c.segments?.options.join(' ')).toMatch(/-map 1:v:0 .*-c:v copy/);
+    expect(c.segments?.target).toBe('/tmp/clips/1-%06d.ts');
+    const noClips = buildIngestCommand(cfg);
+    expect([noClips.input, noClips.clipInput, noClips.segments]).toEqual(['rtsp://10.0.0.2/sub', undefined, undefined]);
+    // Without a sub-stream the one input serves both outputs.
+    const single = buildIngestCommand({ ...cfg, substreamUrl: undefined }, clips);
+    expect([single.input, single.clipInput]).toEqual(['rtsp://10.0.0.2/main', undefined]);
+    expect(single.segments?.options.join(' ')).toMatch(/-map 0:v:0 /);
+    expect(buildIdleIngest(cfg, 5).receiver.join(' ')).toMatch(/-i rtsp:\/\/10\.0\.0\.2\/sub /);
+  });
+
   it('idle: a receiver that copies the camera stream without decoding, a decoder reading it on stdin', () => {
     const { receiver, decoder } = buildIdleIngest({ id: 'c', url: 'rtsp://10.0.0.2/s', fps: 2, keyframesOnly: false, frameWidth: 640 }, 5);
     const rx = receiver.join(' ');

@@ -19,6 +19,9 @@ describe('site config errors', () => {
     const msg = problems({ ...base, cameras: [{ id: 'cam1', name: '后厨', url: 'rtps://admin:S3cret!@10.0.0.5/h264' }] });
     expect(msg).toMatch(/cameras\[0\]\.url: expected an rtsp:\/\/, rtsps:\/\/ or file:\/\/ URL \(got "rtps:\/\/\*\*\*@10\.0\.0\.5\/h264"\)/);
     expect(msg).not.toContain('S3cret');
+    const sub = problems({ ...base, cameras: [{ ...base.cameras[0], substreamUrl: 'http://admin:S3cret!@10.0.0.5/sub' }] });
+    expect(sub).toMatch(/cameras\[0\]\.substreamUrl: expected an rtsp:\/\/, rtsps:\/\/ or file:\/\/ URL \(got "http:\/\/\*\*\*@10\.0\.0\.5\/sub"\)/);
+    expect(sub).not.toContain('S3cret');
   });
 
   it('suggest the nearest key for a misspelt one, at any depth', () => {

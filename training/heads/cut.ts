@@ -14,7 +14,7 @@
  *   <out>/crops.u8   N x S x S x 3 RGB bytes (S = size x context: crops carry a margin for jitter)
  *   <out>/index.csv  one row per crop: set, group, split, image, source, region box, labels
  *
- *   tsx training/heads/cut.ts [--data ../shared/data] [--out var/train/heads] [--max-images N]
+ *   tsx training/heads/cut.ts [--data ../shared/data] [--out var/train/heads] [--size PX] [--max-images N]
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
@@ -28,8 +28,7 @@ import type { BoxXYXY } from '../../agent/detect/types.js';
 import { readDataset, resolveGroundTruth, type GroundTruth } from '../../agent/eval/datasets.js';
 import { parseCsv } from '../../agent/eval/image-sets.js';
 
-/** Crop side the classifier takes, and the context cut around it for training-time jitter. */
-export const SIZE = 96;
+/** The context cut around a crop for training-time jitter (crops are `--size` px, default the manifest's input width). */
 export const CONTEXT = 112 / 96;
 
 export interface CropLabels {
@@ -173,14 +172,17 @@ async function main(): Promise<void> {
       out: { type: 'string', default: path.join(REPO_ROOT, 'var/train/heads') },
       manifest: { type: 'string', default: path.join(REPO_ROOT, 'models/head_attrs.model.yaml') },
       'max-images': { type: 'string' },
+      size: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: tsx training/heads/cut.ts [--data DIR] [--out DIR] [--manifest FILE] [--max-images N]\n');
+    process.stdout.write('usage: tsx training/heads/cut.ts [--data DIR] [--out DIR] [--manifest FILE] [--size PX] [--max-images N]\n');
     return;
   }
   const recipe = readRecipe(values.manifest);
+  const SIZE = values.size ? Number(values.size) : (readYaml(values.manifest) as { input: { width: number } }).input.width;
+  if (!Number.isInteger(SIZE) || SIZE < 32 || SIZE > 512) throw new Error(`--size: expected a crop side of 32..512 px, got "${values.size}"`);
   const maxImages = values['max-images'] ? Number(values['max-images']) : undefined;
   const detectors = [{ manifest: 'rfb640_masked_face' }, { manifest: 'yolox_nano', labels: ['person'] }];
   const key = createHash('sha1').update(JSON.stringify({ recipe, detectors, maxImages, SIZE, CONTEXT, v: 1 })).digest('hex').slice(0, 12);

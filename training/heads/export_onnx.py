@@ -10,18 +10,18 @@ import numpy as np
 import torch
 
 
-def export(model, out_dir: Path, sample_crops: np.ndarray, cut: int, log=print, name: str = "head_attrs") -> float:
+def export(model, out_dir: Path, sample_crops: np.ndarray, cut: int, size: int, log=print, name: str = "head_attrs") -> float:
     import onnxruntime as ort
-    from train import SIZE, centre, to_tensor
+    from train import centre, to_tensor
 
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_file = out_dir / f"{name}.onnx"
     model.eval()
     model.export = True
-    dummy = torch.zeros(2, 3, SIZE, SIZE)
+    dummy = torch.zeros(2, 3, size, size)
     torch.onnx.export(model, dummy, str(onnx_file), input_names=["crops"], output_names=["probs"], opset_version=17,
                       dynamic_axes={"crops": {0: "n"}, "probs": {0: "n"}}, dynamo=False)
-    x = to_tensor(centre(sample_crops, cut))
+    x = to_tensor(centre(sample_crops, cut, size))
     with torch.no_grad():
         ref = model(x).numpy()
     model.export = False

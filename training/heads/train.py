@@ -39,7 +39,7 @@ from crops import LABELS, labels_of, load_crops  # noqa: E402
 from kitchen_det.model import BaseConv  # noqa: E402
 from kitchen_det.onnx_init import pretrained  # noqa: E402
 
-SIZE = 96
+SIZE = 96  # the crops' side: set from the cache's meta.json in main()
 
 
 class HeadAttrs(nn.Module):
@@ -70,9 +70,10 @@ def to_tensor(batch_rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(batch_rgb[..., ::-1].transpose(0, 3, 1, 2))).float()
 
 
-def centre(crops: np.ndarray, cut: int) -> np.ndarray:
-    m = (cut - SIZE) // 2
-    return crops[:, m: m + SIZE, m: m + SIZE]
+def centre(crops: np.ndarray, cut: int, size: int | None = None) -> np.ndarray:
+    s = size or SIZE
+    m = (cut - s) // 2
+    return crops[:, m: m + s, m: m + s]
 
 
 def augment(c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -175,8 +176,9 @@ def main() -> None:
 
     crops, rows, meta = load_crops(a.cache)
     cut = meta["cut"]
-    if meta["size"] != SIZE:
-        sys.exit(f"{a.cache}: crops are for {meta['size']} px, this network takes {SIZE}")
+    global SIZE
+    SIZE = int(meta["size"])  # the network is fully convolutional up to its pooling: any side the crops have
+    log(f"crops of {SIZE} px (cut {cut} with context)")
     y = labels_of(rows)
     reviewed = apply_review(rows, y, HERE / "review.csv")
     split = np.array([r["split"] for r in rows])
@@ -255,7 +257,7 @@ def main() -> None:
                                                       train=len(tr), valn=len(va)), indent=1))
     if a.export:
         from export_onnx import export
-        export(model, Path(a.export), crops[va][:64], cut, log)
+        export(model, Path(a.export), crops[va][:64], cut, SIZE, log)
 
 
 REVIEWED_SETS = ("masks", "smoking", "coco")
