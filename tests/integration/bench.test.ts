@@ -18,6 +18,7 @@ describe('bench', () => {
     const o = parseArgs(['--cameras', '16', '--fps=2', '--seconds', '60', '--json', '--keyframes-only', '--frame-width', '416']);
     expect(o).toMatchObject({ cameras: 16, fps: 2, seconds: 60, json: true, keyframesOnly: true, frameWidth: 416, threads: 1, motion: true, workers: true, spinning: false, foodZones: false });
     expect(parseArgs(['--food-zones']).foodZones).toBe(true);
+    expect([parseArgs([]).substream, parseArgs(['--substream']).substream]).toEqual([false, true]);
     expect(() => parseArgs(['--cameras', '0'])).toThrow(/--cameras/);
     expect(() => parseArgs(['--frobnicate'])).toThrow(/unknown argument/);
   });
