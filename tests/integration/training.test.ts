@@ -129,6 +129,41 @@ describe('training pipeline (tiny slice)', () => {
   });
 });
 
+describe('head-attribute classifier training (tiny slice)', () => {
+  let tmp = '';
+  beforeAll(() => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'bk-train-heads-'));
+  });
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('train.sh heads cuts crops with the project\'s detectors, trains, and exports a classifier onnxruntime-node runs', { timeout: 15 * 60_000 }, async () => {
+    const exportDir = path.join(tmp, 'models');
+    const r = await bash(
+      ['training/train.sh', 'heads', '--cache', path.join(tmp, 'crops'), '--max-images', '6', '--size', '64', '--holdout', 'none',
+        '--epochs', '1', '--batch', '16', '--name', 'ci-heads', '--project', path.join(tmp, 'runs'), '--export', exportDir],
+      12 * 60_000,
+    );
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/crops of 64 px \(cut 75 with context\)/);
+    expect(r.out).toMatch(/epoch 1\/1 loss \d/);
+    expect(r.out).toMatch(/onnxruntime vs torch on \d+ real crops: max abs diff/);
+    const meta = JSON.parse(readFileSync(path.join(tmp, 'crops/meta.json'), 'utf8')) as { size: number; crops: number };
+    expect(meta.size).toBe(64);
+    expect(meta.crops).toBeGreaterThan(10);
+    const session = await ort.InferenceSession.create(path.join(exportDir, 'head_attrs.onnx'), { intraOpNumThreads: 1 });
+    try {
+      expect([session.inputNames, session.outputNames]).toEqual([['crops'], ['probs']]);
+      const out = (await session.run({ crops: new ort.Tensor('float32', new Float32Array(3 * 3 * 64 * 64).fill(114), [3, 3, 64, 64]) })).probs!;
+      expect(out.dims).toEqual([3, 3]); // dynamic batch, three attributes
+      for (const v of out.data as Float32Array) expect(v >= 0 && v <= 1).toBe(true);
+    } finally {
+      await session.release();
+    }
+  });
+});
+
 describe('shipped project-trained models', () => {
   for (const name of ['rodent_yolox']) {
     const manifest = path.join(REPO_ROOT, 'models', `${name}.model.yaml`);
