@@ -61,6 +61,8 @@ interface Attempt {
   settled: boolean;
   /** The clip segments' target of this run, or null. */
   segments: string | null;
+  /** The main stream as the clip buffer's own input (a camera with a sub-stream), or null. */
+  clipInput: string | null;
   done: Promise<void>;
   resolveDone: () => void;
 }
@@ -96,6 +98,8 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   private readonly clipSegments: { dir: string; segmentSec: number } | undefined;
   /** Why the clip buffer was switched off (it failed), or null. */
   private clipsFailed: string | null = null;
+  /** When a paused clip buffer is tried again (its main stream failed), or null: off until restart. */
+  private clipsRetryAt: number | null = null;
   /** CPU ms spent in the agent receiving this camera's stream (idle sampling), over ended attempts. */
   private receiveCpuEnded = 0;
 
@@ -219,6 +223,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       killTimer: null,
       settled: false,
       segments: null,
+      clipInput: null,
       done,
       resolveDone,
     };
@@ -239,7 +244,12 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   /** The clip buffer's output for the next full-decode run, unless it is off or has failed. */
   private segmentOutput() {
     const c = this.clipSegments;
-    if (!c || this.clipsFailed) return undefined;
+    if (!c) return undefined;
+    if (this.clipsFailed) {
+      if (this.clipsRetryAt === null || Date.now() < this.clipsRetryAt) return undefined;
+      this.clipsFailed = null;
+      this.log.info('clip buffer: trying the main stream again');
+    }
     try {
       mkdirSync(c.dir, { recursive: true });
     } catch (err) {
@@ -250,9 +260,11 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   }
 
   /** A broken clip buffer (full or read-only disk) must not take the camera down: decode without it. */
-  private disableClips(reason: string): void {
+  private disableClips(reason: string, retryMs?: number): void {
     this.clipsFailed = reason;
-    this.log.error({ reason }, 'clip buffer off for this camera until the agent restarts; detection goes on');
+    this.clipsRetryAt = retryMs === undefined ? null : Date.now() + retryMs;
+    if (retryMs === undefined) this.log.error({ reason }, 'clip buffer off for this camera until the agent restarts; detection goes on');
+    else this.log.error({ reason, retryInMs: retryMs }, 'clip buffer paused: the main stream failed; detection goes on with the sub-stream');
   }
 
   /**
@@ -318,6 +330,7 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
 
     if (this.ffmpegPath) cmd.setFfmpegPath(this.ffmpegPath);
     a.segments = c.segments?.target ?? null;
+    a.clipInput = c.clipInput?.input ?? null;
     cmd.input(input ?? c.input).inputOptions(...c.inputOptions);
     if (c.clipInput) cmd.input(c.clipInput.input).inputOptions(...c.clipInput.options);
     cmd
@@ -471,6 +484,11 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
     if (a.segments && !a.killReason && a.stderr.some((l) => l.includes(path.dirname(a.segments!)) || /segment/i.test(l))) {
       this.disableClips(a.stderr.slice(-3).join(' | ').slice(0, 300));
     }
+    // ffmpeg names the input that failed ("rtsp://…/main: Connection refused"). The main stream of a
+    // camera with a sub-stream feeds only the clips: its failure pauses them, not detection.
+    else if (a.clipInput && !a.killReason && a.stderr.some((l) => l.startsWith(`${a.clipInput}: `))) {
+      this.disableClips(`main stream: ${redactUrl(a.stderr.filter((l) => l.startsWith(`${a.clipInput}: `)).at(-1)!)}`, CLIPS_RETRY_MS);
+    }
     let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal,
       { network: !detectUrl(this.cfg).startsWith('file://'), gotFrame: a.onlineAt !== null, ranMs: Date.now() - a.startedAt });
     if (reason === 'stream ended' && !detectUrl(this.cfg).startsWith('file://')) reason = 'stream ended: the camera closed the connection';
@@ -514,6 +532,9 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
 }
 
 /** The last STDERR_LINES lines of an attempt's ffmpeg processes, for the reason of an exit. */
+/** A clip buffer paused because the main stream failed is tried again after this long. */
+export const CLIPS_RETRY_MS = 10 * 60_000;
+
 function keepStderr(a: Attempt, line: string): void {
   a.stderr.push(line);
   if (a.stderr.length > STDERR_LINES) a.stderr.shift();

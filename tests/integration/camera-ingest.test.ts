@@ -177,6 +177,20 @@ describe('CameraSource on a simulated RTSP camera', () => {
     }
   });
 
+  it('a sub-stream camera whose main stream fails: clips pause, detection goes on with the sub-stream', async () => {
+    const dead = `rtsp://127.0.0.1:${await freeTcpPort()}/main`;
+    const dir = mkdtempSync(join(tmpdir(), 'bk-sub-dead-'));
+    try {
+      const { cam, frames } = camera({ id: 'c-sub-dead', url: dead, substreamUrl: sim.urls[1]!, fps: 2, frameWidth: 320 }, { clipSegments: { dir, segmentSec: 1 }, backoff: { initialMs: 200 } });
+      cam.start();
+      await until(() => frames.length >= 3, 20_000, 'frames of the sub-stream after the main stream failed');
+      expect(cam.status().state).toBe('online');
+      expect(readdirSync(dir).filter((n) => n.endsWith('.ts'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('setIdleDecode before the camera is online applies to the connection in progress', async () => {
     const { cam, frames } = camera({ id: 'c-idle-early', url: sim.urls[0]!, fps: 5, frameWidth: 256, idleFrameEverySec: 1 });
     cam.start();
