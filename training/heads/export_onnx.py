@@ -1,5 +1,5 @@
 """Exports a trained HeadAttrs to ONNX (dynamic batch), checks onnxruntime against torch on real crops,
-and writes the file's sha256 into the bundled manifest (models/head_attrs.model.yaml)."""
+and writes the file's sha256 and input side into the bundled manifest (models/head_attrs.model.yaml)."""
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +37,11 @@ def export(model, out_dir: Path, sample_crops: np.ndarray, cut: int, size: int, 
     manifest = out_dir / f"{name}.model.yaml"
     if manifest.exists():
         text = re.sub(r"^sha256: [0-9a-f]{64}$", f"sha256: {sha}", manifest.read_text(), count=1, flags=re.M)
+        # The input side is the crops' (train.sh heads --size): the agent cuts crops to the manifest's.
+        text = re.sub(r"^(  (?:width|height): )\d+", rf"\g<1>{size}", text, count=2, flags=re.M)
+        text = re.sub(r"on \d+x\d+ head crops", f"on {size}x{size} head crops", text, count=1)
         manifest.write_text(text)
-        log(f"export: {manifest} sha256 {sha}")
+        log(f"export: {manifest} sha256 {sha}, input {size}x{size}")
     else:
         log(f"export: no {manifest} to update; sha256 {sha}")
     return diff

@@ -4,13 +4,16 @@
 #    (train.py --holdout kitchenA / kitchenB);
 #  - by time (weaker): the last 40 % of each video's frames scored by the model trained on the first
 #    55 % (train.py --holdout time).
-#   bash training/heads/folds.sh [run-suffix]
+#   bash training/heads/folds.sh [run-suffix]     (HEADS_CACHE: the crops, default var/train/heads;
+#                                                  FOLDS: which, default "kitchenA kitchenB time")
 # Per fold: var/folds/<fold>/ holds the fold's ONNX + manifests + a site config; no_hat.json and
 # smoking.json are the eval reports (no_hat: has_hat = 0 frames are positives; smoking: no frame
 # shows smoking, every frame is a negative).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SUFFIX="${1:-}"
+CACHE="${HEADS_CACHE:-$ROOT/var/train/heads}"
+FOLDS=" ${FOLDS:-kitchenA kitchenB time} "  # a subset, e.g. FOLDS=time
 DATA="$ROOT/../shared/data"
 cd "$ROOT"
 
@@ -18,7 +21,7 @@ prepare() { # fold run
   local D="$ROOT/var/folds/$1"
   mkdir -p "$D"
   cp models/rfb640_masked_face.model.yaml models/yolox_nano.model.yaml models/head_attrs.model.yaml "$D/"
-  .venv/bin/python training/heads/train.py var/train/heads --holdout "$1" --name "$2" --export-only --export "$D" > "$D/export.log"
+  .venv/bin/python training/heads/train.py "$CACHE" --holdout "$1" --name "$2" --export-only --export "$D" > "$D/export.log"
   cat > "$D/site.yaml" <<YAML
 site: { id: fold-$1, name: fold $1 }
 models:
@@ -39,12 +42,14 @@ score() { # fold kind csv where positive-when
 
 CSV="$DATA/hats/kitchen/labels.csv"
 for fold in kitchenA kitchenB; do
+  [[ "$FOLDS" == *" $fold "* ]] || continue
   other=$([[ $fold == kitchenA ]] && echo kitchenB || echo kitchenA)
   prepare "$fold" "head_attrs_$fold$SUFFIX"
   score "$fold" no_hat "$CSV" "video=$fold" has_hat=0
   score "$fold" smoking "$CSV" "video=$fold" "video=$other" # no row of this video is positive
 done
 
+[[ "$FOLDS" == *" time "* ]] || exit 0
 # By time: a copy of labels.csv with a block column (early / gap / late by frame rank in its video).
 prepare time "head_attrs_time$SUFFIX"
 TCSV="$ROOT/var/folds/time/labels.csv"
