@@ -3,7 +3,8 @@
  * setup.sh makes the venv, train.sh loads the COCO yolox_nano weights (and checks the loader against
  * onnxruntime), runs one iteration on 8 rat images at 160x160, exports ONNX + manifest + model card
  * into a temp dir; the export must load in onnxruntime-node with yolox_nano's I/O layout and pass the
- * agent's own manifest schema. A second run resumes from last.pt. The shipped models in models/
+ * agent's own manifest schema. A second run resumes from last.pt. `train.sh heads` cuts, trains and
+ * exports the head classifier on 6 images per data set. The shipped models in models/
  * (rodent_yolox; head_attrs in head-cascade.test.ts) are checked against their manifests too.
  */
 import { execFile } from 'node:child_process';
@@ -126,16 +127,6 @@ describe('training pipeline (tiny slice)', () => {
     expect(r.out).toMatch(/resumed .*last\.pt: epoch 1 /);
     expect(r.out).toMatch(/epoch 2\/2 iter 1\/1/);
     expect(r.out).not.toMatch(/epoch 1\/2 iter/);
-  });
-});
-
-describe('head-attribute classifier training (tiny slice)', () => {
-  let tmp = '';
-  beforeAll(() => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'bk-train-heads-'));
-  });
-  afterAll(() => {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('train.sh heads cuts crops with the project\'s detectors, trains, and exports a classifier onnxruntime-node runs', { timeout: 15 * 60_000 }, async () => {
