@@ -480,15 +480,14 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
       this.connect();
       return;
     }
+    const mainFailed = a.clipInput && !a.killReason ? a.stderr.filter((l) => l.startsWith(`${a.clipInput}: `)).at(-1) : undefined;
     // ffmpeg names the output that failed ("…/1717-%06d.ts: No space left on device", "Failed to open segment").
     if (a.segments && !a.killReason && a.stderr.some((l) => l.includes(path.dirname(a.segments!)) || /segment/i.test(l))) {
       this.disableClips(a.stderr.slice(-3).join(' | ').slice(0, 300));
     }
     // ffmpeg names the input that failed ("rtsp://…/main: Connection refused"). The main stream of a
     // camera with a sub-stream feeds only the clips: its failure pauses them, not detection.
-    else if (a.clipInput && !a.killReason && a.stderr.some((l) => l.startsWith(`${a.clipInput}: `))) {
-      this.disableClips(`main stream: ${redactUrl(a.stderr.filter((l) => l.startsWith(`${a.clipInput}: `)).at(-1)!)}`, CLIPS_RETRY_MS);
-    }
+    else if (mainFailed) this.disableClips(`main stream: ${redactUrl(mainFailed)}`, CLIPS_RETRY_MS);
     let reason = a.killReason ?? describeFfmpegExit(a.stderr, code, signal,
       { network: !detectUrl(this.cfg).startsWith('file://'), gotFrame: a.onlineAt !== null, ranMs: Date.now() - a.startedAt });
     if (reason === 'stream ended' && !detectUrl(this.cfg).startsWith('file://')) reason = 'stream ended: the camera closed the connection';
@@ -531,10 +530,10 @@ export class CameraSource extends EventEmitter<CameraSourceEvents> {
   }
 }
 
-/** The last STDERR_LINES lines of an attempt's ffmpeg processes, for the reason of an exit. */
 /** A clip buffer paused because the main stream failed is tried again after this long. */
 export const CLIPS_RETRY_MS = 10 * 60_000;
 
+/** The last STDERR_LINES lines of an attempt's ffmpeg processes, for the reason of an exit. */
 function keepStderr(a: Attempt, line: string): void {
   a.stderr.push(line);
   if (a.stderr.length > STDERR_LINES) a.stderr.shift();
