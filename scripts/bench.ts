@@ -22,6 +22,7 @@
 import { availableParallelism, tmpdir } from 'node:os';
 import { ModelPack } from '../agent/detect/index.js';
 import { isWanted } from '../agent/detect/model.js';
+import { detectUrl } from '../agent/camera/types.js';
 import { DEFAULT_PACK } from '../agent/detect/pack.js';
 import { WorkerPack } from '../agent/detect/workers.js';
 import { heapSized } from '../common/heap.js';
@@ -284,7 +285,7 @@ async function main(): Promise<void> {
     progress(`${o.cameras} simulated cameras on ${feed.url('')}`);
 
     progress(`bare decode: ${o.cameras} x ffmpeg (agent's ingest command, output discarded) for ${o.decodeSec} s`);
-    const decode = await bareDecode(o, cams.map((c) => c.substreamUrl ?? c.url));
+    const decode = await bareDecode(o, cams.map((c) => detectUrl(c)));
 
     const frame = await sampleFrame(o.frameWidth);
     let bare: Awaited<ReturnType<typeof bareInference>>;
